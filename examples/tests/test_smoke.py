@@ -1,0 +1,14 @@
+import time
+
+
+def test_import():
+    import shop.orders  # noqa: F401
+
+
+def test_quick_math():
+    assert 2 + 2 == 4
+
+
+def test_slow_integration(warehouse):
+    time.sleep(1.0)
+    assert warehouse["region"] == "eu"

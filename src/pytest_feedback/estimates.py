@@ -1,0 +1,262 @@
+"""Expected durations, failure rates, flakiness and trends, from recorded history.
+
+Two layers: pure functions that summarise a test's (or fixture's) recent samples — the store calls
+them when it writes a run, so that reading estimates costs one table scan — and `Estimates`, the one
+object every planner and report reads durations through.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Optional
+
+from .records import FAILING, test_file
+
+if TYPE_CHECKING:
+    from .store import Store
+
+#: Samples kept per test and per fixture (the trend and the estimate window come from these).
+RECENT_KEEP = 20
+#: How many of the most recent samples the estimate looks at.
+ESTIMATE_WINDOW = 10
+#: Outcome changes (pass <-> fail) within the recent samples that make a test flaky on their own.
+FLIP_THRESHOLD = 3
+#: A test is "slowed down" when its last SLOW_RECENT runs have a median this many times the earlier.
+SLOWDOWN_RATIO = 1.5
+SLOW_RECENT = 2
+#: Changes below this many seconds are noise whatever the ratio.
+SLOWDOWN_MIN_DELTA_S = 0.05
+
+
+@dataclasses.dataclass(frozen=True)
+class Sample:
+    """One run of one test, as kept in the store's recent list."""
+
+    run_id: int
+    outcome: str
+    own_s: float
+    setup_s: float
+    call_s: float
+    teardown_s: float
+    #: The git commit of a run on a clean tree; None when unknown or the tree had edits.
+    commit: Optional[str] = None
+
+    def to_row(self) -> list[object]:
+        return [
+            self.run_id,
+            self.outcome,
+            round(self.own_s, 6),
+            round(self.setup_s, 6),
+            round(self.call_s, 6),
+            round(self.teardown_s, 6),
+            self.commit,
+        ]
+
+    @classmethod
+    def from_row(cls, row: Sequence[object]) -> Sample:
+        run_id, outcome, own, setup, call, teardown, commit = row
+        return cls(
+            int(run_id),  # type: ignore[call-overload]
+            str(outcome),
+            float(own),  # type: ignore[arg-type]
+            float(setup),  # type: ignore[arg-type]
+            float(call),  # type: ignore[arg-type]
+            float(teardown),  # type: ignore[arg-type]
+            None if commit is None else str(commit),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class TestSummary:
+    """What the estimates say of one test, computed from its recent samples."""
+
+    estimate_s: float
+    setup_s: float
+    call_s: float
+    teardown_s: float
+    fail_rate: float
+    flaky: bool
+    #: Median of the last runs divided by the median before them (1.0 when unknown).
+    slowdown: float
+
+    __test__ = False
+
+
+def median(values: Iterable[float]) -> float:
+    data = list(values)
+    return statistics.median(data) if data else 0.0
+
+
+def summarise_test(samples: Sequence[Sample]) -> TestSummary:
+    """Summarise a test's samples, oldest first. Robust to outliers: medians throughout."""
+    ran = [s for s in samples if s.outcome != "skipped"] or list(samples)
+    window = ran[-ESTIMATE_WINDOW:]
+    judged = [s for s in samples if s.outcome != "skipped"]
+    failures = sum(1 for s in judged if s.outcome in FAILING)
+    return TestSummary(
+        estimate_s=median(s.own_s for s in window),
+        setup_s=median(s.setup_s for s in window),
+        call_s=median(s.call_s for s in window),
+        teardown_s=median(s.teardown_s for s in window),
+        fail_rate=failures / len(judged) if judged else 0.0,
+        flaky=is_flaky(judged),
+        slowdown=slowdown(ran),
+    )
+
+
+def is_flaky(samples: Sequence[Sample]) -> bool:
+    """Passed and failed without a code change between.
+
+    Either the same clean commit saw both outcomes, or the outcome flip-flopped at least
+    `FLIP_THRESHOLD` times in the recent samples (a fix-then-pass while editing is one flip).
+    """
+    by_commit: dict[str, set[bool]] = {}
+    for s in samples:
+        if s.commit is not None:
+            by_commit.setdefault(s.commit, set()).add(s.outcome in FAILING)
+    if any(len(seen) == 2 for seen in by_commit.values()):
+        return True
+    flips = 0
+    previous: Optional[bool] = None
+    for s in samples:
+        failed = s.outcome in FAILING
+        if previous is not None and failed != previous:
+            flips += 1
+        previous = failed
+    return flips >= FLIP_THRESHOLD
+
+
+def slowdown(samples: Sequence[Sample]) -> float:
+    """How much slower the last `SLOW_RECENT` runs are than the ones before (1.0: no change).
+
+    Needs at least three earlier samples; a difference under `SLOWDOWN_MIN_DELTA_S` is noise.
+    """
+    if len(samples) < SLOW_RECENT + 3:
+        return 1.0
+    recent = median(s.own_s for s in samples[-SLOW_RECENT:])
+    before = median(s.own_s for s in samples[:-SLOW_RECENT][-ESTIMATE_WINDOW:])
+    if recent - before < SLOWDOWN_MIN_DELTA_S:
+        return 1.0
+    return recent / before if before > 0 else float("inf")
+
+
+@dataclasses.dataclass(frozen=True)
+class FixtureSample:
+    """One run's executions of one fixture."""
+
+    run_id: int
+    executions: int
+    setup_s: float
+    teardown_s: float
+
+    def to_row(self) -> list[object]:
+        return [self.run_id, self.executions, round(self.setup_s, 6), round(self.teardown_s, 6)]
+
+    @classmethod
+    def from_row(cls, row: Sequence[object]) -> FixtureSample:
+        run_id, executions, setup, teardown = row
+        return cls(int(run_id), int(executions), float(setup), float(teardown))  # type: ignore[call-overload, arg-type]
+
+
+@dataclasses.dataclass(frozen=True)
+class FixtureSummary:
+    setup_s: float
+    teardown_s: float
+    executions_per_run: float
+
+
+def summarise_fixture(samples: Sequence[FixtureSample]) -> FixtureSummary:
+    """Per-execution set-up and tear-down seconds, and executions per run (medians)."""
+    window = [s for s in samples if s.executions > 0][-ESTIMATE_WINDOW:]
+    return FixtureSummary(
+        setup_s=median(s.setup_s / s.executions for s in window),
+        teardown_s=median(s.teardown_s / s.executions for s in window),
+        executions_per_run=median(s.executions for s in window),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class TestEstimate:
+    nodeid: str
+    estimate_s: float
+    setup_s: float
+    call_s: float
+    teardown_s: float
+    runs: int
+    fail_rate: float
+    flaky: bool
+    slowdown: float
+    last_outcome: Optional[str]
+
+    __test__ = False
+
+
+@dataclasses.dataclass(frozen=True)
+class FixtureEstimate:
+    name: str
+    scope: str
+    location: str
+    setup_s: float
+    teardown_s: float
+    executions_per_run: float
+    used_by: int
+
+    @property
+    def cost_s(self) -> float:
+        """Seconds one execution costs (set-up plus tear-down)."""
+        return self.setup_s + self.teardown_s
+
+    @property
+    def cost_per_run_s(self) -> float:
+        return self.cost_s * self.executions_per_run
+
+
+class Estimates:
+    """Expected durations of tests and fixtures, read once from the history.
+
+    A test never seen gets the median estimate of its file's tests, then of the suite's.
+    """
+
+    def __init__(
+        self,
+        tests: dict[str, TestEstimate],
+        fixtures: Sequence[FixtureEstimate] = (),
+        uses: Optional[dict[str, list[int]]] = None,
+        startup_s: float = 0.0,
+    ) -> None:
+        self.tests = tests
+        self.fixtures = list(fixtures)
+        #: Per test node id, indexes into `fixtures` of the fixtures it requests.
+        self.uses = uses or {}
+        #: Per-process start-up (collection) seconds, a median of recent runs.
+        self.startup_s = startup_s
+        by_file: dict[str, list[float]] = {}
+        for est in tests.values():
+            by_file.setdefault(test_file(est.nodeid), []).append(est.estimate_s)
+        self._file_median = {f: median(v) for f, v in by_file.items()}
+        self._suite_median = median(e.estimate_s for e in tests.values())
+
+    @classmethod
+    def load(cls, store: Store) -> Estimates:
+        return store.load_estimates()
+
+    def __contains__(self, nodeid: str) -> bool:
+        return nodeid in self.tests
+
+    def duration(self, nodeid: str) -> float:
+        """Expected own seconds of a test: its history, else its file's, else the suite's."""
+        est = self.tests.get(nodeid)
+        if est is not None:
+            return est.estimate_s
+        return self._file_median.get(test_file(nodeid), self._suite_median)
+
+    def source(self, nodeid: str) -> str:
+        """Where `duration` came from: ``history``, ``file`` or ``suite``."""
+        if nodeid in self.tests:
+            return "history"
+        return "file" if test_file(nodeid) in self._file_median else "suite"
+
+    def total(self, nodeids: Iterable[str]) -> float:
+        return sum(self.duration(n) for n in nodeids)

@@ -1,0 +1,357 @@
+"""Collects what a run costs: test phases, fixture set-up and tear-down, run metadata.
+
+Two parts, so that pytest-xdist works: a `FixtureProbe` in every process that runs tests times
+fixtures and attaches what it saw to that process's test reports; a `RunRecorder` in the process
+that writes history (the xdist controller, or the only process) reads the reports and builds a
+`RunRecord`. Reports travel from workers to the controller, so the data arrives complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import platform
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import pytest
+
+from .records import (
+    WIDER_SCOPES,
+    FixtureExecution,
+    FixtureKey,
+    RunRecord,
+    TestRecord,
+    WorkerRecord,
+)
+
+#: Attributes the probe attaches to test reports (they survive xdist's serialisation).
+EVENTS_ATTR = "feedback_fixtures"
+USES_ATTR = "feedback_uses"
+WORKER_ATTR = "feedback_worker"
+DURATION_ATTR = "feedback_duration"
+#: Key in ``config.workeroutput`` through which a worker sends what no report carried.
+WORKEROUTPUT_KEY = "feedback"
+
+# A fixture event is a plain tuple so that execnet can ship it:
+#   ("setup", execution_id, name, scope, location, seconds)
+#   ("teardown", execution_id, seconds)
+Event = tuple[Any, ...]
+
+
+class _RealClock:
+    """Clocks captured at import, out of reach of freezegun's module patching.
+
+    freezegun replaces module attributes that *are* the real time functions; it does not look
+    inside classes, so these keep measuring real time while a test freezes it.
+    """
+
+    perf = staticmethod(time.perf_counter)
+    wall = staticmethod(time.time)
+
+
+def fixture_key(fixturedef: pytest.FixtureDef[Any], rootpath: Path) -> FixtureKey:
+    """Name, scope and a location that is the same on every machine.
+
+    ``path::qualname`` for fixtures under the rootdir, ``module.qualname`` for installed ones.
+    """
+    func: Any = fixturedef.func
+    func = getattr(func, "__func__", func)
+    code = getattr(func, "__code__", None)
+    qualname = getattr(func, "__qualname__", fixturedef.argname)
+    location = f"{getattr(func, '__module__', '?')}.{qualname}"
+    if code is not None:
+        path = Path(code.co_filename)
+        if "site-packages" not in path.parts:
+            with contextlib.suppress(ValueError):
+                location = f"{path.resolve().relative_to(rootpath).as_posix()}::{qualname}"
+    return FixtureKey(fixturedef.argname, str(fixturedef.scope), location)
+
+
+class FixtureProbe:
+    """Times fixtures in the process that runs the tests and attaches the events to reports."""
+
+    def __init__(self, config: pytest.Config, worker: Optional[str]) -> None:
+        self._config = config
+        self._rootpath = config.rootpath
+        self.worker = worker
+        self._events: list[Event] = []
+        self._ids = itertools.count(1)
+        self._stack: list[float] = []  # child seconds of nested set-ups
+        self._teardown_started: dict[int, tuple[int, float]] = {}
+        self._keys: dict[int, FixtureKey] = {}
+        self._phase_s: dict[str, float] = {}
+        self._session_start = _RealClock.perf()
+        self.collect_s: Optional[float] = None
+
+    def _key(self, fixturedef: pytest.FixtureDef[Any]) -> FixtureKey:
+        key = self._keys.get(id(fixturedef))
+        if key is None:
+            key = self._keys[id(fixturedef)] = fixture_key(fixturedef, self._rootpath)
+        return key
+
+    def pytest_sessionstart(self) -> None:
+        self._session_start = _RealClock.perf()
+
+    def pytest_collection_finish(self) -> None:
+        self.collect_s = _RealClock.perf() - self._session_start
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_fixture_setup(
+        self, fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
+    ) -> Generator[None, object, object]:
+        start = _RealClock.perf()
+        self._stack.append(0.0)
+        ok = False
+        try:
+            result = yield
+            ok = True
+            return result
+        finally:
+            elapsed = _RealClock.perf() - start
+            children = self._stack.pop()
+            if self._stack:
+                self._stack[-1] += elapsed
+            key = self._key(fixturedef)
+            execution = next(self._ids)
+            self._events.append(
+                ("setup", execution, key.name, key.scope, key.location, elapsed - children)
+            )
+            if ok:
+                # Runs first when the fixture is finished: finalizers run last-in, first-out and
+                # the fixture's own tear-down was registered while it was set up.
+                request.addfinalizer(lambda: self._start_teardown(fixturedef, execution))
+
+    def _start_teardown(self, fixturedef: pytest.FixtureDef[Any], execution: int) -> None:
+        self._teardown_started[id(fixturedef)] = (execution, _RealClock.perf())
+
+    def pytest_fixture_post_finalizer(self, fixturedef: pytest.FixtureDef[Any]) -> None:
+        # pytest calls this on every finish(), also when nothing was set up: only a finish that
+        # ran our marker closes an execution.
+        started = self._teardown_started.pop(id(fixturedef), None)
+        if started is not None:
+            execution, start = started
+            self._events.append(("teardown", execution, _RealClock.perf() - start))
+
+    # pytest's own report.duration reads a clock that freezegun patches, so the phases are timed
+    # here with the real one, outermost of all wrappers.
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_setup(self) -> Generator[None, None, None]:
+        return (yield from self._timed("setup"))
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_call(self) -> Generator[None, None, None]:
+        return (yield from self._timed("call"))
+
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_teardown(self) -> Generator[None, None, None]:
+        return (yield from self._timed("teardown"))
+
+    def _timed(self, when: str) -> Generator[None, None, None]:
+        start = _RealClock.perf()
+        try:
+            return (yield)
+        finally:
+            self._phase_s[when] = _RealClock.perf() - start
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        seconds = self._phase_s.pop(call.when, None)
+        if seconds is not None:
+            setattr(report, DURATION_ATTR, seconds)
+        if self._events:
+            setattr(report, EVENTS_ATTR, self._events)
+            self._events = []
+        if call.when == "setup":
+            setattr(report, USES_ATTR, self._uses(item))
+        if self.worker is not None:
+            setattr(report, WORKER_ATTR, self.worker)
+        return report
+
+    def _uses(self, item: pytest.Item) -> list[tuple[str, str, str]]:
+        """The fixtures an item requests, resolved to their definitions."""
+        # There is no public API for an item's resolved fixture definitions; this attribute has
+        # been stable since pytest 3. Without it, planners fall back to fixture executions.
+        info = getattr(item, "_fixtureinfo", None)
+        name2defs = getattr(info, "name2fixturedefs", None) or {}
+        uses = []
+        for name in getattr(item, "fixturenames", ()):
+            defs = name2defs.get(name)
+            if defs:
+                key = self._key(defs[-1])
+                uses.append((key.name, key.scope, key.location))
+        return uses
+
+    def take_events(self) -> list[Event]:
+        """Events that happened outside any test phase (interrupted runs)."""
+        events, self._events = self._events, []
+        return events
+
+    def pytest_sessionfinish(self) -> None:
+        workeroutput = getattr(self._config, "workeroutput", None)
+        if workeroutput is not None:
+            workeroutput[WORKEROUTPUT_KEY] = {
+                "worker": self.worker,
+                "collect_s": self.collect_s,
+                "events": self.take_events(),
+            }
+
+
+class RunRecorder:
+    """Builds the run's `RunRecord` from reports, in the process that writes history."""
+
+    def __init__(
+        self,
+        config: pytest.Config,
+        probe: FixtureProbe,
+        write: Callable[[RunRecord], str],
+        *,
+        shard: Optional[str] = None,
+    ) -> None:
+        self._config = config
+        self._probe = probe
+        self._write = write
+        self._start = _RealClock.perf()
+        self.run = RunRecord(
+            uuid=uuid.uuid4().hex,
+            started_at=_RealClock.wall(),
+            python=platform.python_version(),
+            platform=f"{sys.platform}-{platform.machine()}",
+            args=[str(a) for a in config.invocation_params.args],
+            rootdir=str(config.rootpath),
+            shard=shard,
+        )
+        self._executions: dict[tuple[Optional[str], int], FixtureExecution] = {}
+        self._workers_seen: set[str] = set()
+        self._git: Optional[threading.Thread] = None
+        self._git_state: Any = None
+        #: What the terminal summary says: "recorded ..." or a warning.
+        self.outcome_line: Optional[str] = None
+
+    # -- session -----------------------------------------------------------------------------
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self._start = _RealClock.perf()
+        self._git = threading.Thread(target=self._read_git, name="feedback-git", daemon=True)
+        self._git.start()
+
+    def _read_git(self) -> None:
+        from .git import git_state
+
+        self._git_state = git_state(self._config.rootpath)
+
+    def pytest_collection_finish(self) -> None:
+        self.run.collect_s = _RealClock.perf() - self._start
+
+    # -- xdist -------------------------------------------------------------------------------
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodeready(self, node: Any) -> None:
+        self.run.workers += 1
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        data = getattr(node, "workeroutput", {}).get(WORKEROUTPUT_KEY)
+        if not data:
+            return
+        worker = data.get("worker")
+        if data.get("collect_s") is not None:
+            self.run.worker_records.append(WorkerRecord(str(worker), float(data["collect_s"])))
+        for event in data.get("events", ()):
+            self._apply_event(tuple(event), None, worker)
+
+    # -- tests -------------------------------------------------------------------------------
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        nodeid = report.nodeid
+        worker = getattr(report, WORKER_ATTR, None)
+        record = self.run.tests.get(nodeid)
+        if record is None or report.when == "setup":
+            # A fresh setup starts the test anew (reruns, duplicated node ids).
+            record = self.run.tests[nodeid] = TestRecord(nodeid, worker=worker)
+        if worker is not None:
+            self._workers_seen.add(worker)
+        duration = float(getattr(report, DURATION_ATTR, None) or report.duration or 0.0)
+        if report.when == "setup":
+            record.setup_s = duration
+        elif report.when == "teardown":
+            record.teardown_s = duration
+        else:
+            record.call_s += duration
+        record.outcome = _outcome(report, record.outcome)
+        for event in getattr(report, EVENTS_ATTR, ()):
+            self._apply_event(tuple(event), record, worker)
+        uses = getattr(report, USES_ATTR, None)
+        if uses is not None:
+            self.run.uses[nodeid] = [FixtureKey(*u) for u in uses]
+
+    def _apply_event(self, event: Event, record: Optional[TestRecord], worker: Any) -> None:
+        kind, execution_id = event[0], int(event[1])
+        nodeid = record.nodeid if record is not None else None
+        if kind == "setup":
+            _, _, name, scope, location, seconds = event
+            execution = FixtureExecution(
+                FixtureKey(name, scope, location), float(seconds), nodeid, worker
+            )
+            self._executions[(worker, execution_id)] = execution
+            self.run.fixtures.append(execution)
+        elif kind == "teardown":
+            seconds = float(event[2])
+            found = self._executions.get((worker, execution_id))
+            if found is None:
+                return
+            execution = found
+            execution.teardown_s = seconds
+            execution.teardown_test = nodeid
+        else:
+            return
+        if record is not None and execution.key.scope in WIDER_SCOPES:
+            record.fixture_overhead_s += seconds
+
+    # -- the end -----------------------------------------------------------------------------
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        for event in self._probe.take_events():
+            self._apply_event(event, None, self._probe.worker)
+        run = self.run
+        run.finished_at = _RealClock.wall()
+        run.wall_s = _RealClock.perf() - self._start
+        run.exit_status = int(exitstatus)
+        if not run.worker_records and self._probe.collect_s is not None:
+            run.worker_records.append(WorkerRecord("main", self._probe.collect_s))
+        per_worker: dict[str, int] = {}
+        for test in run.tests.values():
+            per_worker[test.worker or "main"] = per_worker.get(test.worker or "main", 0) + 1
+        for worker_record in run.worker_records:
+            worker_record.tests = per_worker.get(worker_record.worker, 0)
+        if self._git is not None:
+            self._git.join(timeout=10)
+        state = self._git_state
+        if state is not None:
+            run.git_commit, run.git_branch, run.git_dirty = state.commit, state.branch, state.dirty
+        self.outcome_line = self._write(run)
+
+
+def _outcome(report: pytest.TestReport, current: str) -> str:
+    """Fold one phase's report into the test's outcome."""
+    wasxfail = hasattr(report, "wasxfail")
+    if report.when == "call":
+        if wasxfail:
+            if report.skipped:
+                return "xfailed"
+            return "xpassed" if report.passed else "failed"
+        return str(report.outcome) if report.outcome in ("passed", "failed", "skipped") else current
+    if report.failed:
+        return current if current in ("failed", "error") else "error"
+    if report.skipped and report.when == "setup":
+        return "xfailed" if wasxfail else "skipped"
+    return current

@@ -1,0 +1,101 @@
+"""The data of one recorded run, as the recorder builds it and the store writes it."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+#: Outcomes a test can end with; "error" is a failure outside the test's call phase.
+OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
+FAILING = frozenset({"failed", "error"})
+#: Scopes whose fixtures a test may trigger without owning their cost (DESIGN.md, cost model).
+WIDER_SCOPES = frozenset({"class", "module", "package", "session"})
+
+
+@dataclasses.dataclass
+class TestRecord:
+    """One test in one run. Seconds are pytest's own phase durations."""
+
+    nodeid: str
+    outcome: str = "passed"
+    setup_s: float = 0.0
+    call_s: float = 0.0
+    teardown_s: float = 0.0
+    #: Seconds of wider-scope fixture set-up and tear-down that ran inside this test's phases.
+    fixture_overhead_s: float = 0.0
+    worker: Optional[str] = None
+
+    __test__ = False  # not a pytest test class
+
+    @property
+    def file(self) -> str:
+        return test_file(self.nodeid)
+
+    @property
+    def own_s(self) -> float:
+        """The test's own cost: its phases minus wider-scope fixtures it happened to trigger."""
+        return max(0.0, self.setup_s + self.call_s + self.teardown_s - self.fixture_overhead_s)
+
+
+@dataclasses.dataclass(frozen=True)
+class FixtureKey:
+    """Identifies a fixture definition across runs and machines."""
+
+    name: str
+    scope: str
+    location: str
+
+
+@dataclasses.dataclass
+class FixtureExecution:
+    """One execution (set-up, and tear-down if it happened) of one fixture."""
+
+    key: FixtureKey
+    setup_s: float
+    setup_test: Optional[str]
+    worker: Optional[str] = None
+    teardown_s: Optional[float] = None
+    teardown_test: Optional[str] = None
+
+
+@dataclasses.dataclass
+class WorkerRecord:
+    """One process that ran tests: the controller-less main process or an xdist worker."""
+
+    worker: str
+    collect_s: float
+    tests: int = 0
+
+
+@dataclasses.dataclass
+class RunRecord:
+    """Everything one pytest session records."""
+
+    uuid: str
+    started_at: float
+    finished_at: float = 0.0
+    wall_s: float = 0.0
+    collect_s: Optional[float] = None
+    git_commit: Optional[str] = None
+    git_branch: Optional[str] = None
+    git_dirty: Optional[bool] = None
+    python: str = ""
+    platform: str = ""
+    workers: int = 0
+    exit_status: Optional[int] = None
+    args: list[str] = dataclasses.field(default_factory=list)
+    rootdir: str = ""
+    shard: Optional[str] = None
+    tests: dict[str, TestRecord] = dataclasses.field(default_factory=dict)
+    fixtures: list[FixtureExecution] = dataclasses.field(default_factory=list)
+    #: Fixtures each test requested (all scopes), for planners that keep fixture families together.
+    uses: dict[str, list[FixtureKey]] = dataclasses.field(default_factory=dict)
+    worker_records: list[WorkerRecord] = dataclasses.field(default_factory=list)
+
+
+def test_file(nodeid: str) -> str:
+    """The file part of a node id (``tests/test_a.py::TestX::test_y`` -> ``tests/test_a.py``)."""
+    return nodeid.split("::", 1)[0]
+
+
+test_file.__test__ = False  # type: ignore[attr-defined]

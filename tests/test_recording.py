@@ -1,0 +1,233 @@
+"""End to end: `pytest --feedback` records test phases, fixture costs and run metadata."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_feedback.store import Store
+
+FIXTURE_SUITE = {
+    "conftest.py": """
+        import time
+        import pytest
+
+        @pytest.fixture(scope="module")
+        def catalogue():
+            time.sleep(0.5)
+            yield "catalogue"
+
+        @pytest.fixture(scope="session")
+        def server():
+            time.sleep(0.3)
+            yield "server"
+            time.sleep(0.1)
+    """,
+    "test_one.py": """
+        def test_a(catalogue, server):
+            pass
+
+        def test_b(catalogue):
+            pass
+    """,
+    "test_two.py": """
+        import time
+
+        def test_c(catalogue):
+            time.sleep(0.05)
+
+        def test_d(server):
+            pass
+    """,
+}
+
+
+def _fixture_rows(store: Store, name: str) -> list[dict[str, object]]:
+    run_id = store.runs()[0]["id"]
+    return [f for f in store.fixture_executions(run_id) if f["name"] == name]
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_fixture_costs_are_measured_and_not_charged_to_tests(
+    pytester: pytest.Pytester, history: Path, xdist: list[str]
+) -> None:
+    pytester.makepyfile(**FIXTURE_SUITE)
+    result = pytester.runpytest("--feedback", "-p", "no:cacheprovider", *xdist)
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(["feedback: recorded run 1 (4 tests, * fixture executions) into *"])
+
+    with Store.open_existing(history) as store:
+        catalogue = _fixture_rows(store, "catalogue")
+        server = _fixture_rows(store, "server")
+        # One module fixture per module (and per worker that ran the module).
+        assert len(catalogue) >= 2
+        for row in catalogue:
+            assert row["scope"] == "module"
+            assert row["location"] == "conftest.py::catalogue"
+            assert 0.5 <= float(row["setup_s"]) <= 0.6  # type: ignore[arg-type]
+        for row in server:
+            assert row["scope"] == "session"
+            assert 0.3 <= float(row["setup_s"]) <= 0.36  # type: ignore[arg-type]
+            assert 0.1 <= float(row["teardown_s"]) <= 0.12  # type: ignore[arg-type]
+            assert row["teardown_test"] is not None
+
+        results = {r["nodeid"]: r for r in store.results(store.runs()[0]["id"])}
+        assert set(results) == {
+            "test_one.py::test_a",
+            "test_one.py::test_b",
+            "test_two.py::test_c",
+            "test_two.py::test_d",
+        }
+        # Own cost excludes the wider-scope fixtures that the test happened to trigger ...
+        for nodeid, row in results.items():
+            assert row["outcome"] == "passed"
+            expected = 0.05 if nodeid.endswith("test_c") else 0.0
+            assert expected <= row["own_s"] < expected + 0.04, (nodeid, row)
+        # ... while the raw phases still contain them.
+        triggered = [r for r in results.values() if r["setup_s"] >= 0.5]
+        assert triggered
+        estimates = store.load_estimates()
+        assert estimates.duration("test_one.py::test_a") < 0.04
+        if xdist:
+            assert {r["worker"] for r in results.values()} <= {"gw0", "gw1"}
+            assert store.runs()[0]["workers"] == 2
+
+
+def test_outcomes(pytester: pytest.Pytester, history: Path) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.fixture
+        def broken():
+            raise RuntimeError("setup")
+
+        @pytest.fixture
+        def bad_teardown():
+            yield
+            raise RuntimeError("teardown")
+
+        def test_pass(): pass
+        def test_fail(): assert False
+        def test_error(broken): pass
+        def test_teardown_error(bad_teardown): pass
+        def test_skip(): pytest.skip("no")
+        @pytest.mark.xfail
+        def test_xfail(): assert False
+        @pytest.mark.xfail
+        def test_xpass(): pass
+        @pytest.mark.xfail(strict=True)
+        def test_strict_xpass(): pass
+        """
+    )
+    result = pytester.runpytest("--feedback", "-p", "no:cacheprovider")
+    assert result.ret == 1
+    with Store.open_existing(history) as store:
+        run = store.runs()[0]
+        outcomes = {r["nodeid"].split("::")[1]: r["outcome"] for r in store.results(run["id"])}
+        assert run["exit_status"] == 1
+        assert run["failed"] == 4
+    assert outcomes == {
+        "test_pass": "passed",
+        "test_fail": "failed",
+        "test_error": "error",
+        "test_teardown_error": "error",
+        "test_skip": "skipped",
+        "test_xfail": "xfailed",
+        "test_xpass": "xpassed",
+        "test_strict_xpass": "failed",
+    }
+
+
+def test_run_metadata_and_git(pytester: pytest.Pytester, history: Path) -> None:
+    pytester.makepyfile(test_a="def test_a(): pass")
+    pytester.run("git", "init", "-q", "-b", "trunk")
+    pytester.run("git", "add", "-A")
+    pytester.run("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    pytester.runpytest("--feedback", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+    with Store.open_existing(history) as store:
+        run = store.runs()[0]
+    assert run["git_branch"] == "trunk"
+    assert len(run["git_commit"]) == 40
+    assert run["git_dirty"] == 0
+    assert run["workers"] == 0
+    assert run["wall_s"] > 0
+    assert run["collect_s"] is not None
+    assert "--feedback" in run["args"]
+    assert run["python"].count(".") == 2
+
+
+def test_not_recording_without_the_option(pytester: pytest.Pytester, history: Path) -> None:
+    pytester.makepyfile(test_a="def test_a(): pass")
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    assert not history.exists()
+    pytester.runpytest("--feedback", "--feedback-no-record").assert_outcomes(passed=1)
+    assert not history.exists()
+
+
+def test_ini_enables_recording_and_sets_the_path(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nfeedback = true\nfeedback_db = data/h.db\n")
+    pytester.makepyfile(test_a="def test_a(): pass")
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    assert (pytester.path / "data" / "h.db").is_file()
+
+
+def test_option_beats_env_beats_ini(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makeini("[pytest]\nfeedback = true\nfeedback_db = ini.db\n")
+    pytester.makepyfile(test_a="def test_a(): pass")
+    monkeypatch.setenv("PYTEST_FEEDBACK_DB", "env.db")
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    pytester.runpytest("-p", "no:cacheprovider", "--feedback-db", "cli.db")
+    assert (pytester.path / "env.db").is_file()
+    assert (pytester.path / "cli.db").is_file()
+    assert not (pytester.path / "ini.db").exists()
+
+
+def test_history_directory_gets_a_gitignore(pytester: pytest.Pytester, history: Path) -> None:
+    pytester.makepyfile(test_a="def test_a(): pass")
+    pytester.runpytest("--feedback", "-p", "no:cacheprovider")
+    assert (history.parent / ".gitignore").read_text().strip().endswith("*")
+
+
+def test_durations_survive_frozen_time(pytester: pytest.Pytester, history: Path) -> None:
+    pytest.importorskip("freezegun")
+    pytester.makepyfile(
+        """
+        import time
+        import pytest
+        from freezegun import freeze_time
+
+        @pytest.fixture(scope="module")
+        def frozen():
+            with freeze_time("2001-01-01"):
+                time.sleep(0.2)
+                yield
+
+        def test_frozen(frozen):
+            with freeze_time("2001-01-01"):
+                time.sleep(0.2)
+        """
+    )
+    pytester.runpytest("--feedback", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+    with Store.open_existing(history) as store:
+        run = store.runs()[0]
+        (result,) = store.results(run["id"])
+        (fixture,) = [f for f in store.fixture_executions(run["id"]) if f["name"] == "frozen"]
+    assert result["call_s"] >= 0.2
+    assert 0.2 <= fixture["setup_s"] < 0.3
+    assert run["wall_s"] >= 0.4
+    assert run["started_at"] > 1.7e9  # not 2001
+
+
+def test_retention_keeps_aggregates(pytester: pytest.Pytester, history: Path) -> None:
+    pytester.makeini("[pytest]\nfeedback_keep_runs = 2\n")
+    pytester.makepyfile(test_a="def test_a(): pass")
+    for _ in range(4):
+        pytester.runpytest("--feedback", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+    with Store.open_existing(history) as store:
+        assert store.run_count() == 2
+        estimates = store.load_estimates()
+        assert estimates.tests["test_a.py::test_a"].runs == 4

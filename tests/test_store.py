@@ -1,0 +1,115 @@
+"""The store: schema, idempotence, retention, estimates read back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_feedback.errors import HistoryError
+from pytest_feedback.records import FixtureExecution, FixtureKey, RunRecord, TestRecord
+from pytest_feedback.store import SCHEMA_VERSION, Store
+
+
+def make_run(
+    uuid: str, started: float, tests: dict[str, float], outcome: str = "passed"
+) -> RunRecord:
+    run = RunRecord(uuid=uuid, started_at=started, finished_at=started + 1, wall_s=1.0)
+    for nodeid, seconds in tests.items():
+        run.tests[nodeid] = TestRecord(nodeid, outcome, 0.0, seconds, 0.0)
+    return run
+
+
+def test_schema_version_is_recorded(tmp_path: Path) -> None:
+    with Store(tmp_path / "h.db") as store:
+        assert store.run_count() == 0
+    import sqlite3
+
+    con = sqlite3.connect(tmp_path / "h.db")
+    (version,) = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    assert int(version) == SCHEMA_VERSION
+
+
+def test_recording_the_same_run_twice_adds_nothing(tmp_path: Path) -> None:
+    run = make_run("u1", 100.0, {"t.py::a": 1.0})
+    with Store(tmp_path / "h.db") as store:
+        first = store.record_run(run)
+        second = store.record_run(run)
+        assert first == second
+        assert store.run_count() == 1
+        assert store.load_estimates().tests["t.py::a"].runs == 1
+
+
+def test_estimates_are_robust_to_an_outlier(tmp_path: Path) -> None:
+    with Store(tmp_path / "h.db") as store:
+        for i, seconds in enumerate([1.0, 1.1, 0.9, 30.0, 1.0]):
+            store.record_run(make_run(f"u{i}", 100.0 + i, {"t.py::a": seconds}))
+        estimates = store.load_estimates()
+    assert estimates.duration("t.py::a") == pytest.approx(1.0)
+
+
+def test_unknown_tests_get_their_file_then_the_suite_estimate(tmp_path: Path) -> None:
+    with Store(tmp_path / "h.db") as store:
+        store.record_run(make_run("u", 1.0, {"a.py::x": 1.0, "a.py::y": 3.0, "b.py::z": 10.0}))
+        estimates = store.load_estimates()
+    assert estimates.duration("a.py::new") == pytest.approx(2.0)
+    assert estimates.source("a.py::new") == "file"
+    assert estimates.duration("c.py::new") == pytest.approx(3.0)
+    assert estimates.source("c.py::new") == "suite"
+
+
+def test_fixture_estimates_and_uses(tmp_path: Path) -> None:
+    key = FixtureKey("db", "module", "conftest.py::db")
+    run = make_run("u", 1.0, {"a.py::x": 0.1, "b.py::y": 0.1})
+    run.fixtures = [
+        FixtureExecution(key, 0.5, "a.py::x", teardown_s=0.1, teardown_test="a.py::x"),
+        FixtureExecution(key, 0.7, "b.py::y", teardown_s=0.1, teardown_test="b.py::y"),
+    ]
+    run.uses = {"a.py::x": [key], "b.py::y": [key]}
+    with Store(tmp_path / "h.db") as store:
+        store.record_run(run)
+        estimates = store.load_estimates()
+    (fixture,) = estimates.fixtures
+    assert fixture.setup_s == pytest.approx(0.6)
+    assert fixture.teardown_s == pytest.approx(0.1)
+    assert fixture.executions_per_run == 2
+    assert fixture.used_by == 2
+    assert estimates.uses["a.py::x"] == [0]
+
+
+def test_a_newer_schema_is_refused_not_overwritten(tmp_path: Path) -> None:
+    path = tmp_path / "h.db"
+    Store(path).close()
+    import sqlite3
+
+    con = sqlite3.connect(path)
+    con.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
+    con.commit()
+    con.close()
+    with pytest.raises(HistoryError, match="newer pytest-feedback"):
+        Store(path)
+
+
+def test_garbage_file_is_a_history_error(tmp_path: Path) -> None:
+    path = tmp_path / "h.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(HistoryError, match="not a readable pytest-feedback history"):
+        Store(path)
+    assert path.read_bytes().startswith(b"this is not sqlite")  # never deleted
+
+
+def test_foreign_sqlite_file_is_refused(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "other.db"
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE users (name TEXT)")
+    con.commit()
+    con.close()
+    with pytest.raises(HistoryError, match="not a pytest-feedback history"):
+        Store(path)
+
+
+def test_missing_history_for_reading(tmp_path: Path) -> None:
+    with pytest.raises(HistoryError, match="no history at"):
+        Store.open_existing(tmp_path / "none.db")

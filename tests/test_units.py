@@ -1,0 +1,78 @@
+"""Pure units: durations, settings, estimates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_feedback.durations import format_duration, parse_duration
+from pytest_feedback.errors import ConfigError
+from pytest_feedback.estimates import Sample, is_flaky, slowdown, summarise_test
+from pytest_feedback.settings import find_project_db, resolve_db_path
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("300", 300), ("300s", 300), ("5m", 300), ("1h30m", 5400), ("2m30s", 150), ("1.5", 1.5)],
+)
+def test_parse_duration(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "-1", "0", "5x", "m5", "5m5m", "1h 2m", "nan", "inf"])
+def test_parse_duration_rejects(text: str) -> None:
+    with pytest.raises(ConfigError, match="--feedback-budget"):
+        parse_duration(text, what="--feedback-budget")
+
+
+def test_format_duration() -> None:
+    assert format_duration(0.25) == "0.25s"
+    assert format_duration(12.4) == "12s"
+    assert format_duration(281) == "4m41s"
+    assert format_duration(3720) == "1h02m"
+
+
+def test_db_path_precedence(tmp_path: Path) -> None:
+    kwargs = {"ini_dir": tmp_path / "ini", "invocation_dir": tmp_path / "cwd", "rootpath": tmp_path}
+    env = {"PYTEST_FEEDBACK_DB": "e.db"}
+    assert resolve_db_path(cli="c.db", ini="i.db", environ=env, **kwargs) == tmp_path / "cwd/c.db"
+    assert resolve_db_path(cli=None, ini="i.db", environ=env, **kwargs) == tmp_path / "cwd/e.db"
+    assert resolve_db_path(cli=None, ini="i.db", environ={}, **kwargs) == tmp_path / "ini/i.db"
+    assert (
+        resolve_db_path(cli=None, ini=None, environ={}, **kwargs)
+        == tmp_path / ".pytest-feedback/history.db"
+    )
+
+
+def test_find_project_db(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("")
+    sub = tmp_path / "a" / "b"
+    sub.mkdir(parents=True)
+    assert find_project_db(sub, environ={}) == tmp_path / ".pytest-feedback/history.db"
+
+
+def samples(*outcomes: str, seconds: float = 1.0, commit: str | None = None) -> list[Sample]:
+    return [Sample(i, o, seconds, 0, seconds, 0, commit) for i, o in enumerate(outcomes)]
+
+
+def test_flip_flopping_is_flaky() -> None:
+    assert is_flaky(samples("passed", "failed", "passed", "failed"))
+    assert not is_flaky(samples("failed", "passed", "passed", "passed"))
+
+
+def test_both_outcomes_on_one_clean_commit_is_flaky() -> None:
+    assert is_flaky(samples("passed", "failed", commit="abc"))
+    assert not is_flaky(samples("passed", "failed"))
+
+
+def test_slowdown_needs_a_real_change() -> None:
+    steady = [Sample(i, "passed", s, 0, s, 0) for i, s in enumerate([1.0, 1.2, 0.8, 1.1, 0.9, 1.2])]
+    assert slowdown(steady) == 1.0
+    slowed = steady[:4] + [Sample(9, "passed", 3.0, 0, 3, 0), Sample(10, "passed", 3.1, 0, 3, 0)]
+    assert slowdown(slowed) > 2.5
+
+
+def test_summary_ignores_skips_for_the_estimate() -> None:
+    mixed = samples("passed", "passed", seconds=2.0) + samples("skipped", seconds=0.0)
+    assert summarise_test(mixed).estimate_s == 2.0
