@@ -8,9 +8,8 @@ object every planner and report reads durations through.
 from __future__ import annotations
 
 import dataclasses
-import statistics
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from .records import FAILING, test_file
 
@@ -85,24 +84,36 @@ class TestSummary:
 
 
 def median(values: Iterable[float]) -> float:
-    data = list(values)
-    return statistics.median(data) if data else 0.0
+    data = sorted(values)
+    n = len(data)
+    if not n:
+        return 0.0
+    mid = n // 2
+    return data[mid] if n % 2 else (data[mid - 1] + data[mid]) / 2
 
 
 def summarise_test(samples: Sequence[Sample]) -> TestSummary:
     """Summarise a test's samples, oldest first. Robust to outliers: medians throughout."""
-    ran = [s for s in samples if s.outcome != "skipped"] or list(samples)
-    window = ran[-ESTIMATE_WINDOW:]
-    judged = [s for s in samples if s.outcome != "skipped"]
-    failures = sum(1 for s in judged if s.outcome in FAILING)
+    return summarise_rows([s.to_row() for s in samples])
+
+
+# Positions in a stored sample row: [run_id, outcome, own_s, setup_s, call_s, teardown_s, commit].
+_OUTCOME, _OWN, _SETUP, _CALL, _TEARDOWN, _COMMIT = 1, 2, 3, 4, 5, 6
+
+
+def summarise_rows(rows: Sequence[Sequence[Any]]) -> TestSummary:
+    """`summarise_test` over stored sample rows, without building objects (the store's hot path)."""
+    judged = [r for r in rows if r[_OUTCOME] != "skipped"]
+    window = (judged or list(rows))[-ESTIMATE_WINDOW:]
+    failures = sum(1 for r in judged if r[_OUTCOME] in FAILING)
     return TestSummary(
-        estimate_s=median(s.own_s for s in window),
-        setup_s=median(s.setup_s for s in window),
-        call_s=median(s.call_s for s in window),
-        teardown_s=median(s.teardown_s for s in window),
+        estimate_s=median([r[_OWN] for r in window]),
+        setup_s=median([r[_SETUP] for r in window]),
+        call_s=median([r[_CALL] for r in window]),
+        teardown_s=median([r[_TEARDOWN] for r in window]),
         fail_rate=failures / len(judged) if judged else 0.0,
-        flaky=is_flaky(judged),
-        slowdown=slowdown(ran),
+        flaky=_flaky_rows(judged) if failures else False,
+        slowdown=_slowdown_values([r[_OWN] for r in (judged or rows)]),
     )
 
 
@@ -111,21 +122,23 @@ def is_flaky(samples: Sequence[Sample]) -> bool:
 
     Either the same clean commit saw both outcomes, or the outcome flip-flopped at least
     `FLIP_THRESHOLD` times in the recent samples (a fix-then-pass while editing is one flip).
+    Skipped samples are not judged.
     """
+    return _flaky_rows([s.to_row() for s in samples if s.outcome != "skipped"])
+
+
+def _flaky_rows(rows: Sequence[Sequence[Any]]) -> bool:
     by_commit: dict[str, set[bool]] = {}
-    for s in samples:
-        if s.commit is not None:
-            by_commit.setdefault(s.commit, set()).add(s.outcome in FAILING)
-    if any(len(seen) == 2 for seen in by_commit.values()):
-        return True
     flips = 0
     previous: Optional[bool] = None
-    for s in samples:
-        failed = s.outcome in FAILING
+    for r in rows:
+        failed = r[_OUTCOME] in FAILING
+        if r[_COMMIT] is not None:
+            by_commit.setdefault(r[_COMMIT], set()).add(failed)
         if previous is not None and failed != previous:
             flips += 1
         previous = failed
-    return flips >= FLIP_THRESHOLD
+    return flips >= FLIP_THRESHOLD or any(len(seen) == 2 for seen in by_commit.values())
 
 
 def slowdown(samples: Sequence[Sample]) -> float:
@@ -133,10 +146,14 @@ def slowdown(samples: Sequence[Sample]) -> float:
 
     Needs at least three earlier samples; a difference under `SLOWDOWN_MIN_DELTA_S` is noise.
     """
-    if len(samples) < SLOW_RECENT + 3:
+    return _slowdown_values([s.own_s for s in samples])
+
+
+def _slowdown_values(own: Sequence[float]) -> float:
+    if len(own) < SLOW_RECENT + 3:
         return 1.0
-    recent = median(s.own_s for s in samples[-SLOW_RECENT:])
-    before = median(s.own_s for s in samples[:-SLOW_RECENT][-ESTIMATE_WINDOW:])
+    recent = median(own[-SLOW_RECENT:])
+    before = median(own[:-SLOW_RECENT][-ESTIMATE_WINDOW:])
     if recent - before < SLOWDOWN_MIN_DELTA_S:
         return 1.0
     return recent / before if before > 0 else float("inf")

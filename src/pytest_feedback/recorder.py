@@ -86,6 +86,7 @@ class FixtureProbe:
         self._teardown_started: dict[int, tuple[int, float]] = {}
         self._keys: dict[int, FixtureKey] = {}
         self._phase_s: dict[str, float] = {}
+        self._uses_cache: dict[int, tuple[object, list[tuple[str, str, str]]]] = {}
         self._session_start = _RealClock.perf()
         self.collect_s: Optional[float] = None
 
@@ -180,7 +181,11 @@ class FixtureProbe:
         """The fixtures an item requests, resolved to their definitions."""
         # There is no public API for an item's resolved fixture definitions; this attribute has
         # been stable since pytest 3. Without it, planners fall back to fixture executions.
+        # Parametrized items of one function share it, so the answer is cached per object.
         info = getattr(item, "_fixtureinfo", None)
+        cached = self._uses_cache.get(id(info))
+        if cached is not None and cached[0] is info:
+            return cached[1]
         name2defs = getattr(info, "name2fixturedefs", None) or {}
         uses = []
         for name in getattr(item, "fixturenames", ()):
@@ -188,6 +193,7 @@ class FixtureProbe:
             if defs:
                 key = self._key(defs[-1])
                 uses.append((key.name, key.scope, key.location))
+        self._uses_cache[id(info)] = (info, uses)
         return uses
 
     def take_events(self) -> list[Event]:
@@ -230,7 +236,7 @@ class RunRecorder:
             shard=shard,
         )
         self._executions: dict[tuple[Optional[str], int], FixtureExecution] = {}
-        self._workers_seen: set[str] = set()
+        self._fixture_keys: dict[tuple[str, str, str], FixtureKey] = {}
         self._git: Optional[threading.Thread] = None
         self._git_state: Any = None
         #: What the terminal summary says: "recorded ..." or a warning.
@@ -271,27 +277,37 @@ class RunRecorder:
     # -- tests -------------------------------------------------------------------------------
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        extra = report.__dict__
         nodeid = report.nodeid
-        worker = getattr(report, WORKER_ATTR, None)
+        when = report.when
+        worker = extra.get(WORKER_ATTR)
         record = self.run.tests.get(nodeid)
-        if record is None or report.when == "setup":
+        if record is None or when == "setup":
             # A fresh setup starts the test anew (reruns, duplicated node ids).
             record = self.run.tests[nodeid] = TestRecord(nodeid, worker=worker)
-        if worker is not None:
-            self._workers_seen.add(worker)
-        duration = float(getattr(report, DURATION_ATTR, None) or report.duration or 0.0)
-        if report.when == "setup":
+        duration = float(extra.get(DURATION_ATTR) or report.duration or 0.0)
+        if when == "setup":
             record.setup_s = duration
-        elif report.when == "teardown":
+        elif when == "teardown":
             record.teardown_s = duration
         else:
             record.call_s += duration
-        record.outcome = _outcome(report, record.outcome)
-        for event in getattr(report, EVENTS_ATTR, ()):
-            self._apply_event(tuple(event), record, worker)
-        uses = getattr(report, USES_ATTR, None)
+        if report.outcome != "passed" or when == "call":
+            record.outcome = _outcome(report, record.outcome)
+        events = extra.get(EVENTS_ATTR)
+        if events:
+            for event in events:
+                self._apply_event(tuple(event), record, worker)
+        uses = extra.get(USES_ATTR)
         if uses is not None:
-            self.run.uses[nodeid] = [FixtureKey(*u) for u in uses]
+            self.run.uses[nodeid] = [self._fixture_key(*u) for u in uses]
+
+    def _fixture_key(self, name: str, scope: str, location: str) -> FixtureKey:
+        raw = (name, scope, location)
+        key = self._fixture_keys.get(raw)
+        if key is None:
+            key = self._fixture_keys[raw] = FixtureKey(name, scope, location)
+        return key
 
     def _apply_event(self, event: Event, record: Optional[TestRecord], worker: Any) -> None:
         kind, execution_id = event[0], int(event[1])
@@ -299,7 +315,7 @@ class RunRecorder:
         if kind == "setup":
             _, _, name, scope, location, seconds = event
             execution = FixtureExecution(
-                FixtureKey(name, scope, location), float(seconds), nodeid, worker
+                self._fixture_key(name, scope, location), float(seconds), nodeid, worker
             )
             self._executions[(worker, execution_id)] = execution
             self.run.fixtures.append(execution)

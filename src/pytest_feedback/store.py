@@ -22,9 +22,9 @@ from .estimates import (
     TestEstimate,
     median,
     summarise_fixture,
-    summarise_test,
+    summarise_rows,
 )
-from .records import FixtureKey, RunRecord, test_file
+from .records import WIDER_SCOPES, FixtureKey, RunRecord, test_file
 from .sqlitedb import SqliteDb, describe_sqlite_error
 
 #: The version of `SCHEMA`. History:
@@ -95,8 +95,10 @@ CREATE TABLE IF NOT EXISTS fixtures (
     UNIQUE (name, scope, location)
 );
 
--- One row per fixture execution.  setup_test is the test whose phase triggered the set-up,
--- teardown_test the one in whose phase it was torn down (NULL: at session end, or never).
+-- One row per execution of a class, module, package or session fixture (function-scoped
+-- executions, one per test, only go into fixture_stats).  setup_test is the test whose phase
+-- triggered the set-up, teardown_test the one in whose phase it was torn down (NULL: at session
+-- end, or never).
 CREATE TABLE IF NOT EXISTS fixture_runs (
     run_id        INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
     fixture_id    INTEGER NOT NULL REFERENCES fixtures (id),
@@ -141,7 +143,8 @@ CREATE TABLE IF NOT EXISTS test_stats (
     fail_rate    REAL NOT NULL,
     flaky        INTEGER NOT NULL,
     slowdown     REAL NOT NULL,
-    recent       TEXT NOT NULL
+    recent       TEXT NOT NULL,
+    uses         TEXT              -- sorted fixture ids it requests, as in test_fixtures
 );
 
 -- Aggregates per fixture; recent is a JSON list of [run_id, executions, setup_s, teardown_s].
@@ -357,16 +360,34 @@ class Store:
                     e.teardown_s,
                 )
                 for e in run.fixtures
+                if e.key.scope in WIDER_SCOPES
             ],
         )
 
-        used_tests = [test_ids[n] for n in run.uses]
-        for chunk in _chunks(used_tests):
+        previous = _select_by_ids(
+            con,
+            "SELECT test_id, runs, failures, recent, uses FROM test_stats",
+            "test_id",
+            [test_ids[n] for n in run.tests],
+        )
+        # The fixtures a test requests rarely change: rewrite only the lists that did.
+        uses_sig: dict[int, str] = {}
+        changed: list[int] = []
+        for nodeid, used in run.uses.items():
+            test_id = test_ids[nodeid]
+            sig = uses_sig[test_id] = ",".join(sorted({str(fixture_ids[k]) for k in used}))
+            before = previous.get(test_id)
+            if before is None or before[3] != sig:
+                changed.append(test_id)
+        for chunk in _chunks(changed):
             marks = ",".join("?" * len(chunk))
-            con.execute(f"DELETE FROM test_fixtures WHERE test_id IN ({marks})", tuple(chunk))  # noqa: S608
+            con.execute(
+                f"DELETE FROM test_fixtures WHERE test_id IN ({marks})",  # noqa: S608
+                tuple(chunk),
+            )
         con.executemany(
             "INSERT OR IGNORE INTO test_fixtures (test_id, fixture_id) VALUES (?, ?)",
-            [(test_ids[n], fixture_ids[k]) for n, used in run.uses.items() for k in used],
+            [(t, int(f)) for t in changed for f in uses_sig[t].split(",") if f],
         )
         con.executemany(
             "INSERT OR REPLACE INTO run_workers (run_id, worker, collect_s, tests)"
@@ -374,7 +395,7 @@ class Store:
             [(run_id, w.worker, w.collect_s, w.tests) for w in run.worker_records],
         )
         commit = run.git_commit if run.git_dirty is False else None
-        self._update_test_stats(con, run_id, run, test_ids, commit)
+        self._update_test_stats(con, run_id, run, test_ids, commit, previous, uses_sig)
         self._update_fixture_stats(con, run_id, run, fixture_ids)
 
     def _update_test_stats(
@@ -384,20 +405,28 @@ class Store:
         run: RunRecord,
         test_ids: dict[str, int],
         commit: Optional[str],
+        previous: dict[int, tuple[Any, ...]],
+        uses_sig: dict[int, str],
     ) -> None:
         records = {test_ids[t.nodeid]: t for t in run.tests.values()}
-        previous = _select_by_ids(
-            con, "SELECT test_id, runs, failures, recent FROM test_stats", "test_id", list(records)
-        )
         rows = []
+        loads, dumps = json.loads, json.JSONEncoder(separators=(",", ":")).encode
         for test_id, t in records.items():
-            runs, failures, recent_json = previous.get(test_id, (0, 0, "[]"))
-            samples = [Sample.from_row(r) for r in json.loads(recent_json)]
+            runs, failures, recent_json, old_sig = previous.get(test_id, (0, 0, "[]", None))
+            samples = loads(recent_json)
             samples.append(
-                Sample(run_id, t.outcome, t.own_s, t.setup_s, t.call_s, t.teardown_s, commit)
+                [
+                    run_id,
+                    t.outcome,
+                    round(t.own_s, 6),
+                    round(t.setup_s, 6),
+                    round(t.call_s, 6),
+                    round(t.teardown_s, 6),
+                    commit,
+                ]
             )
-            samples = samples[-RECENT_KEEP:]
-            summary = summarise_test(samples)
+            del samples[:-RECENT_KEEP]
+            summary = summarise_rows(samples)
             rows.append(
                 (
                     test_id,
@@ -412,13 +441,14 @@ class Store:
                     summary.fail_rate,
                     int(summary.flaky),
                     summary.slowdown,
-                    json.dumps([s.to_row() for s in samples], separators=(",", ":")),
+                    dumps(samples),
+                    uses_sig.get(test_id, old_sig),
                 )
             )
         con.executemany(
             "INSERT OR REPLACE INTO test_stats (test_id, runs, failures, last_run_id,"
             " last_outcome, estimate_s, setup_s, call_s, teardown_s, fail_rate, flaky, slowdown,"
-            " recent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " recent, uses) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
 
