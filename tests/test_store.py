@@ -113,3 +113,19 @@ def test_foreign_sqlite_file_is_refused(tmp_path: Path) -> None:
 def test_missing_history_for_reading(tmp_path: Path) -> None:
     with pytest.raises(HistoryError, match="no history at"):
         Store.open_existing(tmp_path / "none.db")
+
+
+def test_fixture_uses_follow_the_latest_run(tmp_path: Path) -> None:
+    db_key = FixtureKey("db", "module", "conftest.py::db")
+    web_key = FixtureKey("web", "session", "conftest.py::web")
+    first = make_run("u1", 1.0, {"a.py::x": 0.1, "a.py::y": 0.1})
+    first.uses = {"a.py::x": [db_key], "a.py::y": [db_key]}
+    second = make_run("u2", 2.0, {"a.py::x": 0.1, "a.py::y": 0.1})
+    second.uses = {"a.py::x": [db_key], "a.py::y": [web_key, db_key]}
+    with Store(tmp_path / "h.db") as store:
+        store.record_run(first)
+        store.record_run(second)
+        estimates = store.load_estimates()
+    names = [f.name for f in estimates.fixtures]
+    assert sorted(names[i] for i in estimates.uses["a.py::x"]) == ["db"]
+    assert sorted(names[i] for i in estimates.uses["a.py::y"]) == ["db", "web"]
