@@ -587,10 +587,11 @@ class Store:
                 nodeid, est, setup, call, teardown, runs, fail_rate, bool(flaky), slow, last
             )
         fixture_rows = self._db.query(
-            "SELECT f.id, f.name, f.scope, f.location, s.setup_s, s.teardown_s,"
-            " s.executions_per_run,"
+            "SELECT f.id, f.name, f.scope, f.location, coalesce(s.setup_s, 0),"
+            " coalesce(s.teardown_s, 0), coalesce(s.executions_per_run, 0),"
             " (SELECT count(*) FROM test_fixtures tf WHERE tf.fixture_id = f.id)"
-            " FROM fixtures f JOIN fixture_stats s ON s.fixture_id = f.id"
+            " FROM fixtures f LEFT JOIN fixture_stats s ON s.fixture_id = f.id"
+            " ORDER BY f.id"
         )
         index = {row[0]: i for i, row in enumerate(fixture_rows)}
         fixtures = [FixtureEstimate(*row[1:]) for row in fixture_rows]
