@@ -1,4 +1,4 @@
-import time
+from pace import work
 
 
 def test_import():
@@ -10,5 +10,5 @@ def test_quick_math():
 
 
 def test_slow_integration(warehouse):
-    time.sleep(1.0)
+    work(1.0)
     assert warehouse["region"] == "eu"
