@@ -64,6 +64,24 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _runs_count(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of runs >= 1")
+    return int(value)
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    """Merge histories from CI shards or machines into one file."""
+    from .merge import merge_histories
+
+    out = Path(args.output)
+    summary = merge_histories([Path(p) for p in args.inputs], out, keep_runs=args.keep_runs)
+    for skipped in summary.skipped_inputs:
+        print(f"pytest-feedback: skipped {skipped}", file=sys.stderr)
+    print(summary.line(out))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -83,6 +101,24 @@ def build_parser() -> argparse.ArgumentParser:
     runs = sub.add_parser("runs", parents=[common], help="list recorded runs, newest first")
     runs.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
     runs.set_defaults(func=cmd_runs)
+
+    merge = sub.add_parser(
+        "merge",
+        help="combine histories from CI shards or machines into one (idempotent)",
+        description="Merge history files into OUT (created, or merged into when it exists). "
+        "Shard runs of one CI pipeline become one run; merging a file twice adds nothing. "
+        "The inputs are only read.",
+    )
+    merge.add_argument("inputs", nargs="+", metavar="IN.db", help="histories to merge")
+    merge.add_argument("-o", "--output", required=True, metavar="OUT.db", help="the merged history")
+    merge.add_argument(
+        "--keep-runs",
+        type=_runs_count,
+        default=50,
+        metavar="N",
+        help="runs whose details OUT keeps (default 50; aggregates are kept for all)",
+    )
+    merge.set_defaults(func=cmd_merge)
     return parser
 
 

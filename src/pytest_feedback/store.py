@@ -381,8 +381,12 @@ FIXTURE_STATS_INSERT = (
 def test_stats_row(
     test_id: int, runs: int, failures: int, samples: Sequence[Sample]
 ) -> tuple[Any, ...]:
-    """A `test_stats` row from a test's samples (oldest first; the newest RECENT_KEEP kept)."""
-    samples = samples[-RECENT_KEEP:]
+    """A `test_stats` row from a test's samples (oldest first; the newest RECENT_KEEP kept).
+
+    The summary is computed from the samples as stored (rounded), so rebuilding it from the
+    stored list gives the same row.
+    """
+    samples = [Sample.from_row(s.to_row()) for s in samples[-RECENT_KEEP:]]
     summary = summarise_test(samples)
     last = samples[-1]
     return (
@@ -408,8 +412,8 @@ test_stats_row.__test__ = False  # type: ignore[attr-defined]
 def fixture_stats_row(
     fixture_id: int, runs: int, executions: int, samples: Sequence[FixtureSample]
 ) -> tuple[Any, ...]:
-    """A `fixture_stats` row from a fixture's samples (oldest first)."""
-    samples = samples[-RECENT_KEEP:]
+    """A `fixture_stats` row from a fixture's samples (oldest first), as stored (rounded)."""
+    samples = [FixtureSample.from_row(s.to_row()) for s in samples[-RECENT_KEEP:]]
     summary = summarise_fixture(samples)
     return (
         fixture_id,
