@@ -361,49 +361,55 @@ class _Merge:
                 " FROM results r JOIN tests t ON t.id = r.test_id WHERE r.run_id = ?",
                 (run_id,),
             ):
-                out.setdefault(nodeid, {})[run_id] = Sample(
-                    run_id, outcome, own, setup, call, teardown, commit
-                )
+                sample = Sample(run_id, outcome, own, setup, call, teardown, commit)
+                out.setdefault(nodeid, {})[run_id] = Sample.from_row(sample.to_row())
         return out
 
     def _rebuild_test_stats(self, sources: Sequence[HistoryView]) -> None:
         derived = self._derived_test_samples()
-        merged: dict[str, dict[int, Sample]] = {}
-        older: dict[str, tuple[int, int]] = {}
+        stats = [view.test_stats() for view in sources]
         affected = set(derived)
-        for view in sources:
-            for nodeid, stats in view.test_stats():
-                if not view.is_output:
-                    affected.add(nodeid)
-                chosen = merged.setdefault(nodeid, {})
-                kept = 0
-                fails = 0
-                for sample in stats.samples:
-                    run_id = self._resolve(view, sample.run_id)
+        for view, per_test in zip(sources, stats):
+            if not view.is_output:
+                affected.update(per_test)
+        #: Per source, per test, when its newest sample's run started (for `_merge_uses`).
+        self.last_seen: list[dict[str, float]] = [{} for _ in sources]
+        test_ids = ensure_tests(self.con, sorted(affected))
+        rows = []
+        for nodeid in sorted(affected):
+            # run id here -> the sample as stored in the first history that has it
+            chosen: dict[int, list[Any]] = {}
+            runs_before = fails_before = 0
+            for number, (view, per_test) in enumerate(zip(sources, stats)):
+                test = per_test.get(nodeid)
+                if test is None:
+                    continue
+                kept = fails = 0
+                run_id: Optional[int] = None
+                for row in test.rows():
+                    run_id = self._resolve(view, int(row[0]))
                     if run_id is None:  # counted among the runs before the recent ones
                         self.summary.samples_dropped += 1
                         continue
                     kept += 1
-                    fails += sample.outcome in FAILING
-                    if run_id not in chosen:
-                        chosen[run_id] = dataclasses.replace(sample, run_id=run_id)
+                    fails += row[1] in FAILING
+                    chosen.setdefault(run_id, row)
+                if run_id is not None:
+                    self.last_seen[number][nodeid] = self.started[run_id]
                 # Runs older than the recent samples cannot be told apart across histories:
                 # assume they are shared (restored from one cache) and count the most any had.
-                runs_before, fails_before = older.get(nodeid, (0, 0))
-                older[nodeid] = (
-                    max(runs_before, stats.runs - kept),
-                    max(fails_before, stats.failures - fails),
-                )
-        test_ids = ensure_tests(self.con, sorted(affected))
-        rows = []
-        for nodeid in sorted(affected):
+                runs_before = max(runs_before, test.runs - kept)
+                fails_before = max(fails_before, test.failures - fails)
             # A merged run this merge changed speaks through its results, not older samples.
-            chosen = {r: s for r, s in merged.get(nodeid, {}).items() if r not in self.touched}
-            chosen.update(derived.get(nodeid, {}))
-            if not chosen:
+            samples = [
+                Sample.from_row([run_id, *row[1:7]])
+                for run_id, row in chosen.items()
+                if run_id not in self.touched
+            ]
+            samples.extend(derived.get(nodeid, {}).values())
+            if not samples:
                 continue
-            samples = sorted(chosen.values(), key=lambda s: (self.started[s.run_id], s.run_id))
-            runs_before, fails_before = older.get(nodeid, (0, 0))
+            samples.sort(key=lambda s: (self.started[s.run_id], s.run_id))
             failures = fails_before + sum(1 for s in samples if s.outcome in FAILING)
             rows.append(
                 test_stats_row(test_ids[nodeid], runs_before + len(samples), failures, samples)
@@ -467,12 +473,7 @@ class _Merge:
     def _merge_uses(self, sources: Sequence[HistoryView]) -> None:
         """Each test's fixtures as of the newest run that ran it, in whichever history."""
         newest: dict[str, tuple[float, bool, list[FixtureKey]]] = {}
-        for view in sources:
-            last: dict[str, float] = {}
-            for nodeid, stats in view.test_stats():
-                if stats.samples:
-                    known = view.index.get(stats.samples[-1].run_id)
-                    last[nodeid] = known[1] if known else float("-inf")
+        for view, last in zip(sources, self.last_seen):
             for nodeid, keys in view.uses().items():
                 when = last.get(nodeid, float("-inf"))
                 if nodeid not in newest or when > newest[nodeid][0]:

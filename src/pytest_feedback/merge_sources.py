@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .errors import HistoryError
-from .estimates import FixtureSample, Sample
+from .estimates import FixtureSample
 from .records import FixtureExecution, FixtureKey, RunRecord, TestRecord, WorkerRecord
 from .sqlitedb import SqliteDb, describe_sqlite_error
 
@@ -73,7 +73,12 @@ def shard_index(shard: Optional[str]) -> tuple[int, int]:
 class TestStats:
     runs: int
     failures: int
-    samples: list[Sample]
+    recent: str
+
+    def rows(self) -> list[list[Any]]:
+        """The recent samples as stored: [run_id, outcome, own_s, setup_s, call_s, teardown_s,
+        commit] (later schema versions may append fields)."""
+        return [r for r in _json_list(self.recent) if isinstance(r, list) and len(r) >= 7]
 
     __test__ = False
 
@@ -174,14 +179,15 @@ class HistoryView:
 
     # -- stats -------------------------------------------------------------------------------
 
-    def test_stats(self) -> Iterator[tuple[str, TestStats]]:
+    def test_stats(self) -> dict[str, TestStats]:
+        """Per test: its counters and its recent list, still as JSON text (parsed on demand)."""
         rows = self._select("test_stats", {"test_id": 0, "runs": 0, "failures": 0, "recent": "[]"})
+        out = {}
         for row in rows:
             nodeid = self.nodeids.get(int(row["test_id"]))
-            if nodeid is None:
-                continue
-            samples = [Sample.from_row(r[:7]) for r in _json_list(row["recent"])]
-            yield nodeid, TestStats(int(row["runs"]), int(row["failures"]), samples)
+            if nodeid is not None:
+                out[nodeid] = TestStats(int(row["runs"]), int(row["failures"]), row["recent"])
+        return out
 
     def fixture_stats(self) -> Iterator[tuple[FixtureKey, FixtureStats]]:
         rows = self._select(

@@ -329,9 +329,8 @@ class Store(HistoryReads):
         for test_id, t in records.items():
             runs, failures, recent_json = previous.get(test_id, (0, 0, "[]"))
             samples = [Sample.from_row(r) for r in json.loads(recent_json)]
-            samples.append(
-                Sample(run_id, t.outcome, t.own_s, t.setup_s, t.call_s, t.teardown_s, commit)
-            )
+            sample = Sample(run_id, t.outcome, t.own_s, t.setup_s, t.call_s, t.teardown_s, commit)
+            samples.append(Sample.from_row(sample.to_row()))  # as stored
             rows.append(
                 test_stats_row(test_id, runs + 1, failures + (t.outcome in FAILING), samples)
             )
@@ -383,10 +382,10 @@ def test_stats_row(
 ) -> tuple[Any, ...]:
     """A `test_stats` row from a test's samples (oldest first; the newest RECENT_KEEP kept).
 
-    The summary is computed from the samples as stored (rounded), so rebuilding it from the
-    stored list gives the same row.
+    Pass samples as stored (`Sample.to_row` rounds) so that a row rebuilt from the stored list
+    is the same row.
     """
-    samples = [Sample.from_row(s.to_row()) for s in samples[-RECENT_KEEP:]]
+    samples = samples[-RECENT_KEEP:]
     summary = summarise_test(samples)
     last = samples[-1]
     return (
