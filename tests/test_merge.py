@@ -174,6 +174,7 @@ def test_merging_twice_adds_nothing(tmp_path: Path, shard_histories: list[Path])
     before = table_dump(out)
     again = merge_histories(shard_histories, out)
     assert (again.runs_added, again.shards_folded, again.merged_runs) == (0, 0, 0)
+    assert again.tests_updated == 0
     assert table_dump(out) == before
     # A merged history merged into another, twice, gives the same file as merging once.
     copy = tmp_path / "copy.db"

@@ -414,8 +414,10 @@ class _Merge:
             rows.append(
                 test_stats_row(test_ids[nodeid], runs_before + len(samples), failures, samples)
             )
-        self.con.executemany(TEST_STATS_INSERT, rows)
-        self.summary.tests_updated = len(rows)
+        current = self._current_rows("test_stats", "test_id", [row[0] for row in rows])
+        changed = [row for row in rows if current.get(row[0]) != row]
+        self.con.executemany(TEST_STATS_INSERT, changed)
+        self.summary.tests_updated = len(changed)
 
     def _rebuild_fixture_stats(self, sources: Sequence[HistoryView]) -> None:
         derived: dict[FixtureKey, dict[int, FixtureSample]] = {}
@@ -468,7 +470,17 @@ class _Merge:
                     samples,
                 )
             )
-        self.con.executemany(FIXTURE_STATS_INSERT, rows)
+        current = self._current_rows("fixture_stats", "fixture_id", [row[0] for row in rows])
+        self.con.executemany(FIXTURE_STATS_INSERT, [r for r in rows if current.get(r[0]) != r])
+
+    def _current_rows(self, table: str, key: str, ids: list[int]) -> dict[int, tuple[Any, ...]]:
+        out: dict[int, tuple[Any, ...]] = {}
+        for chunk in chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT * FROM {table} WHERE {key} IN ({marks})"  # noqa: S608 (names are ours)
+            for row in self.con.execute(sql, tuple(chunk)):
+                out[row[0]] = tuple(row)
+        return out
 
     def _merge_uses(self, sources: Sequence[HistoryView]) -> None:
         """Each test's fixtures as of the newest run that ran it, in whichever history."""
