@@ -398,3 +398,18 @@ def test_the_recorder_records_the_pipeline(
     pytester.runpytest("--feedback", "-p", "no:cacheprovider").assert_outcomes(passed=1)
     with Store.open_existing(history) as store:
         assert store.runs()[0]["pipeline"] == "local-7"
+
+
+def test_a_merged_history_merged_into_one_shards_history(
+    tmp_path: Path, shard_histories: list[Path]
+) -> None:
+    merged = tmp_path / "merged.db"
+    merge_histories(shard_histories, merged)
+    first = shard_histories[0]  # holds shard 1 as a run of its own
+    summary = merge_histories([merged], first)
+    assert (summary.shards_folded, summary.merged_runs) == (3, 1)
+    with Store.open_existing(first) as a, Store.open_existing(merged) as b:
+        assert [r["uuid"] for r in a.runs()] == [r["uuid"] for r in b.runs()]
+        assert a.results(a.runs()[0]["id"]) == b.results(b.runs()[0]["id"])
+        assert a.load_estimates().tests == b.load_estimates().tests
+    assert merge_histories([merged], first).tests_updated == 0
