@@ -146,7 +146,7 @@ def test_importing_a_file_twice_adds_nothing(
 ) -> None:
     report = tmp_path / "r.xml"
     report.write_text(
-        '<testsuites><testsuite name="s" time="3.0" timestamp="2024-05-01T10:00:00">'
+        '<testsuites><testsuite name="s" time="3.0" timestamp="2024-05-01T10:00:00Z">'
         '<testcase classname="t" name="test_a" time="1.5"/>'
         '<testcase classname="t" name="test_b" time="0.5"><failure message="x"/></testcase>'
         "</testsuite></testsuites>"
@@ -186,7 +186,7 @@ def test_common_dialects(tmp_path: Path) -> None:
               <skipped message="later"/>
             </testcase>
             <testcase classname="tests.test_cli" name="test_k" file="tests/test_cli.py" time="2"/>
-            <testcase classname="Suite" name="test_j" file="tests/test_cli.py" time="0"/>
+            <testcase classname="Suite" name="test_j" file="tests/test_cli.py" time="inf"/>
             <testcase classname="" name="tests.test_gone" time="0">
               <error message="collection failure"/>
             </testcase>

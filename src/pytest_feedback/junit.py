@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import hashlib
+import math
 import os
 import subprocess
 import sys
@@ -118,7 +119,7 @@ def _seconds(text: Optional[str]) -> float:
         value = float((text or "0").replace(",", ""))
     except ValueError:
         return 0.0
-    return value if value >= 0 and value == value else 0.0
+    return value if math.isfinite(value) and value >= 0 else 0.0
 
 
 def _outcome(case: ET.Element) -> Optional[str]:
@@ -168,7 +169,7 @@ def _suite_times(root: ET.Element, path: Path) -> tuple[float, float]:
         stamp = suite.get("timestamp")
         if stamp:
             try:
-                parsed = datetime.datetime.fromisoformat(stamp)
+                parsed = datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
             except ValueError:
                 continue
             if parsed.tzinfo is None:
