@@ -142,6 +142,8 @@ class _Merge:
         self.detailed: set[int] = set(self.output.runs)
         #: Merged runs whose details this merge changed: their samples come from their results.
         self.touched: set[int] = set()
+        #: Test ids here by node id, filled as tests are written.
+        self.test_ids: dict[str, int] = {}
 
     def run(self, inputs: Sequence[HistoryView]) -> None:
         sources = [self.output, *inputs]
@@ -174,7 +176,7 @@ class _Merge:
                 new_id = insert_run(self.con, record)
                 self._known(record.uuid, new_id, record.started_at)
                 self.detailed.add(new_id)
-                insert_details(self.con, new_id, record)
+                insert_details(self.con, new_id, record, self.test_ids)
                 self.summary.runs_added += 1
 
     def _known(self, uuid: str, run_id: int, started_at: float) -> None:
@@ -286,7 +288,7 @@ class _Merge:
             for worker in record.worker_records:
                 worker.worker = worker_label(part.index, worker.worker)
         record.uses = {}
-        insert_details(self.con, target, record)
+        insert_details(self.con, target, record, self.test_ids)
         self.touched.add(target)
 
     def _drop_slice(self, target: int, index: int) -> None:
@@ -374,7 +376,10 @@ class _Merge:
                 affected.update(per_test)
         #: Per source, per test, when its newest sample's run started (for `_merge_uses`).
         self.last_seen: list[dict[str, float]] = [{} for _ in sources]
-        test_ids = ensure_tests(self.con, sorted(affected))
+        test_ids = ensure_tests(self.con, sorted(affected), self.test_ids)
+        parsed_lists: dict[str, list[list[Any]]] = {}
+        #: Per source, its run ids -> ids here.
+        mappings: list[dict[int, Optional[int]]] = [{} for _ in sources]
         rows = []
         for nodeid in sorted(affected):
             # run id here -> the sample as stored in the first history that has it
@@ -386,8 +391,16 @@ class _Merge:
                     continue
                 kept = fails = 0
                 run_id: Optional[int] = None
-                for row in test.rows():
-                    run_id = self._resolve(view, int(row[0]))
+                parsed = parsed_lists.get(test.recent)
+                if parsed is None:  # the shards' copies of a history share most lists
+                    parsed = parsed_lists[test.recent] = test.rows()
+                resolved = mappings[number]
+                for row in parsed:
+                    source_id = int(row[0])
+                    if source_id in resolved:
+                        run_id = resolved[source_id]
+                    else:
+                        run_id = resolved[source_id] = self._resolve(view, source_id)
                     if run_id is None:  # counted among the runs before the recent ones
                         self.summary.samples_dropped += 1
                         continue
@@ -402,7 +415,7 @@ class _Merge:
                 fails_before = max(fails_before, test.failures - fails)
             # A merged run this merge changed speaks through its results, not older samples.
             samples = [
-                Sample.from_row([run_id, *row[1:7]])
+                Sample(run_id, *row[1:7])  # as stored: already typed and rounded
                 for run_id, row in chosen.items()
                 if run_id not in self.touched
             ]

@@ -78,7 +78,11 @@ class TestStats:
     def rows(self) -> list[list[Any]]:
         """The recent samples as stored: [run_id, outcome, own_s, setup_s, call_s, teardown_s,
         commit] (later schema versions may append fields)."""
-        return [r for r in _json_list(self.recent) if isinstance(r, list) and len(r) >= 7]
+        return [
+            r
+            for r in _json_list(self.recent)
+            if isinstance(r, list) and len(r) >= 7 and all(_is_number(v) for v in r[2:6])
+        ]
 
     __test__ = False
 
@@ -293,6 +297,10 @@ def _version(con: sqlite3.Connection, path: Path) -> int:
             "pass files written by `pytest --feedback`"
         )
     return int(row[0])
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _json_list(text: Any) -> list[Any]:

@@ -476,17 +476,21 @@ def insert_run(con: sqlite3.Connection, run: RunRecord, run_id: Optional[int] = 
 
 
 def insert_details(
-    con: sqlite3.Connection, run_id: int, run: RunRecord
+    con: sqlite3.Connection,
+    run_id: int,
+    run: RunRecord,
+    known_tests: Optional[dict[str, int]] = None,
 ) -> tuple[dict[str, int], dict[FixtureKey, int]]:
     """Insert the results, fixture executions and workers of ``run`` under ``run_id``.
 
-    Returns the ids of the tests and fixtures involved (including those in ``run.uses``).
+    Returns the ids of the tests and fixtures involved (including those in ``run.uses``);
+    ``known_tests`` caches test ids across calls (see `ensure_tests`).
     """
     nodeids = set(run.tests)
     for execution in run.fixtures:
         nodeids.update(n for n in (execution.setup_test, execution.teardown_test) if n)
     nodeids.update(run.uses)
-    test_ids = ensure_tests(con, sorted(nodeids))
+    test_ids = ensure_tests(con, sorted(nodeids), known_tests)
     con.executemany(
         "INSERT OR REPLACE INTO results (run_id, test_id, outcome, setup_s, call_s,"
         " teardown_s, own_s, worker) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -574,7 +578,13 @@ def _execute_script(con: sqlite3.Connection, script: str) -> None:
         con.execute(statement)
 
 
-def ensure_tests(con: sqlite3.Connection, nodeids: Sequence[str]) -> dict[str, int]:
+def ensure_tests(
+    con: sqlite3.Connection, nodeids: Sequence[str], known: Optional[dict[str, int]] = None
+) -> dict[str, int]:
+    """The ids of ``nodeids``, added when new; ``known`` (updated) caches ids across calls."""
+    if known is not None:
+        known.update(ensure_tests(con, [n for n in nodeids if n not in known]))
+        return {n: known[n] for n in nodeids}
     con.executemany(
         "INSERT OR IGNORE INTO tests (nodeid, file) VALUES (?, ?)",
         [(n, test_file(n)) for n in nodeids],
