@@ -28,10 +28,11 @@ from .estimates import FixtureSample, Sample
 from .merge_sources import HistoryView, PartInfo, shard_index
 from .records import FAILING, FixtureKey, RunRecord
 from .sqlitedb import SqliteDb
-from .store import (
+from .store import Store
+from .store_reads import chunks
+from .store_writes import (
     FIXTURE_STATS_INSERT,
     TEST_STATS_INSERT,
-    Store,
     ensure_fixtures,
     ensure_tests,
     fixture_stats_row,
@@ -42,7 +43,6 @@ from .store import (
     replace_uses,
     test_stats_row,
 )
-from .store_reads import chunks
 
 
 @dataclasses.dataclass
