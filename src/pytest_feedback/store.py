@@ -1,7 +1,8 @@
-"""The history store: SQLite schema, migrations, and the reads and writes of recorded runs.
+"""The history store: SQLite schema, migrations, and recording a run.
 
-The connection itself (pragmas, retries, transactions) lives in `sqlitedb.py`; this module knows
-what a run, a test result and a fixture execution are.
+The connection itself (pragmas, retries, transactions) lives in `sqlitedb.py`; the queries that
+read a history in `store_reads.py` (mixed into `Store`), the SQL that writes runs and aggregates
+in `store_writes.py` (shared with `merge.py`).
 """
 
 from __future__ import annotations
@@ -14,10 +15,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from .errors import HistoryError
-from .estimates import (
-    FixtureSample,
-    Sample,
-)
+from .estimates import FixtureSample, Sample
 from .records import FAILING, FixtureKey, RunRecord
 from .sqlitedb import SqliteDb, describe_sqlite_error
 from .store_reads import HistoryReads, chunks
