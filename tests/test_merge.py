@@ -413,3 +413,58 @@ def test_a_merged_history_merged_into_one_shards_history(
         assert a.results(a.runs()[0]["id"]) == b.results(b.runs()[0]["id"])
         assert a.load_estimates().tests == b.load_estimates().tests
     assert merge_histories([merged], first).tests_updated == 0
+
+
+def test_recorded_shard_histories_merge_like_an_unsharded_run(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makeconftest(
+        """
+        import pytest
+
+        @pytest.fixture(scope="session")
+        def server():
+            yield "server"
+        """
+    )
+    pytester.makepyfile(
+        test_a="def test_1(server): pass\ndef test_2(): assert False\n",
+        test_b="import pytest\n"
+        "@pytest.mark.parametrize('n', [1, 2, 3])\n"
+        "def test_3(n, server): pass\n",
+        test_c="import pytest\n@pytest.mark.skip\ndef test_4(): pass\ndef test_5(): pass\n",
+    )
+    base = ["-p", "no:cacheprovider", "--feedback"]
+    pytester.runpytest(*base, "--feedback-db=whole.db")
+    monkeypatch.setenv("PYTEST_FEEDBACK_PIPELINE", "e2e-1")
+    shards = {1: ["test_a.py"], 2: ["test_b.py", "-n", "2"], 3: ["test_c.py"]}
+    for k, args in shards.items():
+        pytester.runpytest(*base, f"--feedback-db=shard{k}.db", *args)
+        # What `--feedback-shard K/3` records.
+        con = sqlite3.connect(pytester.path / f"shard{k}.db")
+        con.execute("UPDATE runs SET shard = ?", (f"{k}/3",))
+        con.commit()
+        con.close()
+    out = pytester.path / "merged.db"
+    summary = merge_histories([pytester.path / f"shard{k}.db" for k in shards], out)
+    assert (summary.shards_folded, summary.merged_runs) == (3, 1)
+    with (
+        Store.open_existing(out) as merged,
+        Store.open_existing(pytester.path / "whole.db") as whole,
+    ):
+        (run,) = merged.runs()
+        assert (run["pipeline"], run["shard"], run["tests"], run["failed"]) == ("e2e-1", None, 7, 1)
+        got = merged.results(run["id"])
+        expected = whole.results(whole.runs()[0]["id"])
+        assert [(r["nodeid"], r["outcome"]) for r in got] == [
+            (r["nodeid"], r["outcome"]) for r in expected
+        ]
+        workers = {r["nodeid"].split("::")[0]: r["worker"].split("/")[0] for r in got}
+        assert workers == {"test_a.py": "s1", "test_b.py": "s2", "test_c.py": "s3"}
+        assert {r["worker"] for r in got if r["nodeid"].startswith("test_b")} <= {
+            "s2/gw0",
+            "s2/gw1",
+        }
+        server = [f for f in merged.fixture_executions(run["id"]) if f["name"] == "server"]
+        assert 2 <= len(server) <= 3  # once in shard 1, once per xdist worker that needed it
+        assert set(merged.load_estimates().tests) == {r["nodeid"] for r in expected}
