@@ -172,7 +172,7 @@ def test_common_dialects(tmp_path: Path) -> None:
         (tmp_path / file).write_text("")
     report = tmp_path / "dialects.xml"
     report.write_text(
-        """<?xml version="1.0" encoding="utf-8"?>
+        f"""<?xml version="1.0" encoding="utf-8"?>
         <testsuites>
           <testsuite name="outer">
             <testsuite name="inner">
@@ -187,6 +187,8 @@ def test_common_dialects(tmp_path: Path) -> None:
             </testcase>
             <testcase classname="tests.test_cli" name="test_k" file="tests/test_cli.py" time="2"/>
             <testcase classname="Suite" name="test_j" file="tests/test_cli.py" time="inf"/>
+            <testcase classname="tests.test_cli" name="test_abs"
+                      file="{tmp_path}/tests/test_cli.py"/>
             <testcase classname="" name="tests.test_gone" time="0">
               <error message="collection failure"/>
             </testcase>
@@ -203,6 +205,7 @@ def test_common_dialects(tmp_path: Path) -> None:
         "test_x.py::test_nodeid": ("skipped", 0.1),
         "tests/test_cli.py::test_k": ("passed", 2.0),
         "tests/test_cli.py::test_j": ("passed", 0.0),
+        "tests/test_cli.py::test_abs": ("passed", 0.0),
     }
     assert [(c.classname, c.name) for c in result.unmapped] == [("no.such.module", "test_lost")]
     assert result.run.wall_s == pytest.approx(3.85)  # no suite time: the sum of the tests

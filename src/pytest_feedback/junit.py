@@ -216,12 +216,13 @@ class NodeIdMapper:
         if "::" in case.classname or "/" in case.classname:
             return f"{case.classname}::{case.name}"  # a dialect that writes paths as classnames
         parts = case.classname.split(".") if case.classname else []
-        if case.file:  # xunit1 and other dialects name the file
-            dotted = _dotted(case.file).split(".")
+        file = self._relative(case.file) if case.file else None
+        if file:  # xunit1 and other dialects name the file
+            dotted = _dotted(file).split(".")
             for start in range(len(parts) - len(dotted) + 1):
                 if parts[start : start + len(dotted)] == dotted:
-                    return "::".join([case.file, *parts[start + len(dotted) :], case.name])
-            return f"{case.file}::{case.name}"  # a classname unrelated to the file
+                    return "::".join([file, *parts[start + len(dotted) :], case.name])
+            return f"{file}::{case.name}"  # a classname unrelated to the file
         files = self.files()
         # Longest module prefix first; a few leading components may be a --junit-prefix.
         for start in range(min(len(parts), 3)):
@@ -230,6 +231,15 @@ class NodeIdMapper:
                 if file is not None:
                     return "::".join([file, *parts[end:], case.name])
         return None
+
+    def _relative(self, file: str) -> Optional[str]:
+        """``file`` relative to the rootdir; None for an absolute path outside it."""
+        if not os.path.isabs(file):
+            return file[2:] if file.startswith("./") else file
+        try:
+            return Path(file).relative_to(self.rootdir).as_posix()
+        except ValueError:
+            return None
 
 
 def _dotted(file: str) -> str:
