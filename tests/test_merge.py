@@ -325,7 +325,8 @@ def test_an_older_schema_merges_without_being_migrated(tmp_path: Path) -> None:
     con.execute("INSERT INTO results VALUES (1, 1, 'passed', 0, 0.5, 0, 0.5, NULL)")
     con.execute(
         "INSERT INTO test_stats VALUES (1, 3, 0, 1, 'passed', 0.5, 0, 0.5, 0, 0, 0, 1,"
-        ' \'[[7,"passed",0.4,0,0.4,0,null],[1,"passed",0.5,0,0.5,0,null]]\')'
+        ' \'[[7,"passed",0.4,0,0.4,0,null],[8,"passed","bad",0,0,0,null],'
+        '[1,"passed",0.5,0,0.5,0,null]]\')'  # a corrupt sample is skipped
     )
     con.commit()
     con.close()

@@ -41,6 +41,10 @@ RUN_COLUMNS: dict[str, Any] = {
 }
 
 
+#: JSON number types (bool excluded) of the seconds in a stored sample.
+_NUMBERS = frozenset({int, float})
+
+
 @dataclasses.dataclass(frozen=True)
 class PartInfo:
     """One shard run folded into a merged run (a `run_parts` row)."""
@@ -81,7 +85,12 @@ class TestStats:
         return [
             r
             for r in _json_list(self.recent)
-            if isinstance(r, list) and len(r) >= 7 and all(_is_number(v) for v in r[2:6])
+            if type(r) is list
+            and len(r) >= 7
+            and type(r[2]) in _NUMBERS
+            and type(r[3]) in _NUMBERS
+            and type(r[4]) in _NUMBERS
+            and type(r[5]) in _NUMBERS
         ]
 
     __test__ = False
@@ -297,10 +306,6 @@ def _version(con: sqlite3.Connection, path: Path) -> int:
             "pass files written by `pytest --feedback`"
         )
     return int(row[0])
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _json_list(text: Any) -> list[Any]:
