@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import platform
 import sys
 import threading
@@ -21,6 +22,7 @@ from typing import Any, Callable, Optional
 
 import pytest
 
+from .ci import pipeline_id
 from .records import (
     WIDER_SCOPES,
     FixtureExecution,
@@ -234,6 +236,7 @@ class RunRecorder:
             args=[str(a) for a in config.invocation_params.args],
             rootdir=str(config.rootpath),
             shard=shard,
+            pipeline=pipeline_id(os.environ),
         )
         self._executions: dict[tuple[Optional[str], int], FixtureExecution] = {}
         self._fixture_keys: dict[tuple[str, str, str], FixtureKey] = {}

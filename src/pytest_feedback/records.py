@@ -86,6 +86,8 @@ class RunRecord:
     args: list[str] = dataclasses.field(default_factory=list)
     rootdir: str = ""
     shard: Optional[str] = None
+    #: The CI pipeline that ran it (`ci.pipeline_id`); shard runs of one pipeline merge into one.
+    pipeline: Optional[str] = None
     tests: dict[str, TestRecord] = dataclasses.field(default_factory=dict)
     fixtures: list[FixtureExecution] = dataclasses.field(default_factory=list)
     #: Fixtures each test requested (all scopes), for planners that keep fixture families together.

@@ -1,35 +1,39 @@
-"""The history store: SQLite schema, migrations, and the reads and writes of recorded runs.
+"""The history store: SQLite schema, migrations, and recording a run.
 
-The connection itself (pragmas, retries, transactions) lives in `sqlitedb.py`; this module knows
-what a run, a test result and a fixture execution are.
+The connection itself (pragmas, retries, transactions) lives in `sqlitedb.py`; the queries that
+read a history in `store_reads.py` (mixed into `Store`), the SQL that writes runs and aggregates
+in `store_writes.py` (shared with `merge.py`).
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Optional
 
 from .errors import HistoryError
-from .estimates import (
-    RECENT_KEEP,
-    Estimates,
-    FixtureEstimate,
-    FixtureSample,
-    Sample,
-    TestEstimate,
-    median,
-    summarise_fixture,
-    summarise_rows,
-)
-from .records import WIDER_SCOPES, FixtureKey, RunRecord, test_file
+from .estimates import FixtureSample, Sample
+from .records import FAILING, FixtureKey, RunRecord
 from .sqlitedb import SqliteDb, describe_sqlite_error
+from .store_reads import HistoryReads, chunks
+from .store_writes import (
+    FIXTURE_STATS_INSERT,
+    TEST_STATS_INSERT,
+    fixture_stats_row,
+    insert_details,
+    insert_run,
+    known_run_id,
+    prune,
+    replace_uses,
+    test_stats_row_from_rows,
+)
 
 #: The version of `SCHEMA`. History:
-#:   1 — first release: runs, tests, results, fixtures, fixture_runs, test_fixtures, run_workers,
-#:       test_stats, fixture_stats.
+#:   1 — first release: runs, run_index, run_parts, tests, results, fixtures, fixture_runs,
+#:       test_fixtures, run_workers, test_stats, fixture_stats.
 SCHEMA_VERSION = 1
 
 SCHEMA = """
@@ -37,6 +41,15 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
+);
+
+-- Every run this history has seen, kept after retention drops its details so that the run ids in
+-- the stats' recent lists keep a global identity (merging matches runs by uuid).  runs.id and the
+-- run_id of every other table are ids of this table; AUTOINCREMENT: an id is never reused.
+CREATE TABLE IF NOT EXISTS run_index (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    uuid       TEXT NOT NULL UNIQUE,
+    started_at REAL NOT NULL
 );
 
 -- One row per recorded pytest session (or merged pipeline).  Times are seconds; started_at and
@@ -57,11 +70,29 @@ CREATE TABLE IF NOT EXISTS runs (
     exit_status INTEGER,
     args        TEXT NOT NULL,     -- JSON list of the command-line arguments
     rootdir     TEXT NOT NULL,
-    shard       TEXT,              -- "K/N" when the run was one CI shard
+    shard       TEXT,              -- "K/N" when the run was one CI shard; on a merged run NULL
+                                   -- when it holds all N shards, else the ones it holds: "1,3/4"
+    pipeline    TEXT,              -- the CI pipeline that ran it ($GITHUB_RUN_ID...), see ci.py
     tests       INTEGER NOT NULL,  -- number of test results
     failed      INTEGER NOT NULL   -- results that failed or errored
 );
 CREATE INDEX IF NOT EXISTS runs_started ON runs (started_at);
+
+-- The shard runs a merged run was built from (merge.py), kept after retention so that merging a
+-- shard again adds nothing.  For a shard index seen twice (a retried job) the part that finished
+-- last supplies the merged run's results; results.worker of a merged run is "sK" or "sK/gwN".
+CREATE TABLE IF NOT EXISTS run_parts (
+    uuid        TEXT PRIMARY KEY,  -- the shard run's own uuid
+    run_id      INTEGER NOT NULL,  -- run_index.id of the merged run
+    shard       TEXT NOT NULL,     -- "K/N"
+    started_at  REAL NOT NULL,
+    finished_at REAL NOT NULL,
+    wall_s      REAL NOT NULL,
+    collect_s   REAL,
+    workers     INTEGER NOT NULL,
+    exit_status INTEGER
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS run_parts_run ON run_parts (run_id);
 
 -- Every test node id ever recorded.
 CREATE TABLE IF NOT EXISTS tests (
@@ -95,10 +126,8 @@ CREATE TABLE IF NOT EXISTS fixtures (
     UNIQUE (name, scope, location)
 );
 
--- One row per execution of a class, module, package or session fixture (function-scoped
--- executions, one per test, only go into fixture_stats).  setup_test is the test whose phase
--- triggered the set-up, teardown_test the one in whose phase it was torn down (NULL: at session
--- end, or never).
+-- One row per fixture execution.  setup_test is the test whose phase triggered the set-up,
+-- teardown_test the one in whose phase it was torn down (NULL: at session end, or never).
 CREATE TABLE IF NOT EXISTS fixture_runs (
     run_id        INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
     fixture_id    INTEGER NOT NULL REFERENCES fixtures (id),
@@ -143,8 +172,7 @@ CREATE TABLE IF NOT EXISTS test_stats (
     fail_rate    REAL NOT NULL,
     flaky        INTEGER NOT NULL,
     slowdown     REAL NOT NULL,
-    recent       TEXT NOT NULL,
-    uses         TEXT              -- sorted fixture ids it requests, as in test_fixtures
+    recent       TEXT NOT NULL
 );
 
 -- Aggregates per fixture; recent is a JSON list of [run_id, executions, setup_s, teardown_s].
@@ -162,16 +190,10 @@ CREATE TABLE IF NOT EXISTS fixture_stats (
 #: SQL that brings a history of version N to N + 1.
 MIGRATIONS: dict[int, str] = {}
 
-_CHUNK = 500
 _GITIGNORE = "# Created by pytest-feedback: the history is local data, not source.\n*\n"
 
 
-def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-class Store:
+class Store(HistoryReads):
     """A pytest-feedback history file."""
 
     def __init__(self, path: Path, *, create: bool = True, readonly: bool = False) -> None:
@@ -273,130 +295,29 @@ class Store:
     # -- writing -----------------------------------------------------------------------------
 
     def record_run(self, run: RunRecord, *, keep_runs: int = 50) -> int:
-        """Write one run in one transaction and return its id (the existing id if already here)."""
+        """Write one run in one transaction and return its id (the existing id if already here).
+
+        A run already merged into a pipeline's run (`merge.py`) returns that run's id.
+        """
         try:
             with self._db.transaction() as con:
-                existing = con.execute("SELECT id FROM runs WHERE uuid = ?", (run.uuid,)).fetchone()
-                if existing:
-                    return int(existing[0])
-                run_id = self._insert_run(con, run)
-                self._insert_results(con, run_id, run)
-                self._prune(con, keep_runs)
+                existing = known_run_id(con, run.uuid)
+                if existing is not None:
+                    return existing
+                run_id = insert_run(con, run)
+                test_ids, fixture_ids = insert_details(con, run_id, run)
+                replace_uses(con, run.uses, test_ids, fixture_ids)
+                commit = run.git_commit if run.git_dirty is False else None
+                self._update_test_stats(con, run_id, run, test_ids, commit)
+                self._update_fixture_stats(con, run_id, run, fixture_ids)
+                prune(con, keep_runs)
                 return run_id
         except sqlite3.Error as exc:
             raise HistoryError(describe_sqlite_error(self.path, exc)) from exc
 
-    def _insert_run(self, con: sqlite3.Connection, run: RunRecord) -> int:
-        failed = sum(1 for t in run.tests.values() if t.outcome in ("failed", "error"))
-        cur = con.execute(
-            "INSERT INTO runs (uuid, started_at, finished_at, wall_s, collect_s, git_commit,"
-            " git_branch, git_dirty, python, platform, workers, exit_status, args, rootdir, shard,"
-            " tests, failed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                run.uuid,
-                run.started_at,
-                run.finished_at,
-                run.wall_s,
-                run.collect_s,
-                run.git_commit,
-                run.git_branch,
-                None if run.git_dirty is None else int(run.git_dirty),
-                run.python,
-                run.platform,
-                run.workers,
-                run.exit_status,
-                json.dumps(run.args),
-                run.rootdir,
-                run.shard,
-                len(run.tests),
-                failed,
-            ),
-        )
-        assert cur.lastrowid is not None
-        return cur.lastrowid
-
-    def _insert_results(self, con: sqlite3.Connection, run_id: int, run: RunRecord) -> None:
-        nodeids = set(run.tests)
-        for execution in run.fixtures:
-            nodeids.update(n for n in (execution.setup_test, execution.teardown_test) if n)
-        nodeids.update(run.uses)
-        test_ids = _ensure_tests(con, sorted(nodeids))
-
-        con.executemany(
-            "INSERT OR REPLACE INTO results (run_id, test_id, outcome, setup_s, call_s,"
-            " teardown_s, own_s, worker) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    run_id,
-                    test_ids[t.nodeid],
-                    t.outcome,
-                    t.setup_s,
-                    t.call_s,
-                    t.teardown_s,
-                    t.own_s,
-                    t.worker,
-                )
-                for t in run.tests.values()
-            ],
-        )
-
-        keys = {e.key for e in run.fixtures}
-        for used in run.uses.values():
-            keys.update(used)
-        fixture_ids = _ensure_fixtures(
-            con, sorted(keys, key=lambda k: (k.name, k.scope, k.location))
-        )
-        con.executemany(
-            "INSERT INTO fixture_runs (run_id, fixture_id, setup_test, teardown_test, worker,"
-            " setup_s, teardown_s) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    run_id,
-                    fixture_ids[e.key],
-                    test_ids.get(e.setup_test) if e.setup_test else None,
-                    test_ids.get(e.teardown_test) if e.teardown_test else None,
-                    e.worker,
-                    e.setup_s,
-                    e.teardown_s,
-                )
-                for e in run.fixtures
-                if e.key.scope in WIDER_SCOPES
-            ],
-        )
-
-        previous = _select_by_ids(
-            con,
-            "SELECT test_id, runs, failures, recent, uses FROM test_stats",
-            "test_id",
-            [test_ids[n] for n in run.tests],
-        )
-        # The fixtures a test requests rarely change: rewrite only the lists that did.
-        uses_sig: dict[int, str] = {}
-        changed: list[int] = []
-        for nodeid, used in run.uses.items():
-            test_id = test_ids[nodeid]
-            sig = uses_sig[test_id] = ",".join(sorted({str(fixture_ids[k]) for k in used}))
-            before = previous.get(test_id)
-            if before is None or before[3] != sig:
-                changed.append(test_id)
-        for chunk in _chunks(changed):
-            marks = ",".join("?" * len(chunk))
-            con.execute(
-                f"DELETE FROM test_fixtures WHERE test_id IN ({marks})",  # noqa: S608
-                tuple(chunk),
-            )
-        con.executemany(
-            "INSERT OR IGNORE INTO test_fixtures (test_id, fixture_id) VALUES (?, ?)",
-            [(t, int(f)) for t in changed for f in uses_sig[t].split(",") if f],
-        )
-        con.executemany(
-            "INSERT OR REPLACE INTO run_workers (run_id, worker, collect_s, tests)"
-            " VALUES (?, ?, ?, ?)",
-            [(run_id, w.worker, w.collect_s, w.tests) for w in run.worker_records],
-        )
-        commit = run.git_commit if run.git_dirty is False else None
-        self._update_test_stats(con, run_id, run, test_ids, commit, previous, uses_sig)
-        self._update_fixture_stats(con, run_id, run, fixture_ids)
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A write transaction on this history (for `merge.py`, which writes through it)."""
+        return self._db.transaction()
 
     def _update_test_stats(
         self,
@@ -405,52 +326,28 @@ class Store:
         run: RunRecord,
         test_ids: dict[str, int],
         commit: Optional[str],
-        previous: dict[int, tuple[Any, ...]],
-        uses_sig: dict[int, str],
     ) -> None:
         records = {test_ids[t.nodeid]: t for t in run.tests.values()}
+        previous = _select_by_ids(
+            con, "SELECT test_id, runs, failures, recent FROM test_stats", "test_id", list(records)
+        )
         rows = []
-        loads, dumps = json.loads, json.JSONEncoder(separators=(",", ":")).encode
+        loads = json.loads
         for test_id, t in records.items():
-            runs, failures, recent_json, old_sig = previous.get(test_id, (0, 0, "[]", None))
+            runs, failures, recent_json = previous.get(test_id, (0, 0, "[]"))
+            # Raw stored rows, not Sample objects: this loop runs once per test of every run.
             samples = loads(recent_json)
             samples.append(
-                [
-                    run_id,
-                    t.outcome,
-                    round(t.own_s, 6),
-                    round(t.setup_s, 6),
-                    round(t.call_s, 6),
-                    round(t.teardown_s, 6),
-                    commit,
-                ]
+                Sample(
+                    run_id, t.outcome, t.own_s, t.setup_s, t.call_s, t.teardown_s, commit
+                ).to_row()
             )
-            del samples[:-RECENT_KEEP]
-            summary = summarise_rows(samples)
             rows.append(
-                (
-                    test_id,
-                    runs + 1,
-                    failures + (t.outcome in ("failed", "error")),
-                    run_id,
-                    t.outcome,
-                    summary.estimate_s,
-                    summary.setup_s,
-                    summary.call_s,
-                    summary.teardown_s,
-                    summary.fail_rate,
-                    int(summary.flaky),
-                    summary.slowdown,
-                    dumps(samples),
-                    uses_sig.get(test_id, old_sig),
+                test_stats_row_from_rows(
+                    test_id, runs + 1, failures + (t.outcome in FAILING), samples
                 )
             )
-        con.executemany(
-            "INSERT OR REPLACE INTO test_stats (test_id, runs, failures, last_run_id,"
-            " last_outcome, estimate_s, setup_s, call_s, teardown_s, fail_rate, flaky, slowdown,"
-            " recent, uses) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
+        con.executemany(TEST_STATS_INSERT, rows)
 
     def _update_fixture_stats(
         self,
@@ -476,142 +373,8 @@ class Store:
             runs, executions, recent_json = previous.get(fixture_id, (0, 0, "[]"))
             samples = [FixtureSample.from_row(r) for r in json.loads(recent_json)]
             samples.append(FixtureSample(run_id, int(count), setup, teardown))
-            samples = samples[-RECENT_KEEP:]
-            summary = summarise_fixture(samples)
-            rows.append(
-                (
-                    fixture_id,
-                    runs + 1,
-                    executions + int(count),
-                    summary.setup_s,
-                    summary.teardown_s,
-                    summary.executions_per_run,
-                    json.dumps([s.to_row() for s in samples], separators=(",", ":")),
-                )
-            )
-        con.executemany(
-            "INSERT OR REPLACE INTO fixture_stats (fixture_id, runs, executions, setup_s,"
-            " teardown_s, executions_per_run, recent) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
-
-    @staticmethod
-    def _prune(con: sqlite3.Connection, keep_runs: int) -> None:
-        """Drop the details of runs beyond the newest ``keep_runs``; the stats tables stay."""
-        if keep_runs <= 0:
-            return
-        con.execute(
-            "DELETE FROM runs WHERE id NOT IN"
-            " (SELECT id FROM runs ORDER BY started_at DESC, id DESC LIMIT ?)",
-            (keep_runs,),
-        )
-
-    # -- reading -----------------------------------------------------------------------------
-
-    def run_count(self) -> int:
-        return int(self._db.query("SELECT count(*) FROM runs")[0][0])
-
-    def runs(self, limit: Optional[int] = None) -> list[dict[str, Any]]:
-        """The newest runs first, as dicts of the runs table's columns."""
-        sql = "SELECT * FROM runs ORDER BY started_at DESC, id DESC"
-        params: tuple[Any, ...] = ()
-        if limit is not None:
-            sql += " LIMIT ?"
-            params = (limit,)
-        cur = self._db.connection.execute(sql, params)
-        names = [d[0] for d in cur.description]
-        rows = [dict(zip(names, row)) for row in cur.fetchall()]
-        for row in rows:
-            row["args"] = json.loads(row["args"])
-        return rows
-
-    def results(self, run_id: int) -> list[dict[str, Any]]:
-        """The test results of one run, with node ids."""
-        cur = self._db.connection.execute(
-            "SELECT t.nodeid, r.outcome, r.setup_s, r.call_s, r.teardown_s, r.own_s, r.worker"
-            " FROM results r JOIN tests t ON t.id = r.test_id WHERE r.run_id = ?"
-            " ORDER BY t.nodeid",
-            (run_id,),
-        )
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, row)) for row in cur.fetchall()]
-
-    def fixture_executions(self, run_id: int) -> list[dict[str, Any]]:
-        """The fixture executions of one run."""
-        cur = self._db.connection.execute(
-            "SELECT f.name, f.scope, f.location, fr.setup_s, fr.teardown_s, fr.worker,"
-            " s.nodeid AS setup_test, d.nodeid AS teardown_test"
-            " FROM fixture_runs fr JOIN fixtures f ON f.id = fr.fixture_id"
-            " LEFT JOIN tests s ON s.id = fr.setup_test"
-            " LEFT JOIN tests d ON d.id = fr.teardown_test"
-            " WHERE fr.run_id = ? ORDER BY fr.rowid",
-            (run_id,),
-        )
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, row)) for row in cur.fetchall()]
-
-    def recent_samples(self, nodeids: Iterable[str]) -> dict[str, list[Sample]]:
-        """The recent samples (oldest first) of the given tests."""
-        wanted = list(nodeids)
-        out: dict[str, list[Sample]] = {}
-        for chunk in _chunks(wanted):
-            marks = ",".join("?" * len(chunk))
-            sql = (  # placeholders only
-                "SELECT t.nodeid, s.recent FROM test_stats s JOIN tests t"  # noqa: S608
-                f" ON t.id = s.test_id WHERE t.nodeid IN ({marks})"
-            )
-            for nodeid, recent in self._db.query(sql, tuple(chunk)):
-                out[nodeid] = [Sample.from_row(r) for r in json.loads(recent)]
-        return out
-
-    def load_estimates(self) -> Estimates:
-        """Everything the planners need, in a handful of table scans."""
-        tests: dict[str, TestEstimate] = {}
-        for (
-            nodeid,
-            est,
-            setup,
-            call,
-            teardown,
-            runs,
-            fail_rate,
-            flaky,
-            slow,
-            last,
-        ) in self._db.query(
-            "SELECT t.nodeid, s.estimate_s, s.setup_s, s.call_s, s.teardown_s, s.runs,"
-            " s.fail_rate, s.flaky, s.slowdown, s.last_outcome"
-            " FROM test_stats s JOIN tests t ON t.id = s.test_id"
-        ):
-            tests[nodeid] = TestEstimate(
-                nodeid, est, setup, call, teardown, runs, fail_rate, bool(flaky), slow, last
-            )
-        fixture_rows = self._db.query(
-            "SELECT f.id, f.name, f.scope, f.location, coalesce(s.setup_s, 0),"
-            " coalesce(s.teardown_s, 0), coalesce(s.executions_per_run, 0),"
-            " (SELECT count(*) FROM test_fixtures tf WHERE tf.fixture_id = f.id)"
-            " FROM fixtures f LEFT JOIN fixture_stats s ON s.fixture_id = f.id"
-            " ORDER BY f.id"
-        )
-        index = {row[0]: i for i, row in enumerate(fixture_rows)}
-        fixtures = [FixtureEstimate(*row[1:]) for row in fixture_rows]
-        uses: dict[str, list[int]] = {}
-        for nodeid, fixture_id in self._db.query(
-            "SELECT t.nodeid, tf.fixture_id FROM test_fixtures tf JOIN tests t ON t.id = tf.test_id"
-        ):
-            if fixture_id in index:
-                uses.setdefault(nodeid, []).append(index[fixture_id])
-        startup = median(
-            row[0]
-            for row in self._db.query(
-                "SELECT w.collect_s FROM run_workers w JOIN"
-                " (SELECT id FROM runs ORDER BY started_at DESC LIMIT 10) r ON r.id = w.run_id"
-            )
-        )
-        return Estimates(tests, fixtures, uses, startup)
-
-    def known_files(self) -> set[str]:
-        return {test_file(row[0]) for row in self._db.query("SELECT nodeid FROM tests")}
+            rows.append(fixture_stats_row(fixture_id, runs + 1, executions + int(count), samples))
+        con.executemany(FIXTURE_STATS_INSERT, rows)
 
 
 def _execute_script(con: sqlite3.Connection, script: str) -> None:
@@ -629,45 +392,11 @@ def _execute_script(con: sqlite3.Connection, script: str) -> None:
         con.execute(statement)
 
 
-def _ensure_tests(con: sqlite3.Connection, nodeids: Sequence[str]) -> dict[str, int]:
-    con.executemany(
-        "INSERT OR IGNORE INTO tests (nodeid, file) VALUES (?, ?)",
-        [(n, test_file(n)) for n in nodeids],
-    )
-    ids: dict[str, int] = {}
-    for chunk in _chunks(nodeids):
-        marks = ",".join("?" * len(chunk))
-        for test_id, nodeid in con.execute(
-            f"SELECT id, nodeid FROM tests WHERE nodeid IN ({marks})",  # noqa: S608
-            tuple(chunk),
-        ):
-            ids[nodeid] = test_id
-    return ids
-
-
-def _ensure_fixtures(con: sqlite3.Connection, keys: Sequence[FixtureKey]) -> dict[FixtureKey, int]:
-    con.executemany(
-        "INSERT OR IGNORE INTO fixtures (name, scope, location) VALUES (?, ?, ?)",
-        [(k.name, k.scope, k.location) for k in keys],
-    )
-    wanted = set(keys)
-    ids: dict[FixtureKey, int] = {}
-    if not wanted:
-        return ids
-    for fixture_id, name, scope, location in con.execute(
-        "SELECT id, name, scope, location FROM fixtures"
-    ):
-        key = FixtureKey(name, scope, location)
-        if key in wanted:
-            ids[key] = fixture_id
-    return ids
-
-
 def _select_by_ids(
     con: sqlite3.Connection, select: str, column: str, ids: Sequence[int]
 ) -> dict[int, tuple[Any, ...]]:
     out: dict[int, tuple[Any, ...]] = {}
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         marks = ",".join("?" * len(chunk))
         for row in con.execute(f"{select} WHERE {column} IN ({marks})", tuple(chunk)):
             out[row[0]] = tuple(row[1:])
