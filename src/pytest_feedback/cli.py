@@ -64,6 +64,36 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Print the report (text, markdown or json) from the history."""
+    from .report import DEFAULT_TOP, build_report, write_report
+    from .store import Store
+
+    with Store.open_existing(_db_path(args)) as store:
+        report = build_report(
+            store,
+            top=args.top or DEFAULT_TOP,
+            all_tests=args.format == "json" and args.top is None,
+        )
+    out = _output(args)
+    try:
+        write_report(report, args.format, out, top=args.top, color=out is sys.stdout)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -83,6 +113,26 @@ def build_parser() -> argparse.ArgumentParser:
     runs = sub.add_parser("runs", parents=[common], help="list recorded runs, newest first")
     runs.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
     runs.set_defaults(func=cmd_runs)
+
+    report = sub.add_parser(
+        "report",
+        parents=[common],
+        help="where the time goes: slowest tests, fixtures and files, slow-downs, flaky tests",
+    )
+    report.add_argument(
+        "--format",
+        choices=("text", "markdown", "json"),
+        default="text",
+        help="text for people (default), markdown for $GITHUB_STEP_SUMMARY, json for scripts",
+    )
+    report.add_argument(
+        "--top",
+        type=_positive_int,
+        metavar="N",
+        help="rows per table (default 10; json: all tests and fixtures unless given)",
+    )
+    report.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    report.set_defaults(func=cmd_report)
     return parser
 
 
