@@ -12,6 +12,7 @@ from typing import Any, Optional
 from .model import Report, TestRow
 
 VERSION = 1
+_INF = float("inf")
 
 
 def document(report: Report, *, top: Optional[int] = None) -> dict[str, Any]:
@@ -35,17 +36,18 @@ def document(report: Report, *, top: Optional[int] = None) -> dict[str, Any]:
             "efficiency": None if run.efficiency is None else _num(run.efficiency),
             "git_commit": run.git_commit,
         },
+        # The store rounds these already (this list can hold 50,000 tests).
         "tests": [
             {
                 "nodeid": t.nodeid,
-                "estimate_s": _num(t.estimate_s),
-                "setup_s": _num(t.setup_s),
-                "call_s": _num(t.call_s),
-                "teardown_s": _num(t.teardown_s),
+                "estimate_s": t.estimate_s,
+                "setup_s": t.setup_s,
+                "call_s": t.call_s,
+                "teardown_s": t.teardown_s,
                 "runs": t.runs,
-                "fail_rate": _num(t.fail_rate),
+                "fail_rate": t.fail_rate,
                 "flaky": t.flaky,
-                "slowdown": _num(t.slowdown),
+                "slowdown": round(t.slowdown, 6) if t.slowdown < _INF else None,
                 "last_outcome": t.last_outcome,
             }
             for t in tests
@@ -88,5 +90,5 @@ def _slowed(row: TestRow) -> dict[str, Any]:
 
 
 def _num(value: float) -> Optional[float]:
-    """Rounded to microseconds; infinity (a test that took 0s before) becomes null."""
+    """Rounded to microseconds; infinity (a test that took no time before) becomes null."""
     return round(value, 6) if math.isfinite(value) else None

@@ -145,8 +145,8 @@ def build_report(
     tests = store.current_tests(None if all_tests else top)
     slowest = tests[:top]
     flagged = store.flagged_tests(SLOWDOWN_RATIO)
-    slowed = sorted((t for t in flagged if t.slowed_down), key=lambda t: -t.slowdown)
-    flaky = sorted((t for t in flagged if t.flaky), key=lambda t: -t.fail_rate)
+    slowed = sorted((t for t in flagged if t.slowed_down), key=lambda t: (-t.slowdown, t.nodeid))
+    flaky = sorted((t for t in flagged if t.flaky), key=lambda t: (-t.fail_rate, t.nodeid))
     shown = _unique(t.nodeid for t in (*slowest, *slowed, *flaky))
     samples = store.recent_samples(shown)
 
