@@ -40,7 +40,7 @@ def test_flaky_test_is_reported_after_four_runs(pytester: pytest.Pytester) -> No
             "*= pytest-feedback report =*",
             "Last run: run 4 · * UTC",
             "  3 tests, 1 failed · wall * · test time *",
-            "  no xdist · parallel efficiency *%",
+            "  no xdist · *% of the wall time in tests",
             "History: 4 runs · 3 tests · expected test time *",
             "Slowest tests (of 3)",
             "test *estimate*this run*set/call/tear*trend",

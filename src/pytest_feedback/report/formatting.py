@@ -102,9 +102,12 @@ def commit_label(commit: Optional[str], dirty: Optional[bool]) -> str:
 def run_figures(run: RunSummary) -> list[str]:
     """The last run's figures in two short lines."""
     failed = f", {run.failed:,} failed" if run.failed else ""
-    workers = f"{run.workers} xdist workers" if run.workers else "no xdist"
+    if run.workers:
+        use = f"{run.workers} xdist workers · parallel efficiency {percent(run.efficiency)}"
+    else:
+        use = f"no xdist · {percent(run.efficiency)} of the wall time in tests"
     return [
         f"{run.tests:,} tests{failed} · wall {seconds(run.wall_s)} · test time "
         f"{seconds(run.test_time_s)}",
-        f"{workers} · parallel efficiency {percent(run.efficiency)}",
+        use,
     ]
