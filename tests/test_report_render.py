@@ -151,6 +151,13 @@ def test_text_report_shows_hostile_node_ids_literally() -> None:
     assert "test_unicode[日本語-é-😀]" in output
 
 
+def test_text_report_does_not_read_history_text_as_markup() -> None:
+    report = sample_report()
+    weird = FixtureEstimate("[red]f", "[bold]module", "c.py::f", 1.0, 0.0, 1, 1)
+    report = Report(**{**report.__dict__, "fixtures": [weird]})
+    assert "[red]f             [bold]module      1.00s" in render_text(report)
+
+
 def test_text_report_in_ascii() -> None:
     output = render_text(sample_report(), ascii_only=True)
     assert output.isascii()

@@ -19,6 +19,8 @@ from . import formatting as fmt
 from .model import Report, RunSummary, TestRow
 
 ASCII_HEAD = box.Box("    \n    \n -- \n    \n    \n    \n    \n    \n", ascii=True)
+#: Columns of names (fold onto further lines) and of words (left-aligned); the rest are figures.
+_NAMES = frozenset({"test", "fixture", "file"})
 _LEFT = frozenset({"trend", "outcomes", "scope", "last"})
 _ASCII_GLYPHS = str.maketrans({fmt.UNKNOWN: "-", "·": "|", "∞": "inf", "…": "..."})
 
@@ -94,7 +96,7 @@ class TextReport:
     def table(self, *headers: str) -> Table:
         table = Table(box=self.box, show_edge=False, pad_edge=False, header_style="bold")
         for header in headers:
-            if header == "test" or header in ("fixture", "file"):
+            if header in _NAMES:
                 table.add_column(header, overflow="fold", ratio=1, min_width=16)
             elif header in _LEFT:
                 table.add_column(self.g(header), no_wrap=True)
@@ -135,12 +137,12 @@ class TextReport:
         table = self.table("fixture", "scope", "per exec", "execs/run", "per run", "used by")
         names = [f.name for f in self.report.fixtures]
         for fixture in self.report.fixtures[: self.report.top]:
-            label = Text(fmt.visible(fixture.name))
+            label = self.plain(fixture.name)
             if names.count(fixture.name) > 1:
                 label.append(f" {fmt.visible(fixture.location)}", style="dim")
             table.add_row(
                 label,
-                fixture.scope,
+                self.plain(fixture.scope),
                 fmt.seconds(fixture.cost_s),
                 fmt.times(fixture.executions_per_run),
                 fmt.seconds(fixture.cost_per_run_s),
@@ -152,7 +154,7 @@ class TextReport:
         table = self.table("file", "tests", "estimate", "share")
         for row in self.report.files[: self.report.top]:
             table.add_row(
-                Text(fmt.visible(row.file)),
+                self.plain(row.file),
                 f"{row.tests:,}",
                 fmt.seconds(row.estimate_s),
                 fmt.percent(row.share),
@@ -179,14 +181,18 @@ class TextReport:
                 self.nodeid(row),
                 fmt.percent(est.fail_rate),
                 f"{est.runs:,}",
-                est.last_outcome or "",
+                self.plain(est.last_outcome or ""),
                 row.outcomes[-fmt.TREND_POINTS :],
             )
         return table
 
     def nodeid(self, row: TestRow) -> Text:
-        # A Text, never a str: node ids are not rich markup ("[bold]" stays literal).
-        return Text(fmt.visible(row.nodeid))
+        return self.plain(row.nodeid)
+
+    @staticmethod
+    def plain(value: str) -> Text:
+        """Text from the history as a `Text`, never a str: not rich markup ("[b]" stays literal)."""
+        return Text(fmt.visible(value))
 
 
 def run_heading(run: RunSummary) -> str:
