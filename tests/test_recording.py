@@ -258,3 +258,23 @@ def test_retention_keeps_aggregates(pytester: pytest.Pytester, history: Path) ->
         assert store.run_count() == 2
         estimates = store.load_estimates()
         assert estimates.tests["test_a.py::test_a"].runs == 4
+
+
+def test_parametrized_arguments_are_not_fixtures(pytester: pytest.Pytester, history: Path) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.fixture
+        def real():
+            return 1
+
+        @pytest.mark.parametrize("value", [1, 2])
+        def test_p(value, real):
+            pass
+        """
+    )
+    pytester.runpytest("--feedback", "-p", "no:cacheprovider").assert_outcomes(passed=2)
+    with Store.open_existing(history) as store:
+        names = {f.name for f in store.load_estimates().fixtures}
+    assert names == {"real"}

@@ -8,7 +8,7 @@ import pytest
 
 from pytest_feedback.durations import format_duration, parse_duration
 from pytest_feedback.errors import ConfigError
-from pytest_feedback.estimates import Sample, is_flaky, slowdown, summarise_test
+from pytest_feedback.estimates import Sample, is_flaky, is_slowed_down, slowdown, summarise_test
 from pytest_feedback.settings import find_project_db, resolve_db_path
 
 
@@ -68,9 +68,10 @@ def test_both_outcomes_on_one_clean_commit_is_flaky() -> None:
 
 def test_slowdown_needs_a_real_change() -> None:
     steady = [Sample(i, "passed", s, 0, s, 0) for i, s in enumerate([1.0, 1.2, 0.8, 1.1, 0.9, 1.2])]
-    assert slowdown(steady) == 1.0
+    assert not is_slowed_down(slowdown(steady))
     slowed = [*steady[:4], Sample(9, "passed", 3.0, 0, 3, 0), Sample(10, "passed", 3.1, 0, 3, 0)]
     assert slowdown(slowed) > 2.5
+    assert is_slowed_down(slowdown(slowed))
 
 
 def test_summary_ignores_skips_for_the_estimate() -> None:

@@ -64,12 +64,6 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _runs_count(value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of runs >= 1")
-    return int(value)
-
-
 def cmd_merge(args: argparse.Namespace) -> int:
     """Merge histories from CI shards or machines into one file."""
     from .merge import merge_histories
@@ -126,6 +120,36 @@ def cmd_import_junit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Print the report (text, markdown or json) from the history."""
+    from .report import DEFAULT_TOP, build_report, write_report
+    from .store import Store
+
+    with Store.open_existing(_db_path(args)) as store:
+        report = build_report(
+            store,
+            top=args.top or DEFAULT_TOP,
+            all_tests=args.format == "json" and args.top is None,
+        )
+    out = _output(args)
+    try:
+        write_report(report, args.format, out, top=args.top, color=out is sys.stdout)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -157,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("-o", "--output", required=True, metavar="OUT.db", help="the merged history")
     merge.add_argument(
         "--keep-runs",
-        type=_runs_count,
+        type=_positive_int,
         default=50,
         metavar="N",
         help="runs whose details OUT keeps (default 50; aggregates are kept for all)",
@@ -192,12 +216,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     junit.add_argument(
         "--keep-runs",
-        type=_runs_count,
+        type=_positive_int,
         default=50,
         metavar="N",
         help="runs whose details the history keeps (default 50)",
     )
     junit.set_defaults(func=cmd_import_junit)
+    report = sub.add_parser(
+        "report",
+        parents=[common],
+        help="where the time goes: slowest tests, fixtures and files, slow-downs, flaky tests",
+    )
+    report.add_argument(
+        "--format",
+        choices=("text", "markdown", "json"),
+        default="text",
+        help="text for people (default), markdown for $GITHUB_STEP_SUMMARY, json for scripts",
+    )
+    report.add_argument(
+        "--top",
+        type=_positive_int,
+        metavar="N",
+        help="rows per table (default 10; json: all tests and fixtures unless given)",
+    )
+    report.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    report.set_defaults(func=cmd_report)
     return parser
 
 

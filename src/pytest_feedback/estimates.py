@@ -22,9 +22,15 @@ RECENT_KEEP = 20
 ESTIMATE_WINDOW = 10
 #: Outcome changes (pass <-> fail) within the recent samples that make a test flaky on their own.
 FLIP_THRESHOLD = 3
-#: A test is "slowed down" when its last SLOW_RECENT runs have a median this many times the earlier.
-SLOWDOWN_RATIO = 1.5
-SLOW_RECENT = 2
+#: A test is "slowed down" when the median of its last `SLOW_RECENT` runs is at least this many
+#: times the median of the (up to `ESTIMATE_WINDOW`) runs before them.  Run-to-run noise of +-20%
+#: can at worst make that ratio 1.2 / 0.8 = 1.5, so it never flags; a real 3x change (itself
+#: noisy: 2.4 / 1.2 = 2.0 at worst) flags as soon as two of the last three runs are slow.
+SLOWDOWN_RATIO = 1.8
+#: A median of three: one slow run (a busy machine) is not a slow-down, two in a row are.
+SLOW_RECENT = 3
+#: Runs before the recent ones needed to judge at all.
+SLOW_BASELINE_MIN = 3
 #: Changes below this many seconds are noise whatever the ratio.
 SLOWDOWN_MIN_DELTA_S = 0.05
 
@@ -144,19 +150,35 @@ def _flaky_rows(rows: Sequence[Sequence[Any]]) -> bool:
 def slowdown(samples: Sequence[Sample]) -> float:
     """How much slower the last `SLOW_RECENT` runs are than the ones before (1.0: no change).
 
-    Needs at least three earlier samples; a difference under `SLOWDOWN_MIN_DELTA_S` is noise.
+    Needs `SLOW_BASELINE_MIN` earlier samples; a difference under `SLOWDOWN_MIN_DELTA_S` is noise.
     """
     return _slowdown_values([s.own_s for s in samples])
 
 
+def slowdown_medians(samples: Sequence[Sample]) -> Optional[tuple[float, float]]:
+    """Median own seconds before the last `SLOW_RECENT` runs and of them; None: too few runs."""
+    return _slowdown_medians([s.own_s for s in samples])
+
+
+def _slowdown_medians(own: Sequence[float]) -> Optional[tuple[float, float]]:
+    if len(own) < SLOW_RECENT + SLOW_BASELINE_MIN:
+        return None
+    return median(own[:-SLOW_RECENT][-ESTIMATE_WINDOW:]), median(own[-SLOW_RECENT:])
+
+
 def _slowdown_values(own: Sequence[float]) -> float:
-    if len(own) < SLOW_RECENT + 3:
+    medians = _slowdown_medians(own)
+    if medians is None:
         return 1.0
-    recent = median(own[-SLOW_RECENT:])
-    before = median(own[:-SLOW_RECENT][-ESTIMATE_WINDOW:])
+    before, recent = medians
     if recent - before < SLOWDOWN_MIN_DELTA_S:
         return 1.0
     return recent / before if before > 0 else float("inf")
+
+
+def is_slowed_down(ratio: float) -> bool:
+    """Whether a `slowdown` ratio is a real change rather than noise."""
+    return ratio >= SLOWDOWN_RATIO
 
 
 @dataclasses.dataclass(frozen=True)
@@ -208,6 +230,11 @@ class TestEstimate:
     last_outcome: Optional[str]
 
     __test__ = False
+
+    @property
+    def slowed_down(self) -> bool:
+        """Recent runs are significantly slower than the test's history (`SLOWDOWN_RATIO`)."""
+        return is_slowed_down(self.slowdown)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -42,6 +42,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         f"also ini feedback_db and ${ENV_DB}).",
     )
     group.addoption(
+        "--feedback-report",
+        action="store_true",
+        default=False,
+        help="Record this run, then print the report: slowest tests, fixtures and files, "
+        "slowed-down and flaky tests (also `pytest-feedback report`).",
+    )
+    group.addoption(
         "--feedback-no-record",
         action="store_true",
         default=False,
@@ -65,7 +72,8 @@ def load_settings(config: pytest.Config) -> Settings:
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     explicit: Optional[bool] = config.getoption("feedback")
-    record = bool(explicit) or bool(config.getini("feedback"))
+    report = bool(config.getoption("feedback_report"))
+    record = bool(explicit) or bool(config.getini("feedback")) or report
     if config.getoption("feedback_no_record"):
         record = False
     db_path = resolve_db_path(
@@ -75,7 +83,7 @@ def load_settings(config: pytest.Config) -> Settings:
         invocation_dir=config.invocation_params.dir,
         rootpath=config.rootpath,
     )
-    return Settings(record=record, db_path=db_path, keep_runs=keep_runs)
+    return Settings(record=record, db_path=db_path, keep_runs=keep_runs, report=report)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -128,6 +136,12 @@ def pytest_terminal_summary(
     if recorder is not None and recorder.outcome_line:
         terminalreporter.write_line(recorder.outcome_line)
         recorder.outcome_line = None
+    settings = config.stash.get(SETTINGS_KEY, None)
+    if settings is not None and settings.report and not hasattr(config, "workerinput"):
+        from .report.terminal import write_terminal_report
+
+        uuid = recorder.run.uuid if recorder is not None else None
+        write_terminal_report(terminalreporter, settings.db_path, uuid)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

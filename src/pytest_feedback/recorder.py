@@ -108,6 +108,8 @@ class FixtureProbe:
     def pytest_fixture_setup(
         self, fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
     ) -> Generator[None, object, object]:
+        if _is_parameter(fixturedef):
+            return (yield)
         start = _RealClock.perf()
         self._stack.append(0.0)
         ok = False
@@ -192,7 +194,7 @@ class FixtureProbe:
         uses = []
         for name in getattr(item, "fixturenames", ()):
             defs = name2defs.get(name)
-            if defs:
+            if defs and not _is_parameter(defs[-1]):
                 key = self._key(defs[-1])
                 uses.append((key.name, key.scope, key.location))
         self._uses_cache[id(info)] = (info, uses)
@@ -358,6 +360,11 @@ class RunRecorder:
         if state is not None:
             run.git_commit, run.git_branch, run.git_dirty = state.commit, state.branch, state.dirty
         self.outcome_line = self._write(run)
+
+
+def _is_parameter(fixturedef: pytest.FixtureDef[Any]) -> bool:
+    """A pseudo-fixture pytest makes for a directly parametrized argument, not a real fixture."""
+    return getattr(fixturedef.func, "__name__", "") == "get_direct_param_fixture_func"
 
 
 def _outcome(report: pytest.TestReport, current: str) -> str:

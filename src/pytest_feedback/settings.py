@@ -29,6 +29,8 @@ class Settings:
     record: bool = False
     db_path: Path = DEFAULT_DB
     keep_runs: int = DEFAULT_KEEP_RUNS
+    #: Print the report at the end of the terminal summary (``--feedback-report``).
+    report: bool = False
 
     @property
     def enabled(self) -> bool:

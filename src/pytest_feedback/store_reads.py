@@ -83,35 +83,24 @@ class HistoryReads:
                 out[nodeid] = [Sample.from_row(r) for r in json.loads(recent)]
         return out
 
+    #: Tests whose last run still has its details in the history (see `keep_runs`): a test that
+    #: was deleted or renamed leaves the report once its last run is pruned.
+    _CURRENT = "s.last_run_id >= (SELECT min(id) FROM runs)"
+    #: Seconds rounded to microseconds here, in C, rather than by each reader in Python; CROSS
+    #: JOIN keeps SQLite from walking 50,000 tests by name to look each one's stats up.
+    _ESTIMATE_COLUMNS = (
+        "t.nodeid, round(s.estimate_s, 6), round(s.setup_s, 6), round(s.call_s, 6),"
+        " round(s.teardown_s, 6), s.runs, round(s.fail_rate, 6), s.flaky, s.slowdown,"
+        " s.last_outcome FROM test_stats s CROSS JOIN tests t ON t.id = s.test_id"
+    )
+
     def load_estimates(self) -> Estimates:
         """Everything the planners need, in a handful of table scans."""
-        tests: dict[str, TestEstimate] = {}
-        for (
-            nodeid,
-            est,
-            setup,
-            call,
-            teardown,
-            runs,
-            fail_rate,
-            flaky,
-            slow,
-            last,
-        ) in self._db.query(
-            "SELECT t.nodeid, s.estimate_s, s.setup_s, s.call_s, s.teardown_s, s.runs,"
-            " s.fail_rate, s.flaky, s.slowdown, s.last_outcome"
-            " FROM test_stats s JOIN tests t ON t.id = s.test_id"
-        ):
-            tests[nodeid] = TestEstimate(
-                nodeid, est, setup, call, teardown, runs, fail_rate, bool(flaky), slow, last
-            )
-        fixture_rows = self._db.query(
-            "SELECT f.id, f.name, f.scope, f.location, coalesce(s.setup_s, 0),"
-            " coalesce(s.teardown_s, 0), coalesce(s.executions_per_run, 0),"
-            " (SELECT count(*) FROM test_fixtures tf WHERE tf.fixture_id = f.id)"
-            " FROM fixtures f LEFT JOIN fixture_stats s ON s.fixture_id = f.id"
-            " ORDER BY f.id"
-        )
+        tests = {
+            row[0]: _test_estimate(row)
+            for row in self._db.query(f"SELECT {self._ESTIMATE_COLUMNS}")
+        }
+        fixture_rows = self._fixture_rows()
         index = {row[0]: i for i, row in enumerate(fixture_rows)}
         fixtures = [FixtureEstimate(*row[1:]) for row in fixture_rows]
         uses: dict[str, list[int]] = {}
@@ -129,5 +118,82 @@ class HistoryReads:
         )
         return Estimates(tests, fixtures, uses, startup)
 
+    def _fixture_rows(self) -> list[Any]:
+        """(id, name, scope, location, setup_s, teardown_s, executions per run, used by)."""
+        return self._db.query(
+            "SELECT f.id, f.name, f.scope, f.location, coalesce(s.setup_s, 0),"
+            " coalesce(s.teardown_s, 0), coalesce(s.executions_per_run, 0),"
+            " (SELECT count(*) FROM test_fixtures tf WHERE tf.fixture_id = f.id)"
+            " FROM fixtures f LEFT JOIN fixture_stats s ON s.fixture_id = f.id"
+            " ORDER BY f.id"
+        )
+
+    # -- reads for the report (what `load_estimates` gives, without loading every test) ------
+
+    def current_tests(self, limit: Optional[int] = None) -> list[TestEstimate]:
+        """Current tests, longest estimate first (all of them when ``limit`` is None)."""
+        sql = f"SELECT {self._ESTIMATE_COLUMNS} WHERE {self._CURRENT}"
+        if limit is not None:  # the index gives the first few in order
+            sql += " ORDER BY s.estimate_s DESC, t.nodeid LIMIT ?"
+            return [_test_estimate(row) for row in self._db.query(sql, (limit,))]
+        # All of them: a sequential scan and a sort here cost half the index walk.
+        rows = self._db.query(sql)
+        rows.sort(key=lambda row: (-row[1], row[0]))
+        return [_test_estimate(row) for row in rows]
+
+    def flagged_tests(self, min_slowdown: float) -> list[TestEstimate]:
+        """Current tests that are flaky or whose slow-down ratio is at least ``min_slowdown``.
+
+        In no particular order.
+        """
+        sql = (
+            f"SELECT {self._ESTIMATE_COLUMNS} WHERE {self._CURRENT}"
+            " AND (s.flaky OR s.slowdown >= ?)"
+        )
+        return [_test_estimate(row) for row in self._db.query(sql, (min_slowdown,))]
+
+    def file_totals(self) -> list[tuple[str, int, float]]:
+        """Per file of current tests: (file, tests, sum of their estimates), longest first."""
+        sql = (
+            "SELECT t.file, count(*), sum(s.estimate_s) FROM test_stats s"  # noqa: S608
+            f" CROSS JOIN tests t ON t.id = s.test_id WHERE {self._CURRENT}"
+            " GROUP BY t.file ORDER BY 3 DESC, 1"
+        )
+        return [(str(f), int(n), float(total)) for f, n, total in self._db.query(sql)]
+
+    def fixture_estimates(self) -> list[FixtureEstimate]:
+        """Every known fixture (as in `load_estimates`)."""
+        return [FixtureEstimate(*row[1:]) for row in self._fixture_rows()]
+
+    def test_time(self, run_id: int) -> float:
+        """Seconds all tests of one run spent in set-up, call and tear-down together."""
+        row = self._db.query(
+            "SELECT sum(setup_s + call_s + teardown_s) FROM results WHERE run_id = ?", (run_id,)
+        )
+        return float(row[0][0] or 0.0)
+
+    def test_phases(
+        self, run_id: int, nodeids: Iterable[str]
+    ) -> dict[str, tuple[float, float, float]]:
+        """Set-up, call and tear-down seconds in one run of those of the given tests it ran."""
+        out: dict[str, tuple[float, float, float]] = {}
+        for chunk in chunks(list(nodeids)):
+            marks = ",".join("?" * len(chunk))
+            sql = (  # placeholders only
+                "SELECT t.nodeid, r.setup_s, r.call_s, r.teardown_s"  # noqa: S608
+                " FROM tests t JOIN results r ON r.test_id = t.id AND r.run_id = ?"
+                f" WHERE t.nodeid IN ({marks})"
+            )
+            for nodeid, setup, call, teardown in self._db.query(sql, (run_id, *chunk)):
+                out[nodeid] = (setup, call, teardown)
+        return out
+
     def known_files(self) -> set[str]:
         return {test_file(row[0]) for row in self._db.query("SELECT nodeid FROM tests")}
+
+
+def _test_estimate(row: Sequence[Any]) -> TestEstimate:
+    nodeid, est, setup, call, teardown, runs, fail_rate, flaky, slow, last = row
+    return TestEstimate(
+        nodeid, est, setup, call, teardown, runs, fail_rate, bool(flaky), slow, last
+    )

@@ -1,0 +1,39 @@
+"""The report: where a suite's time goes, what slowed down, what is flaky.
+
+`model.build_report` reads the history into a `Report`; `text` (rich), `markdown` and `json`
+render it. `hints` is where the planners add their one-line hint.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, TextIO
+
+from .model import DEFAULT_TOP, Report, build_report
+
+FORMATS = ("text", "markdown", "json")
+
+__all__ = ["DEFAULT_TOP", "FORMATS", "Report", "build_report", "write_report"]
+
+
+def write_report(
+    report: Report, form: str, out: TextIO, *, top: Optional[int] = None, color: bool = False
+) -> None:
+    """Write ``report`` in format ``form`` to ``out``.
+
+    ``top`` limits the json lists (None: all of them; text and markdown use ``report.top``).
+    ``color`` lets the text report use colour when ``out`` is a terminal that wants it.
+    """
+    if form == "json":
+        from . import json
+
+        out.write(json.render(report, top=top))
+    elif form == "markdown":
+        from . import markdown
+
+        out.write(markdown.render(report))
+    elif form == "text":
+        from . import text
+
+        text.render(report, text.make_console(out, color=color and out.isatty()))
+    else:
+        raise ValueError(f"unknown report format {form!r}; choose one of {', '.join(FORMATS)}")

@@ -1,0 +1,205 @@
+"""The report for people at a terminal, rendered with rich.
+
+Readable at 80 columns (node ids fold onto further lines rather than push figures off-screen);
+plain when the console has no colour (not a terminal, ``NO_COLOR``); ASCII-only when the
+console's encoding cannot show the box and bar characters.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional, TextIO
+
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from . import formatting as fmt
+from .model import Report, RunSummary, TestRow
+
+ASCII_HEAD = box.Box("    \n    \n -- \n    \n    \n    \n    \n    \n", ascii=True)
+#: Columns of names (fold onto further lines) and of words (left-aligned); the rest are figures.
+_NAMES = frozenset({"test", "fixture", "file"})
+_LEFT = frozenset({"trend", "outcomes", "scope", "last"})
+_ASCII_GLYPHS = str.maketrans({fmt.UNKNOWN: "-", "·": "|", "∞": "inf", "…": "..."})
+
+
+def make_console(out: TextIO, *, width: Optional[int] = None, color: bool = False) -> Console:
+    """A console on ``out``: coloured only when ``color`` and ``NO_COLOR`` is not set.
+
+    Without colour the output has no escape sequences at all (rich alone would keep bold).
+    """
+    color = color and not os.environ.get("NO_COLOR")
+    return Console(
+        file=out,
+        width=width,
+        color_system="auto" if color else None,
+        force_terminal=color or None,
+        highlight=False,
+    )
+
+
+def render(report: Report, console: Console, *, ascii_only: Optional[bool] = None) -> None:
+    """Print ``report`` on ``console``."""
+    if ascii_only is None:
+        ascii_only = console.options.ascii_only
+    console.print(TextReport(report, ascii_only=ascii_only).renderable())
+
+
+class TextReport:
+    """Builds the rich renderables of one report."""
+
+    def __init__(self, report: Report, *, ascii_only: bool = False) -> None:
+        self.report = report
+        self.ascii_only = ascii_only
+        self.box = ASCII_HEAD if ascii_only else box.SIMPLE_HEAD
+
+    def renderable(self) -> RenderableType:
+        report = self.report
+        parts: list[RenderableType] = [self.summary()]
+        if report.tests:
+            parts += self.section(f"Slowest tests (of {report.test_count:,})", self.slowest())
+        if report.fixtures:
+            parts += self.section(
+                f"Slowest fixtures (of {len(report.fixtures):,}, by cost per run)",
+                self.fixtures(),
+            )
+        if report.files:
+            parts += self.section(f"Slowest files (of {len(report.files):,})", self.files())
+        if report.slowed_down:
+            parts += self.section(
+                f"Slowed down ({len(report.slowed_down):,}: recent runs against their history)",
+                self.slowed(),
+            )
+        if report.flaky:
+            parts += self.section(
+                f"Flaky ({len(report.flaky):,}: passed and failed with no code change between)",
+                self.flaky(),
+            )
+        if report.hint:
+            parts += [Text(""), Text.assemble(("Plan: ", "bold"), self.g(report.hint))]
+        return Group(*parts)
+
+    # -- pieces ------------------------------------------------------------------------------
+
+    def g(self, text: str) -> str:
+        """Our own strings, with ASCII stand-ins for typographic characters when needed."""
+        return text.translate(_ASCII_GLYPHS) if self.ascii_only else text
+
+    def spark(self, values: tuple[float, ...]) -> str:
+        return fmt.sparkline(values, ascii_only=self.ascii_only)
+
+    def section(self, title: str, table: Table) -> list[RenderableType]:
+        return [Text(""), Text(self.g(title), style="bold"), table]
+
+    def table(self, *headers: str) -> Table:
+        table = Table(box=self.box, show_edge=False, pad_edge=False, header_style="bold")
+        for header in headers:
+            if header in _NAMES:
+                table.add_column(header, overflow="fold", ratio=1, min_width=16)
+            elif header in _LEFT:
+                table.add_column(self.g(header), no_wrap=True)
+            else:
+                table.add_column(self.g(header), justify="right", no_wrap=True)
+        return table
+
+    def summary(self) -> RenderableType:
+        report = self.report
+        run = report.last_run
+        if run is None:
+            return Text("No runs recorded yet; run `pytest --feedback`.")
+        return Group(
+            Text.assemble(("Last run: ", "bold"), self.g(run_heading(run))),
+            *(Text("  " + self.g(line)) for line in fmt.run_figures(run)),
+            Text.assemble(
+                ("History: ", "bold"),
+                self.g(
+                    f"{report.runs:,} runs · {report.test_count:,} tests · expected test time "
+                    f"{fmt.seconds(report.total_estimate_s)}"
+                ),
+            ),
+        )
+
+    def slowest(self) -> Table:
+        table = self.table("test", "estimate", "this run", "set/call/tear", "trend")
+        for row in self.report.slowest:
+            table.add_row(
+                self.nodeid(row),
+                fmt.seconds(row.estimate.estimate_s),
+                self.g(fmt.seconds(row.last_s)),
+                self.g(fmt.split(row.last)),
+                self.spark(row.trend),
+            )
+        return table
+
+    def fixtures(self) -> Table:
+        table = self.table("fixture", "scope", "per exec", "execs/run", "per run", "used by")
+        names = [f.name for f in self.report.fixtures]
+        for fixture in self.report.fixtures[: self.report.top]:
+            label = self.plain(fixture.name)
+            if names.count(fixture.name) > 1:
+                label.append(f" {fmt.visible(fixture.location)}", style="dim")
+            table.add_row(
+                label,
+                self.plain(fixture.scope),
+                fmt.seconds(fixture.cost_s),
+                fmt.times(fixture.executions_per_run),
+                fmt.seconds(fixture.cost_per_run_s),
+                f"{fixture.used_by:,}",
+            )
+        return table
+
+    def files(self) -> Table:
+        table = self.table("file", "tests", "estimate", "share")
+        for row in self.report.files[: self.report.top]:
+            table.add_row(
+                self.plain(row.file),
+                f"{row.tests:,}",
+                fmt.seconds(row.estimate_s),
+                fmt.percent(row.share),
+            )
+        return table
+
+    def slowed(self) -> Table:
+        table = self.table("test", "before", "recent", "slower", "trend")
+        for row in self.report.slowed_down[: self.report.top]:
+            table.add_row(
+                self.nodeid(row),
+                self.g(fmt.seconds(row.before_s)),
+                self.g(fmt.seconds(row.recent_s)),
+                self.g(fmt.ratio(row.estimate.slowdown)),
+                self.spark(row.trend),
+            )
+        return table
+
+    def flaky(self) -> Table:
+        table = self.table("test", "fail rate", "runs", "last", "outcomes")
+        for row in self.report.flaky[: self.report.top]:
+            est = row.estimate
+            table.add_row(
+                self.nodeid(row),
+                fmt.percent(est.fail_rate),
+                f"{est.runs:,}",
+                self.plain(est.last_outcome or ""),
+                row.outcomes[-fmt.TREND_POINTS :],
+            )
+        return table
+
+    def nodeid(self, row: TestRow) -> Text:
+        return self.plain(row.nodeid)
+
+    @staticmethod
+    def plain(value: str) -> Text:
+        """Text from the history as a `Text`, never a str: not rich markup ("[b]" stays literal)."""
+        return Text(fmt.visible(value))
+
+
+def run_heading(run: RunSummary) -> str:
+    parts = [f"run {run.run_id}", fmt.timestamp(run.started_at)]
+    commit = fmt.commit_label(run.git_commit, run.git_dirty)
+    if commit:
+        parts.append(f"commit {commit}")
+    if run.shard:
+        parts.append(f"shard {run.shard}")
+    return " · ".join(parts)
