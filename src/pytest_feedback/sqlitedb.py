@@ -18,24 +18,30 @@ from .errors import HistoryError
 BUSY_TIMEOUT_S = 60.0
 
 
+#: The hint every message ends with when the fix is to use another file.
+CHOOSE_ANOTHER = "choose another file with --feedback-db / --db"
+
+
 def describe_sqlite_error(path: Path, exc: sqlite3.Error) -> str:
     """One line that names the history file, the problem and what to do about it."""
     text = str(exc)
     if "not a database" in text or "malformed" in text or "disk image" in text:
         return (
             f"{path} is not a readable pytest-feedback history ({text}); "
-            "move it aside or choose another file with --feedback-db / --db"
+            f"move it aside or {CHOOSE_ANOTHER}"
         )
     if "readonly" in text or "read-only" in text:
-        return f"{path} is read-only ({text}); make it writable or choose another file with --db"
+        return f"{path} is read-only ({text}); make it writable or {CHOOSE_ANOTHER}"
     if "locked" in text or "busy" in text:
         return f"{path} stayed locked by another process for {BUSY_TIMEOUT_S:.0f}s ({text}); retry"
     if "unable to open" in text:
         return (
             f"cannot open {path} ({text}); check that the directory exists and is writable, "
-            "or choose another file with --db"
+            f"or {CHOOSE_ANOTHER}"
         )
-    return f"{path}: {text}"
+    if "full" in text:
+        return f"cannot write {path} ({text}); free some disk space or {CHOOSE_ANOTHER}"
+    return f"cannot use {path} ({text}); check the file and its disk, or {CHOOSE_ANOTHER}"
 
 
 class SqliteDb:
@@ -97,6 +103,15 @@ class SqliteDb:
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         try:
             return self._con.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise HistoryError(describe_sqlite_error(self.path, exc)) from exc
+
+    def query_dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Rows as dicts keyed by column name."""
+        try:
+            cur = self._con.execute(sql, params)
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row)) for row in cur.fetchall()]
         except sqlite3.Error as exc:
             raise HistoryError(describe_sqlite_error(self.path, exc)) from exc
 

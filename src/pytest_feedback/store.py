@@ -160,6 +160,7 @@ CREATE TABLE IF NOT EXISTS fixture_stats (
 MIGRATIONS: dict[int, str] = {}
 
 _CHUNK = 500
+_SQLITE_INT_MAX = 2**63 - 1
 _GITIGNORE = "# Created by pytest-feedback: the history is local data, not source.\n*\n"
 
 
@@ -204,6 +205,12 @@ class Store:
             if fresh and directory.name == ".pytest-feedback":
                 (directory / ".gitignore").write_text(_GITIGNORE, encoding="utf-8")
         except OSError as exc:
+            blocker = _file_in_the_way(directory)
+            if blocker is not None:
+                raise HistoryError(
+                    f"cannot create the directory of {self.path}: {blocker}; "
+                    "choose another place with --feedback-db / --db"
+                ) from exc
             raise HistoryError(
                 f"cannot create {directory} ({exc.strerror}); choose a writable place with "
                 "--feedback-db / --db"
@@ -470,6 +477,7 @@ class Store:
         """Drop the details of runs beyond the newest ``keep_runs``; the stats tables stay."""
         if keep_runs <= 0:
             return
+        keep_runs = min(keep_runs, _SQLITE_INT_MAX)  # more than that is "keep all"
         con.execute(
             "DELETE FROM runs WHERE id NOT IN"
             " (SELECT id FROM runs ORDER BY started_at DESC, id DESC LIMIT ?)",
@@ -488,27 +496,23 @@ class Store:
         if limit is not None:
             sql += " LIMIT ?"
             params = (limit,)
-        cur = self._db.connection.execute(sql, params)
-        names = [d[0] for d in cur.description]
-        rows = [dict(zip(names, row)) for row in cur.fetchall()]
+        rows = self._db.query_dicts(sql, params)
         for row in rows:
             row["args"] = json.loads(row["args"])
         return rows
 
     def results(self, run_id: int) -> list[dict[str, Any]]:
         """The test results of one run, with node ids."""
-        cur = self._db.connection.execute(
+        return self._db.query_dicts(
             "SELECT t.nodeid, r.outcome, r.setup_s, r.call_s, r.teardown_s, r.own_s, r.worker"
             " FROM results r JOIN tests t ON t.id = r.test_id WHERE r.run_id = ?"
             " ORDER BY t.nodeid",
             (run_id,),
         )
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, row)) for row in cur.fetchall()]
 
     def fixture_executions(self, run_id: int) -> list[dict[str, Any]]:
         """The fixture executions of one run."""
-        cur = self._db.connection.execute(
+        return self._db.query_dicts(
             "SELECT f.name, f.scope, f.location, fr.setup_s, fr.teardown_s, fr.worker,"
             " s.nodeid AS setup_test, d.nodeid AS teardown_test"
             " FROM fixture_runs fr JOIN fixtures f ON f.id = fr.fixture_id"
@@ -517,8 +521,6 @@ class Store:
             " WHERE fr.run_id = ? ORDER BY fr.rowid",
             (run_id,),
         )
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, row)) for row in cur.fetchall()]
 
     def recent_samples(self, nodeids: Iterable[str]) -> dict[str, list[Sample]]:
         """The recent samples (oldest first) of the given tests."""
@@ -581,6 +583,16 @@ class Store:
 
     def known_files(self) -> set[str]:
         return {test_file(row[0]) for row in self._db.query("SELECT nodeid FROM tests")}
+
+
+def _file_in_the_way(directory: Path) -> Optional[str]:
+    """What blocks creating ``directory``: its nearest existing ancestor when not a directory."""
+    for candidate in (directory, *directory.parents):
+        if candidate.is_symlink() and not candidate.exists():
+            return f"{candidate} is a broken symlink or a symlink loop"
+        if candidate.exists():
+            return None if candidate.is_dir() else f"{candidate} is a file, not a directory"
+    return None
 
 
 def _execute_script(con: sqlite3.Connection, script: str) -> None:
