@@ -69,7 +69,7 @@ def test_both_outcomes_on_one_clean_commit_is_flaky() -> None:
 def test_slowdown_needs_a_real_change() -> None:
     steady = [Sample(i, "passed", s, 0, s, 0) for i, s in enumerate([1.0, 1.2, 0.8, 1.1, 0.9, 1.2])]
     assert slowdown(steady) == 1.0
-    slowed = steady[:4] + [Sample(9, "passed", 3.0, 0, 3, 0), Sample(10, "passed", 3.1, 0, 3, 0)]
+    slowed = [*steady[:4], Sample(9, "passed", 3.0, 0, 3, 0), Sample(10, "passed", 3.1, 0, 3, 0)]
     assert slowdown(slowed) > 2.5
 
 
