@@ -68,13 +68,16 @@ def load_settings(config: pytest.Config) -> Settings:
     record = bool(explicit) or bool(config.getini("feedback"))
     if config.getoption("feedback_no_record"):
         record = False
-    db_path = resolve_db_path(
-        cli=config.getoption("feedback_db"),
-        ini=str(config.getini("feedback_db")) or None,
-        ini_dir=config.inipath.parent if config.inipath else None,
-        invocation_dir=config.invocation_params.dir,
-        rootpath=config.rootpath,
-    )
+    try:
+        db_path = resolve_db_path(
+            cli=config.getoption("feedback_db"),
+            ini=str(config.getini("feedback_db")) or None,
+            ini_dir=config.inipath.parent if config.inipath else None,
+            invocation_dir=config.invocation_params.dir,
+            rootpath=config.rootpath,
+        )
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
     return Settings(record=record, db_path=db_path, keep_runs=keep_runs)
 
 

@@ -49,14 +49,30 @@ def resolve_db_path(
     Relative paths given on the command line or in the environment are relative to where pytest
     was started; one from an ini file is relative to that file; the default is under the rootdir.
     """
-    if cli:
-        return (invocation_dir / cli).resolve()
+    if cli is not None:
+        if not cli.strip():
+            raise ConfigError(
+                "--feedback-db: empty path; give the history file, e.g. "
+                f"--feedback-db {DEFAULT_DB.as_posix()}, or leave the option out for the default"
+            )
+        return _absolute(invocation_dir / cli)
     env = environ.get(ENV_DB)
     if env:
-        return (invocation_dir / env).resolve()
+        return _absolute(invocation_dir / env)
     if ini:
-        return ((ini_dir or rootpath) / ini).resolve()
+        return _absolute((ini_dir or rootpath) / ini)
     return rootpath / DEFAULT_DB
+
+
+def _absolute(path: Path) -> Path:
+    """``path`` resolved; a path that cannot be resolved (a symlink loop) stays as it is.
+
+    Opening it later fails with a message that names it, which is where such trouble belongs.
+    """
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return Path(os.path.abspath(path))
 
 
 def parse_keep_runs(value: str) -> int:
@@ -79,8 +95,8 @@ def find_project_db(start: Path, environ: Mapping[str, str] = os.environ) -> Pat
     """
     env = environ.get(ENV_DB)
     if env:
-        return (start / env).resolve()
-    start = start.resolve()
+        return _absolute(start / env)
+    start = _absolute(start)
     candidates = [start, *start.parents]
     for directory in candidates:
         if (directory / DEFAULT_DB).is_file():
