@@ -60,11 +60,20 @@ class SqliteDb:
                 self._con = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
             self._con.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             self._con.execute("PRAGMA foreign_keys = ON")
-            if not readonly:
-                self._retry(lambda: self._con.execute("PRAGMA journal_mode = WAL").fetchone())
-                self._con.execute("PRAGMA synchronous = NORMAL")
         except sqlite3.Error as exc:
             raise HistoryError(describe_sqlite_error(path, exc)) from exc
+
+    def use_wal(self) -> None:
+        """Switch to write-ahead logging: readers never wait for the writer.
+
+        The journal mode is stored in the file, so callers do this only once they know the file
+        is theirs: a stranger's SQLite file must come out of a failed open unchanged.
+        """
+        try:
+            self._retry(lambda: self._con.execute("PRAGMA journal_mode = WAL").fetchone())
+            self._con.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.Error as exc:
+            raise HistoryError(describe_sqlite_error(self.path, exc)) from exc
 
     def _retry(self, action: Any) -> Any:
         """Run ``action``; retry on 'database is locked' that the busy handler did not absorb."""

@@ -219,8 +219,13 @@ class Store:
     def _ensure_schema(self, readonly: bool) -> None:
         try:
             version = self._read_version()
+            foreign = version is None and self._has_foreign_tables(self._db.connection)
         except sqlite3.Error as exc:
             raise HistoryError(describe_sqlite_error(self.path, exc)) from exc
+        if foreign:
+            raise HistoryError(self._foreign_message())
+        if not readonly:
+            self._db.use_wal()
         if version == SCHEMA_VERSION:
             return
         if version is not None and version > SCHEMA_VERSION:
@@ -237,10 +242,7 @@ class Store:
             version = self._read_version()
             if version is None:
                 if self._has_foreign_tables(con):
-                    raise HistoryError(
-                        f"{self.path} is an SQLite file but not a pytest-feedback history; "
-                        "choose another file with --feedback-db / --db"
-                    )
+                    raise HistoryError(self._foreign_message())
                 _execute_script(con, SCHEMA)
             else:
                 while version < SCHEMA_VERSION:
@@ -260,6 +262,12 @@ class Store:
             return None
         row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         return int(row[0]) if row else None
+
+    def _foreign_message(self) -> str:
+        return (
+            f"{self.path} is an SQLite file but not a pytest-feedback history; "
+            "choose another file with --feedback-db / --db"
+        )
 
     @staticmethod
     def _has_foreign_tables(con: sqlite3.Connection) -> bool:
