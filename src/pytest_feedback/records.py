@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from typing import Optional
 
 #: Outcomes a test can end with; "error" is a failure outside the test's call phase.
@@ -91,6 +92,82 @@ class RunRecord:
     #: Fixtures each test requested (all scopes), for planners that keep fixture families together.
     uses: dict[str, list[FixtureKey]] = dataclasses.field(default_factory=dict)
     worker_records: list[WorkerRecord] = dataclasses.field(default_factory=list)
+
+    def storable(self) -> RunRecord:
+        """This run with every text valid Unicode (see `storable_text`); itself when it is."""
+        if all(_is_storable(t) for t in self._texts()):
+            return self
+        fix = storable_text
+
+        def key(k: FixtureKey) -> FixtureKey:
+            return FixtureKey(fix(k.name), fix(k.scope), fix(k.location))
+
+        def opt(text: Optional[str]) -> Optional[str]:
+            return None if text is None else fix(text)
+
+        return dataclasses.replace(
+            self,
+            git_commit=opt(self.git_commit),
+            git_branch=opt(self.git_branch),
+            python=fix(self.python),
+            platform=fix(self.platform),
+            args=[fix(a) for a in self.args],
+            rootdir=fix(self.rootdir),
+            shard=opt(self.shard),
+            tests={
+                fix(n): dataclasses.replace(t, nodeid=fix(t.nodeid), worker=opt(t.worker))
+                for n, t in self.tests.items()
+            },
+            fixtures=[
+                dataclasses.replace(
+                    e,
+                    key=key(e.key),
+                    setup_test=opt(e.setup_test),
+                    teardown_test=opt(e.teardown_test),
+                    worker=opt(e.worker),
+                )
+                for e in self.fixtures
+            ],
+            uses={fix(n): [key(k) for k in keys] for n, keys in self.uses.items()},
+            worker_records=[
+                dataclasses.replace(w, worker=fix(w.worker)) for w in self.worker_records
+            ],
+        )
+
+    def _texts(self) -> Iterator[Optional[str]]:
+        yield from (self.git_commit, self.git_branch, self.python, self.platform)
+        yield from (self.rootdir, self.shard, *self.args)
+        for test in self.tests.values():
+            yield from (test.nodeid, test.worker)
+        for e in self.fixtures:
+            yield from (e.key.name, e.key.scope, e.key.location, e.setup_test, e.teardown_test)
+            yield e.worker
+        for keys in self.uses.values():
+            for k in keys:
+                yield from (k.name, k.scope, k.location)
+        yield from (w.worker for w in self.worker_records)
+
+
+def storable_text(text: str) -> str:
+    """``text`` as valid Unicode: lone surrogates become ``\\udcXX`` escapes.
+
+    Python keeps bytes of file names that are not valid UTF-8 as lone surrogates
+    (``surrogateescape``); SQLite stores only valid UTF-8. Such node ids are recorded under
+    the escaped form instead of making the whole run unrecordable.
+    """
+    if _is_storable(text):
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _is_storable(text: Optional[str]) -> bool:
+    if text is None or text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def test_file(nodeid: str) -> str:

@@ -24,7 +24,7 @@ from .estimates import (
     summarise_fixture,
     summarise_test,
 )
-from .records import FixtureKey, RunRecord, test_file
+from .records import FixtureKey, RunRecord, storable_text, test_file
 from .sqlitedb import SqliteDb, describe_sqlite_error
 
 #: The version of `SCHEMA`. History:
@@ -286,6 +286,7 @@ class Store:
 
     def record_run(self, run: RunRecord, *, keep_runs: int = 50) -> int:
         """Write one run in one transaction and return its id (the existing id if already here)."""
+        run = run.storable()
         try:
             with self._db.transaction() as con:
                 existing = con.execute("SELECT id FROM runs WHERE uuid = ?", (run.uuid,)).fetchone()
@@ -532,7 +533,8 @@ class Store:
 
     def recent_samples(self, nodeids: Iterable[str]) -> dict[str, list[Sample]]:
         """The recent samples (oldest first) of the given tests."""
-        wanted = list(nodeids)
+        asked = {storable_text(n): n for n in nodeids}  # stored as `record_run` stored them
+        wanted = list(asked)
         out: dict[str, list[Sample]] = {}
         for chunk in _chunks(wanted):
             marks = ",".join("?" * len(chunk))
@@ -541,7 +543,7 @@ class Store:
                 f" ON t.id = s.test_id WHERE t.nodeid IN ({marks})"
             )
             for nodeid, recent in self._db.query(sql, tuple(chunk)):
-                out[nodeid] = [Sample.from_row(r) for r in json.loads(recent)]
+                out[asked[nodeid]] = [Sample.from_row(r) for r in json.loads(recent)]
         return out
 
     def load_estimates(self) -> Estimates:
