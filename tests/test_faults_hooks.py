@@ -174,3 +174,30 @@ def test_a_symlink_loop_as_history_is_a_warning(pytester: pytest.Pytester) -> No
     result.assert_outcomes(passed=1)
     (line,) = warning_lines(result)
     assert "loop is a broken symlink or a symlink loop" in line
+
+
+def test_a_history_path_that_pytest_took_for_a_test_path(
+    pytester: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # pytest picks its rootdir before plugin options exist: in `--feedback-db PATH` an existing
+    # PATH outside the project drags the rootdir away and the project's ini is lost.
+    pytester.makeini("[pytest]\npython_files = check_*.py\n")
+    pytester.makepyfile(check_a="def test_a(): pass")
+    outside = tmp_path_factory.mktemp("elsewhere") / "history.db"
+    Store(outside).close()
+    result = pytester.runpytest("--feedback", "--feedback-db", str(outside))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            f"ERROR: --feedback-db {outside}: pytest took the existing file for a test path and "
+            f"chose * as the rootdir; write --feedback-db={outside} instead"
+        ]
+    )
+    result = pytester.runpytest("--feedback", f"--feedback-db={outside}")
+    result.assert_outcomes(passed=1)
+    with Store.open_existing(outside) as store:
+        assert set(store.load_estimates().tests) == {"check_a.py::test_a"}
+    # Inside the project the same form is harmless and accepted.
+    inside = pytester.path / "ci.db"
+    Store(inside).close()
+    pytester.runpytest("--feedback", "--feedback-db", str(inside)).assert_outcomes(passed=1)

@@ -13,6 +13,7 @@ from .settings import (
     DEFAULT_KEEP_RUNS,
     ENV_DB,
     Settings,
+    misread_db_option,
     parse_keep_runs,
     resolve_db_path,
 )
@@ -78,6 +79,16 @@ def load_settings(config: pytest.Config) -> Settings:
         )
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
+    given = config.args if config.args_source == pytest.Config.ArgsSource.ARGS else []
+    misread = misread_db_option(
+        config.invocation_params.args,
+        given,
+        config.invocation_params.dir,
+        config.rootpath,
+        config.inipath,
+    )
+    if misread is not None:
+        raise pytest.UsageError(misread)
     return Settings(record=record, db_path=db_path, keep_runs=keep_runs)
 
 
