@@ -295,7 +295,7 @@ def test_concurrent_writers_lose_nothing(pytester: pytest.Pytester) -> None:
     env = subprocess_env(BARRIER=barrier, WRITERS=str(writers))
     procs = [
         subprocess.Popen(
-            pytest_command("-p", "no:cacheprovider", "--feedback", "--feedback-db", str(history)),
+            pytest_command("-p", "no:cacheprovider", "--feedback", f"--feedback-db={history}"),
             cwd=pytester.path,
             env=env,
             stdout=subprocess.PIPE,
@@ -359,7 +359,7 @@ def test_a_killed_run_loses_only_itself(pytester: pytest.Pytester, when: str) ->
         (killed / "test_suite.py").write_text("def test_1(): pass\ndef test_2(): pass\n")
         (killed / "conftest.py").write_text(KILLED_DURING_THE_WRITE)
     proc = subprocess.run(
-        pytest_command("-p", "no:cacheprovider", "--feedback", "--feedback-db", str(history)),
+        pytest_command("-p", "no:cacheprovider", "--feedback", f"--feedback-db={history}"),
         cwd=killed,
         env=subprocess_env(),
         capture_output=True,
