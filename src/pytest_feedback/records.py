@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from typing import Optional
 
 #: Outcomes a test can end with; "error" is a failure outside the test's call phase.
@@ -95,7 +94,7 @@ class RunRecord:
 
     def storable(self) -> RunRecord:
         """This run with every text valid Unicode (see `storable_text`); itself when it is."""
-        if all(_is_storable(t) for t in self._texts()):
+        if _is_storable("\n".join(self._texts())):  # one pass in C over all the text
             return self
         fix = storable_text
 
@@ -134,18 +133,19 @@ class RunRecord:
             ],
         )
 
-    def _texts(self) -> Iterator[Optional[str]]:
-        yield from (self.git_commit, self.git_branch, self.python, self.platform)
-        yield from (self.rootdir, self.shard, *self.args)
-        for test in self.tests.values():
-            yield from (test.nodeid, test.worker)
-        for e in self.fixtures:
-            yield from (e.key.name, e.key.scope, e.key.location, e.setup_test, e.teardown_test)
-            yield e.worker
-        for keys in self.uses.values():
-            for k in keys:
-                yield from (k.name, k.scope, k.location)
-        yield from (w.worker for w in self.worker_records)
+    def _texts(self) -> list[str]:
+        keys = {e.key for e in self.fixtures}
+        for used in self.uses.values():
+            keys.update(used)
+        texts = [*self.tests, *self.uses, *self.args, self.python, self.platform, self.rootdir]
+        texts += [t.nodeid for t in self.tests.values()]
+        texts += [e.setup_test for e in self.fixtures if e.setup_test]
+        texts += [e.teardown_test for e in self.fixtures if e.teardown_test]
+        texts += [f"{k.name}{k.scope}{k.location}" for k in keys]
+        workers = {t.worker for t in self.tests.values()} | {e.worker for e in self.fixtures}
+        workers.update(w.worker for w in self.worker_records)
+        optional = (self.git_commit, self.git_branch, self.shard, *workers)
+        return texts + [t for t in optional if t]
 
 
 def storable_text(text: str) -> str:
