@@ -1,0 +1,165 @@
+"""How recording and reading the history scale with the number of tests (issue 9).
+
+    python benchmarks/scale.py                       # store at 10k/100k, pytest at 20k/100k
+    python benchmarks/scale.py --pytest-sizes ''     # only the store part (~1 minute)
+    python benchmarks/scale.py --sizes 5000,50000 --pytest-sizes 5000
+
+Part 1, the store, on synthetic runs (every test with one function-scoped fixture, one module
+fixture per 100 tests): writing a run into an empty history, writing the next run (the steady
+state: aggregates are read, merged and rewritten), loading the estimates, reading the recent
+samples of every test. Linear scaling shows as a time ratio equal to the size ratio.
+
+Part 2, a real pytest run on a generated suite of trivial tests (100 per file), once plain and
+once with ``--feedback`` (both in fresh processes, autoloaded plugins as installed): the
+overhead ratio should stay flat as the suite grows.
+
+Figures are printed; nothing is asserted. Planning and reporting join this benchmark when they
+land (shards, select, report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+from pytest_feedback.records import (
+    FixtureExecution,
+    FixtureKey,
+    RunRecord,
+    TestRecord,
+    WorkerRecord,
+)
+from pytest_feedback.store import Store
+
+TESTS_PER_FILE = 100
+
+
+def synthetic_run(n: int, index: int) -> RunRecord:
+    run = RunRecord(
+        uuid=f"bench-{n}-{index}",
+        started_at=1.7e9 + index * 3600,
+        finished_at=1.7e9 + index * 3600 + 60,
+        wall_s=60.0,
+        python="3.12.0",
+        platform="linux-x86_64",
+        rootdir="/bench",
+        git_commit=f"{index:040x}",
+        git_dirty=False,
+    )
+    run.worker_records = [WorkerRecord("main", 2.0, n)]
+    item = FixtureKey("item", "function", "conftest.py::item")
+    for i in range(n):
+        module = f"tests/test_mod{i // TESTS_PER_FILE:05d}.py"
+        nodeid = f"{module}::test_case_{i % TESTS_PER_FILE:03d}"
+        seconds = 0.001 * (1 + (i * 7919 + index) % 97)
+        run.tests[nodeid] = TestRecord(nodeid, "passed", 0.0001, seconds, 0.0001)
+        shared = FixtureKey("catalogue", "module", f"{module}::catalogue")
+        run.uses[nodeid] = [item, shared]
+        run.fixtures.append(FixtureExecution(item, 0.0001, nodeid, None, 0.0001, nodeid))
+        if i % TESTS_PER_FILE == 0:
+            run.fixtures.append(FixtureExecution(shared, 0.05, nodeid, None, 0.01, nodeid))
+    return run
+
+
+def timed(action: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def bench_store(n: int, workdir: Path) -> dict[str, float]:
+    path = workdir / f"store-{n}.db"
+    first, second = synthetic_run(n, 0), synthetic_run(n, 1)
+    nodeids = list(first.tests)
+    figures = {}
+    with Store(path) as store:
+        figures["first write"] = timed(lambda: store.record_run(first))
+        figures["next write"] = timed(lambda: store.record_run(second))
+        figures["load estimates"] = timed(store.load_estimates)
+        figures["recent samples"] = timed(lambda: store.recent_samples(nodeids))
+    figures["file MB"] = path.stat().st_size / 1e6
+    return figures
+
+
+def generate_suite(n: int, root: Path) -> Path:
+    suite = root / f"suite-{n}"
+    suite.mkdir()
+    (suite / "pytest.ini").write_text("[pytest]\n")
+    body = "".join(f"def test_case_{i:03d}():\n    pass\n\n" for i in range(TESTS_PER_FILE))
+    for f in range(n // TESTS_PER_FILE):
+        (suite / f"test_gen{f:05d}.py").write_text(body)
+    return suite
+
+
+def run_pytest(suite: Path, *extra: str) -> float:
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
+    args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra]
+    start = time.perf_counter()
+    proc = subprocess.run(args, cwd=suite, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"pytest failed in {suite}:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    return elapsed
+
+
+def bench_pytest(n: int, workdir: Path) -> dict[str, float]:
+    suite = generate_suite(n, workdir)
+    plain = run_pytest(suite)
+    recorded = run_pytest(suite, "--feedback", f"--feedback-db={workdir / f'run-{n}.db'}")
+    return {"plain s": plain, "--feedback s": recorded}
+
+
+def sizes(text: str) -> list[int]:
+    return [int(s) for s in text.split(",") if s.strip()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=sizes, default=sizes("10000,100000"))
+    parser.add_argument("--pytest-sizes", type=sizes, default=sizes("20000,100000"))
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="feedback-scale-") as tmp:
+        workdir = Path(tmp)
+        print(f"store, synthetic runs ({TESTS_PER_FILE} tests a file)")
+        results = {n: bench_store(n, workdir) for n in args.sizes}
+        metrics = list(next(iter(results.values())))
+        print(f"  {'tests':>8}  " + "  ".join(f"{m:>15}" for m in metrics))
+        for n, figures in results.items():
+            print(f"  {n:>8,}  " + "  ".join(f"{figures[m]:>15.3f}" for m in metrics))
+        if len(args.sizes) > 1:
+            small, large = args.sizes[0], args.sizes[-1]
+            print(
+                f"  ratio {large // small}x tests: "
+                + "  ".join(f"{m} {results[large][m] / results[small][m]:.1f}x" for m in metrics)
+            )
+            per_test = {n: results[n]["next write"] / n * 1e6 for n in (small, large)}
+            print(
+                f"  next write per test: {per_test[small]:.1f} us at {small:,}, "
+                f"{per_test[large]:.1f} us at {large:,}"
+            )
+
+        if args.pytest_sizes:
+            print("\npytest on a generated suite of trivial tests, plain vs --feedback")
+            print(
+                f"  {'tests':>8}  {'plain s':>9}  {'--feedback s':>12}  {'ratio':>6}  "
+                f"{'overhead/test':>13}"
+            )
+            for n in args.pytest_sizes:
+                figures = bench_pytest(n, workdir)
+                plain, recorded = figures["plain s"], figures["--feedback s"]
+                print(
+                    f"  {n:>8,}  {plain:>9.2f}  {recorded:>12.2f}  {recorded / plain:>6.2f}"
+                    f"  {(recorded - plain) / n * 1e6:>10.0f} us"
+                )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
