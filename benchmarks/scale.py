@@ -1,8 +1,8 @@
 """How recording and reading the history scale with the number of tests (issue 9).
 
-    python benchmarks/scale.py                       # store at 10k/100k, pytest at 20k/100k
+    python benchmarks/scale.py                       # store at 10k/100k, pytest at 10k/50k
     python benchmarks/scale.py --pytest-sizes ''     # only the store part (~1 minute)
-    python benchmarks/scale.py --sizes 5000,50000 --pytest-sizes 5000
+    python benchmarks/scale.py --sizes 5000,50000 --pytest-sizes 20000,100000  # ~5 minutes
 
 Part 1, the store, on synthetic runs (every test with one function-scoped fixture, one module
 fixture per 100 tests): writing a run into an empty history, writing the next run (the steady
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -97,22 +98,26 @@ def generate_suite(n: int, root: Path) -> Path:
     return suite
 
 
-def run_pytest(suite: Path, *extra: str) -> float:
+def run_pytest(suite: Path, *extra: str) -> tuple[float, float]:
+    """Wall seconds and CPU seconds (user + system) of one pytest process."""
     env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
     args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(args, cwd=suite, env=env, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise SystemExit(f"pytest failed in {suite}:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
-    return elapsed
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return elapsed, cpu
 
 
 def bench_pytest(n: int, workdir: Path) -> dict[str, float]:
     suite = generate_suite(n, workdir)
-    plain = run_pytest(suite)
-    recorded = run_pytest(suite, "--feedback", f"--feedback-db={workdir / f'run-{n}.db'}")
-    return {"plain s": plain, "--feedback s": recorded}
+    plain_wall, plain_cpu = run_pytest(suite)
+    wall, cpu = run_pytest(suite, "--feedback", f"--feedback-db={workdir / f'run-{n}.db'}")
+    return {"plain wall": plain_wall, "wall": wall, "plain cpu": plain_cpu, "cpu": cpu}
 
 
 def sizes(text: str) -> list[int]:
@@ -122,7 +127,7 @@ def sizes(text: str) -> list[int]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=sizes, default=sizes("10000,100000"))
-    parser.add_argument("--pytest-sizes", type=sizes, default=sizes("20000,100000"))
+    parser.add_argument("--pytest-sizes", type=sizes, default=sizes("10000,50000"))
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="feedback-scale-") as tmp:
@@ -147,16 +152,19 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.pytest_sizes:
             print("\npytest on a generated suite of trivial tests, plain vs --feedback")
+            print("  (CPU = user + system seconds of the pytest process: steadier than wall")
+            print("  seconds on a shared machine)")
             print(
-                f"  {'tests':>8}  {'plain s':>9}  {'--feedback s':>12}  {'ratio':>6}  "
-                f"{'overhead/test':>13}"
+                f"  {'tests':>8}  {'plain wall':>10}  {'feedback wall':>13}  {'ratio':>5}  "
+                f"{'plain cpu':>9}  {'feedback cpu':>12}  {'ratio':>5}  {'cpu/test':>9}"
             )
             for n in args.pytest_sizes:
-                figures = bench_pytest(n, workdir)
-                plain, recorded = figures["plain s"], figures["--feedback s"]
+                f = bench_pytest(n, workdir)
                 print(
-                    f"  {n:>8,}  {plain:>9.2f}  {recorded:>12.2f}  {recorded / plain:>6.2f}"
-                    f"  {(recorded - plain) / n * 1e6:>10.0f} us"
+                    f"  {n:>8,}  {f['plain wall']:>10.2f}  {f['wall']:>13.2f}"
+                    f"  {f['wall'] / f['plain wall']:>5.2f}  {f['plain cpu']:>9.2f}"
+                    f"  {f['cpu']:>12.2f}  {f['cpu'] / f['plain cpu']:>5.2f}"
+                    f"  {(f['cpu'] - f['plain cpu']) / n * 1e6:>6.0f} us"
                 )
     return 0
 
