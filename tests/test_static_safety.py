@@ -22,11 +22,19 @@ PACKAGE = Path(pytest_feedback.__file__).parent
 Sources = dict[str, ast.Module]
 
 
-def package_sources() -> Sources:
+#: The marker of dynamic SQL a reviewer accepted (ruff's own, so that both tools agree).
+REVIEWED = "noqa: S608"
+
+
+def package_texts() -> dict[str, str]:
     return {
-        str(path.relative_to(PACKAGE.parent)): ast.parse(path.read_text(encoding="utf-8"))
+        str(path.relative_to(PACKAGE.parent)): path.read_text(encoding="utf-8")
         for path in sorted(PACKAGE.rglob("*.py"))
     }
+
+
+def package_sources() -> Sources:
+    return {path: ast.parse(text) for path, text in package_texts().items()}
 
 
 def parse(**modules: str) -> Sources:
@@ -123,15 +131,36 @@ class SqlChecker:
     Constant strings, and concatenations and f-strings of constant strings, are SQL we wrote.
     Interpolating is allowed only of placeholder marks (``",".join("?" * n)``) and numbers
     (``int(...)``, ``len(...)``); a name is followed to all its assignments in its function or
-    module, and a parameter to every call of its function in the package. Anything else (user
-    data, ``%``, ``.format``) is a finding: the value must be passed as a ``?`` parameter.
+    module, ``self.NAME`` to class-level constants, and a parameter to every call of its
+    function in the package. Anything else (user data, ``%``, ``.format``) is a finding: the
+    value must be passed as a ``?`` parameter. Dynamic SQL that is safe for reasons the checker
+    cannot see (identifiers taken from the file's own schema) is accepted when a line of its
+    expression carries ruff's reviewed marker ``# noqa: S608`` — visible in review, as for ruff.
     """
 
-    def __init__(self, sources: Sources) -> None:
+    def __init__(self, sources: Sources, texts: Optional[dict[str, str]] = None) -> None:
         self.sources = sources
         self.functions: dict[str, list[Function]] = {}
         self.module_values: dict[str, list[ast.expr]] = {}
+        self.class_values: dict[str, list[ast.expr]] = {}
         self.calls: list[tuple[ast.Call, Optional[ast.AST]]] = []
+        self.reviewed: set[tuple[int, int]] = set()  # (id of the module, line) with the marker
+        self._module_of: dict[int, int] = {}
+        for path, tree in sources.items():
+            lines = (texts or {}).get(path, "").splitlines()
+            self.reviewed.update(
+                (id(tree), number) for number, line in enumerate(lines, 1) if REVIEWED in line
+            )
+            for node in ast.walk(tree):
+                self._module_of[id(node)] = id(tree)
+                if isinstance(node, ast.ClassDef):
+                    for statement in node.body:
+                        if isinstance(statement, ast.Assign):
+                            for target in statement.targets:
+                                if isinstance(target, ast.Name):
+                                    self.class_values.setdefault(target.id, []).append(
+                                        statement.value
+                                    )
         for tree in sources.values():
             for node in tree.body:
                 if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
@@ -162,6 +191,14 @@ class SqlChecker:
         return found
 
     def safe(self, node: ast.expr, scope: Optional[ast.AST], fragment: bool = False) -> bool:
+        if self._proved(node, scope, fragment):
+            return True
+        module = self._module_of.get(id(node))
+        end = getattr(node, "end_lineno", None) or getattr(node, "lineno", 0)
+        lines = range(getattr(node, "lineno", 0), end + 1)
+        return any((module, line) in self.reviewed for line in lines)
+
+    def _proved(self, node: ast.expr, scope: Optional[ast.AST], fragment: bool) -> bool:
         if isinstance(node, ast.Constant):
             return isinstance(node.value, str) or (fragment and isinstance(node.value, int))
         if isinstance(node, ast.JoinedStr):
@@ -178,6 +215,12 @@ class SqlChecker:
             return self.safe(node.body, scope) and self.safe(node.orelse, scope)
         if isinstance(node, ast.Name):
             return self.safe_name(node.id, scope)
+        if (  # self.CONSTANT, cls.CONSTANT, Class.CONSTANT: class-level constants
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.attr in self.class_values
+        ):
+            return all(self.safe(v, None) for v in self.class_values[node.attr])
         if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
             return self.safe_container(node.value, scope)
         if isinstance(node, ast.Call):
@@ -385,7 +428,9 @@ def test_no_shell_in_the_package() -> None:
 
 
 def test_sql_is_always_parameterised_in_the_package() -> None:
-    assert SqlChecker(package_sources()).problems() == []
+    texts = package_texts()
+    sources = {path: ast.parse(text) for path, text in texts.items()}
+    assert SqlChecker(sources, texts).problems() == []
 
 
 def test_no_network_in_the_package() -> None:
@@ -454,6 +499,13 @@ SQL_SAMPLES = {
     "    con.execute('SELECT 1 WHERE ' + ' AND '.join(w))": 1,
     "def f(con, n):\n    con.execute('SELECT 1 IN (' + n * '?,' + '0)')": 0,
     "def f(con, n):\n    con.execute('SELECT ' + n * 'x,' + '0')": 1,
+    "class S:\n    COLS = 'a, b'\n    def f(self, con):\n"
+    "        con.execute(f'SELECT {self.COLS} FROM t')": 0,
+    "class S:\n    COLS = 'a, b'\n    def f(self, con):\n"
+    "        con.execute(f'SELECT {self.cols} FROM t')": 1,
+    "def f(con, t):\n    con.execute(f'SELECT * FROM {t}')  # noqa: S608 - t is ours": 0,
+    "def f(con, t):\n    sql = (\n        'SELECT *'  # noqa: S608\n        f' FROM {t}'\n    )\n"
+    "    con.execute(sql)": 0,
     "class Db:\n    def query(self, sql):\n        self.con.execute(sql)\n"
     "def f(db, n):\n    db.query(n)": 1,
     "def f(con):\n    sql = 'SELECT *'\n    sql += ' LIMIT ?'\n    con.execute(sql, (1,))": 0,
@@ -464,7 +516,8 @@ SQL_SAMPLES = {
 
 @pytest.mark.parametrize(("code", "expected"), SQL_SAMPLES.items())
 def test_the_sql_checker_finds_interpolated_data(code: str, expected: int) -> None:
-    assert len(SqlChecker(parse(sample=code)).problems()) == expected
+    checker = SqlChecker(parse(sample=code), {"sample.py": code})
+    assert len(checker.problems()) == expected
 
 
 NETWORK_SAMPLES = {
