@@ -160,6 +160,13 @@ def _unopenable(d: Path) -> Path:
     return Path("/proc/pytest-feedback-history.db")
 
 
+def _disk_full(d: Path) -> Path:
+    # Every write to /dev/full fails with ENOSPC, as on a full disk.
+    if not Path("/dev/full").exists():
+        pytest.skip("needs /dev/full")
+    return Path("/dev/full")
+
+
 NOT_READABLE = r"is not a readable pytest-feedback history \(.*\); move it aside or choose another"
 NO_HISTORY = r"no history at .*history\.db; record one with `pytest --feedback`"
 
@@ -184,6 +191,12 @@ FAULTS = [
         r"cannot open /proc/\S+ \(unable to open database file\); check that the directory",
         "no history at /proc/",
     ),
+    Fault(
+        "disk-full",
+        _disk_full,
+        r"cannot write /dev/full \(database or disk is full\); free some disk space or",
+        r"cannot write /dev/full \(database or disk is full\)",
+    ),
 ]
 
 
@@ -200,7 +213,7 @@ def test_a_broken_history_never_breaks_the_run(pytester: pytest.Pytester, fault:
     with fault.around(path):
         for suite, status in ((PASSING, 0), (FAILING, 1)):
             pytester.makepyfile(test_suite=suite)
-            result = pytester.runpytest("--feedback", "--feedback-db", str(path), "-W", "error")
+            result = pytester.runpytest("--feedback", f"--feedback-db={path}", "-W", "error")
             assert result.ret == status
             warnings = warning_lines(result)
             if fault.run is None:

@@ -201,3 +201,20 @@ def test_a_history_path_that_pytest_took_for_a_test_path(
     inside = pytester.path / "ci.db"
     Store(inside).close()
     pytester.runpytest("--feedback", "--feedback-db", str(inside)).assert_outcomes(passed=1)
+
+
+def test_an_interrupted_run_records_what_ran(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_a="""
+        def test_1(): pass
+        def test_2(): raise KeyboardInterrupt
+        def test_3(): pass
+        """
+    )
+    result = pytester.runpytest("--feedback")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["feedback: recorded run 1 *"])
+    with Store.open_existing(pytester.path / ".pytest-feedback" / "history.db") as store:
+        run = store.runs()[0]
+        assert run["exit_status"] == pytest.ExitCode.INTERRUPTED
+        assert {r["nodeid"] for r in store.results(run["id"])} == {"test_a.py::test_1"}
