@@ -218,3 +218,26 @@ def test_an_interrupted_run_records_what_ran(pytester: pytest.Pytester) -> None:
         run = store.runs()[0]
         assert run["exit_status"] == pytest.ExitCode.INTERRUPTED
         assert {r["nodeid"] for r in store.results(run["id"])} == {"test_a.py::test_1"}
+
+
+def test_a_crashed_xdist_worker(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_a="""
+        import os, signal
+        def test_1(): pass
+        def test_2_crashes(): os.kill(os.getpid(), signal.SIGKILL)
+        def test_3(): pass
+        """
+    )
+    result = pytester.runpytest("--feedback", "-n", "2", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, failed=1)
+    assert warning_lines(result) == []
+    with Store.open_existing(pytester.path / ".pytest-feedback" / "history.db") as store:
+        run = store.runs()[0]
+        outcomes = {r["nodeid"]: r["outcome"] for r in store.results(run["id"])}
+    assert run["workers"] == 2  # the replacement of the crashed worker is not a third
+    assert outcomes == {
+        "test_a.py::test_1": "passed",
+        "test_a.py::test_2_crashes": "error",
+        "test_a.py::test_3": "passed",
+    }

@@ -39,8 +39,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--feedback-db",
         metavar="PATH",
         default=None,
-        help=f"History file (default .pytest-feedback/history.db under the rootdir; "
-        f"also ini feedback_db and ${ENV_DB}).",
+        help=f"History file, given as --feedback-db=PATH (default .pytest-feedback/history.db "
+        f"under the rootdir; also ini feedback_db and ${ENV_DB}).",
     )
     group.addoption(
         "--feedback-no-record",
