@@ -211,9 +211,8 @@ def test_an_interrupted_run_records_what_ran(pytester: pytest.Pytester) -> None:
         def test_3(): pass
         """
     )
-    result = pytester.runpytest("--feedback")
-    assert result.ret == pytest.ExitCode.INTERRUPTED
-    result.stdout.fnmatch_lines(["feedback: recorded run 1 *"])
+    reprec = pytester.inline_run("--feedback", no_reraise_ctrlc=True)
+    assert reprec.ret == pytest.ExitCode.INTERRUPTED
     with Store.open_existing(pytester.path / ".pytest-feedback" / "history.db") as store:
         run = store.runs()[0]
         assert run["exit_status"] == pytest.ExitCode.INTERRUPTED

@@ -279,6 +279,8 @@ class RunRecorder:
         self._git_state: Any = None
         self._git_trouble: Optional[str] = None
         self._workers_up = 0
+        #: Tests whose last phase was reported: an interrupted test never gets there.
+        self._complete: set[str] = set()
         self.troubles = Troubles()
         #: What the terminal summary says: "recorded ..." or a warning.
         self.outcome_line: Optional[str] = None
@@ -340,6 +342,9 @@ class RunRecorder:
         if record is None or report.when == "setup":
             # A fresh setup starts the test anew (reruns, duplicated node ids).
             record = self.run.tests[nodeid] = TestRecord(nodeid, worker=worker)
+            self._complete.discard(nodeid)
+        if report.when not in ("setup", "call"):  # teardown, or xdist's "???" for a crash
+            self._complete.add(nodeid)
         if worker is not None:
             self._workers_seen.add(worker)
         duration = float(getattr(report, DURATION_ATTR, None) or report.duration or 0.0)
@@ -407,6 +412,9 @@ class RunRecorder:
         run.finished_at = _RealClock.wall()
         run.wall_s = _RealClock.perf() - self._start
         run.exit_status = int(exitstatus)
+        # A test cut short by Ctrl-C has a set-up but no tear-down: its figures would lie.
+        for nodeid in [n for n in run.tests if n not in self._complete]:
+            del run.tests[nodeid]
         if not run.worker_records and self._probe.collect_s is not None:
             run.worker_records.append(WorkerRecord("main", self._probe.collect_s))
         per_worker: dict[str, int] = {}
