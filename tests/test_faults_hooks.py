@@ -153,7 +153,7 @@ def test_empty_feedback_db_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--feedback", "--feedback-db", "")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
-        ["ERROR: --feedback-db: empty path; give the history file, e.g. --feedback-db *"]
+        ["ERROR: --feedback-db: empty path; give the history file, e.g. --feedback-db=*"]
     )
     assert not (pytester.path / ".pytest-feedback").exists()
 

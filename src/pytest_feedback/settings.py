@@ -53,7 +53,7 @@ def resolve_db_path(
         if not cli.strip():
             raise ConfigError(
                 "--feedback-db: empty path; give the history file, e.g. "
-                f"--feedback-db {DEFAULT_DB.as_posix()}, or leave the option out for the default"
+                f"--feedback-db={DEFAULT_DB.as_posix()}, or leave the option out for the default"
             )
         return _absolute(invocation_dir / cli)
     env = environ.get(ENV_DB)
