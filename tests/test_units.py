@@ -77,3 +77,27 @@ def test_slowdown_needs_a_real_change() -> None:
 def test_summary_ignores_skips_for_the_estimate() -> None:
     mixed = samples("passed", "passed", seconds=2.0) + samples("skipped", seconds=0.0)
     assert summarise_test(mixed).estimate_s == 2.0
+
+
+def test_misread_db_option(tmp_path: Path) -> None:
+    from pytest_feedback.settings import misread_db_option
+
+    project = tmp_path / "project"
+    (project / "tests").mkdir(parents=True)
+    ini = project / "pytest.ini"
+    ini.touch()
+    outside = tmp_path / "h.db"
+    outside.touch()
+    inside = project / "h.db"
+    inside.touch()
+
+    def check(value: str, cwd: Path, root: Path, inipath: Path | None, *tests: str) -> bool:
+        args = ["--feedback", "--feedback-db", value, *tests]
+        return misread_db_option(args, list(tests), cwd, root, inipath) is not None
+
+    assert check(str(outside), project, tmp_path, None)  # the rootdir moved to the history
+    assert check(str(outside), project / "tests", tmp_path, None, "t.py")
+    assert not check(str(inside), project, project, ini)  # inside where pytest started
+    assert not check("../h.db", project / "tests", project, ini)  # ini above the tests: same
+    assert not check(str(tmp_path / "new.db"), project, project, ini)  # not existing: ignored
+    assert misread_db_option([f"--feedback-db={outside}"], [], project, tmp_path, None) is None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import sqlite3
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,12 +17,17 @@ from typing import Callable, TextIO
 from . import __version__
 from .errors import FeedbackError
 from .settings import ENV_DB, find_project_db
+from .sqlitedb import describe_sqlite_error
 
 Handler = Callable[[argparse.Namespace], int]
 
 
 def _db_path(args: argparse.Namespace) -> Path:
-    return Path(args.db) if args.db else find_project_db(Path.cwd())
+    if args.db is None:
+        return find_project_db(Path.cwd())
+    if not args.db.strip():
+        raise FeedbackError("--db: empty path; give the history file, or leave --db out")
+    return Path(args.db)
 
 
 def open_store(args: argparse.Namespace) -> object:
@@ -252,6 +258,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except FeedbackError as exc:
         print(f"pytest-feedback: error: {exc}", file=sys.stderr)
+        return 1
+    except sqlite3.Error as exc:  # a read the store did not wrap: still one line, not a traceback
+        path = Path(args.db) if getattr(args, "db", None) else find_project_db(Path.cwd())
+        print(f"pytest-feedback: error: {describe_sqlite_error(path, exc)}", file=sys.stderr)
         return 1
     except BrokenPipeError:
         return 0

@@ -13,6 +13,7 @@ from .settings import (
     DEFAULT_KEEP_RUNS,
     ENV_DB,
     Settings,
+    misread_db_option,
     parse_keep_runs,
     resolve_db_path,
 )
@@ -38,8 +39,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--feedback-db",
         metavar="PATH",
         default=None,
-        help=f"History file (default .pytest-feedback/history.db under the rootdir; "
-        f"also ini feedback_db and ${ENV_DB}).",
+        help=f"History file, given as --feedback-db=PATH (default .pytest-feedback/history.db "
+        f"under the rootdir; also ini feedback_db and ${ENV_DB}).",
     )
     group.addoption(
         "--feedback-report",
@@ -76,13 +77,26 @@ def load_settings(config: pytest.Config) -> Settings:
     record = bool(explicit) or bool(config.getini("feedback")) or report
     if config.getoption("feedback_no_record"):
         record = False
-    db_path = resolve_db_path(
-        cli=config.getoption("feedback_db"),
-        ini=str(config.getini("feedback_db")) or None,
-        ini_dir=config.inipath.parent if config.inipath else None,
-        invocation_dir=config.invocation_params.dir,
-        rootpath=config.rootpath,
+    try:
+        db_path = resolve_db_path(
+            cli=config.getoption("feedback_db"),
+            ini=str(config.getini("feedback_db")) or None,
+            ini_dir=config.inipath.parent if config.inipath else None,
+            invocation_dir=config.invocation_params.dir,
+            rootpath=config.rootpath,
+        )
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    given = config.args if config.args_source == pytest.Config.ArgsSource.ARGS else []
+    misread = misread_db_option(
+        config.invocation_params.args,
+        given,
+        config.invocation_params.dir,
+        config.rootpath,
+        config.inipath,
     )
+    if misread is not None:
+        raise pytest.UsageError(misread)
     return Settings(record=record, db_path=db_path, keep_runs=keep_runs, report=report)
 
 

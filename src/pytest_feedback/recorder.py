@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -44,6 +44,28 @@ WORKEROUTPUT_KEY = "feedback"
 #   ("setup", execution_id, name, scope, location, seconds)
 #   ("teardown", execution_id, seconds)
 Event = tuple[Any, ...]
+
+
+class Troubles:
+    """The first error raised inside our own hook code, kept to become one warning line.
+
+    Every hook body of ours runs under `guard`: our trouble must never break the user's run,
+    and an exception of the user's that passes through our wrappers is never caught by it.
+    """
+
+    def __init__(self) -> None:
+        self.first: Optional[str] = None
+
+    @contextlib.contextmanager
+    def guard(self, where: str) -> Iterator[None]:
+        try:
+            yield
+        except Exception as exc:  # ours: reported as one line at the end
+            self.note(where, exc)
+
+    def note(self, where: str, exc: BaseException) -> None:
+        if self.first is None:
+            self.first = f"{where} ({type(exc).__name__}: {exc})"
 
 
 class _RealClock:
@@ -91,6 +113,7 @@ class FixtureProbe:
         self._uses_cache: dict[int, tuple[object, list[tuple[str, str, str]]]] = {}
         self._session_start = _RealClock.perf()
         self.collect_s: Optional[float] = None
+        self.troubles = Troubles()
 
     def _key(self, fixturedef: pytest.FixtureDef[Any]) -> FixtureKey:
         key = self._keys.get(id(fixturedef))
@@ -108,20 +131,32 @@ class FixtureProbe:
     def pytest_fixture_setup(
         self, fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest
     ) -> Generator[None, object, object]:
+        __tracebackhide__ = True  # the user's failures show the user's frames, not ours
         if _is_parameter(fixturedef):
             return (yield)
         start = _RealClock.perf()
         self._stack.append(0.0)
-        ok = False
         try:
             result = yield
-            ok = True
-            return result
-        finally:
-            elapsed = _RealClock.perf() - start
-            children = self._stack.pop()
-            if self._stack:
-                self._stack[-1] += elapsed
+        except BaseException:
+            self._setup_done(fixturedef, request, start, ok=False)
+            raise
+        self._setup_done(fixturedef, request, start, ok=True)
+        return result
+
+    def _setup_done(
+        self,
+        fixturedef: pytest.FixtureDef[Any],
+        request: pytest.FixtureRequest,
+        start: float,
+        *,
+        ok: bool,
+    ) -> None:
+        elapsed = _RealClock.perf() - start
+        children = self._stack.pop() if self._stack else 0.0
+        if self._stack:
+            self._stack[-1] += elapsed
+        with self.troubles.guard("pytest_fixture_setup"):
             key = self._key(fixturedef)
             execution = next(self._ids)
             self._events.append(
@@ -133,31 +168,37 @@ class FixtureProbe:
                 request.addfinalizer(lambda: self._start_teardown(fixturedef, execution))
 
     def _start_teardown(self, fixturedef: pytest.FixtureDef[Any], execution: int) -> None:
-        self._teardown_started[id(fixturedef)] = (execution, _RealClock.perf())
+        with self.troubles.guard("fixture finalizer"):
+            self._teardown_started[id(fixturedef)] = (execution, _RealClock.perf())
 
     def pytest_fixture_post_finalizer(self, fixturedef: pytest.FixtureDef[Any]) -> None:
         # pytest calls this on every finish(), also when nothing was set up: only a finish that
         # ran our marker closes an execution.
-        started = self._teardown_started.pop(id(fixturedef), None)
-        if started is not None:
-            execution, start = started
-            self._events.append(("teardown", execution, _RealClock.perf() - start))
+        with self.troubles.guard("pytest_fixture_post_finalizer"):
+            started = self._teardown_started.pop(id(fixturedef), None)
+            if started is not None:
+                execution, start = started
+                self._events.append(("teardown", execution, _RealClock.perf() - start))
 
     # pytest's own report.duration reads a clock that freezegun patches, so the phases are timed
     # here with the real one, outermost of all wrappers.
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_setup(self) -> Generator[None, None, None]:
+        __tracebackhide__ = True
         return (yield from self._timed("setup"))
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_call(self) -> Generator[None, None, None]:
+        __tracebackhide__ = True
         return (yield from self._timed("call"))
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_teardown(self) -> Generator[None, None, None]:
+        __tracebackhide__ = True
         return (yield from self._timed("teardown"))
 
     def _timed(self, when: str) -> Generator[None, None, None]:
+        __tracebackhide__ = True
         start = _RealClock.perf()
         try:
             return (yield)
@@ -169,16 +210,17 @@ class FixtureProbe:
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
-        seconds = self._phase_s.pop(call.when, None)
-        if seconds is not None:
-            setattr(report, DURATION_ATTR, seconds)
-        if self._events:
-            setattr(report, EVENTS_ATTR, self._events)
-            self._events = []
-        if call.when == "setup":
-            setattr(report, USES_ATTR, self._uses(item))
-        if self.worker is not None:
-            setattr(report, WORKER_ATTR, self.worker)
+        with self.troubles.guard("pytest_runtest_makereport"):
+            seconds = self._phase_s.pop(call.when, None)
+            if seconds is not None:
+                setattr(report, DURATION_ATTR, seconds)
+            if self._events:
+                setattr(report, EVENTS_ATTR, self._events)
+                self._events = []
+            if call.when == "setup":
+                setattr(report, USES_ATTR, self._uses(item))
+            if self.worker is not None:
+                setattr(report, WORKER_ATTR, self.worker)
         return report
 
     def _uses(self, item: pytest.Item) -> list[tuple[str, str, str]]:
@@ -208,11 +250,13 @@ class FixtureProbe:
     def pytest_sessionfinish(self) -> None:
         workeroutput = getattr(self._config, "workeroutput", None)
         if workeroutput is not None:
-            workeroutput[WORKEROUTPUT_KEY] = {
-                "worker": self.worker,
-                "collect_s": self.collect_s,
-                "events": self.take_events(),
-            }
+            with self.troubles.guard("pytest_sessionfinish"):
+                workeroutput[WORKEROUTPUT_KEY] = {
+                    "worker": self.worker,
+                    "collect_s": self.collect_s,
+                    "events": self.take_events(),
+                    "trouble": self.troubles.first,
+                }
 
 
 class RunRecorder:
@@ -244,6 +288,11 @@ class RunRecorder:
         self._fixture_keys: dict[tuple[str, str, str], FixtureKey] = {}
         self._git: Optional[threading.Thread] = None
         self._git_state: Any = None
+        self._git_trouble: Optional[str] = None
+        self._workers_up = 0
+        #: Tests whose last phase was reported: an interrupted test never gets there.
+        self._complete: set[str] = set()
+        self.troubles = Troubles()
         #: What the terminal summary says: "recorded ..." or a warning.
         self.outcome_line: Optional[str] = None
 
@@ -251,13 +300,19 @@ class RunRecorder:
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         self._start = _RealClock.perf()
-        self._git = threading.Thread(target=self._read_git, name="feedback-git", daemon=True)
-        self._git.start()
+        with self.troubles.guard("pytest_sessionstart"):
+            git = threading.Thread(target=self._read_git, name="feedback-git", daemon=True)
+            git.start()
+            self._git = git
 
     def _read_git(self) -> None:
-        from .git import git_state
+        # An exception escaping a thread becomes a warning (an error under -W error): none may.
+        try:
+            from .git import git_state
 
-        self._git_state = git_state(self._config.rootpath)
+            self._git_state = git_state(self._config.rootpath)
+        except Exception as exc:  # git is optional: record without it
+            self._git_trouble = f"{type(exc).__name__}: {exc}"
 
     def pytest_collection_finish(self) -> None:
         self.run.collect_s = _RealClock.perf() - self._start
@@ -266,22 +321,32 @@ class RunRecorder:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodeready(self, node: Any) -> None:
-        self.run.workers += 1
+        # Workers that run at the same time; a crashed worker's replacement is not one more.
+        self._workers_up += 1
+        self.run.workers = max(self.run.workers, self._workers_up)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: object) -> None:
-        data = getattr(node, "workeroutput", {}).get(WORKEROUTPUT_KEY)
-        if not data:
-            return
-        worker = data.get("worker")
-        if data.get("collect_s") is not None:
-            self.run.worker_records.append(WorkerRecord(str(worker), float(data["collect_s"])))
-        for event in data.get("events", ()):
-            self._apply_event(tuple(event), None, worker)
+        self._workers_up -= 1
+        with self.troubles.guard("pytest_testnodedown"):
+            data = getattr(node, "workeroutput", {}).get(WORKEROUTPUT_KEY)
+            if not data:
+                return
+            worker = data.get("worker")
+            if data.get("trouble"):
+                self.troubles.note(f"worker {worker}", RuntimeError(data["trouble"]))
+            if data.get("collect_s") is not None:
+                self.run.worker_records.append(WorkerRecord(str(worker), float(data["collect_s"])))
+            for event in data.get("events", ()):
+                self._apply_event(tuple(event), None, worker)
 
     # -- tests -------------------------------------------------------------------------------
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        with self.troubles.guard("pytest_runtest_logreport"):
+            self._add_report(report)
+
+    def _add_report(self, report: pytest.TestReport) -> None:
         extra = report.__dict__
         nodeid = report.nodeid
         when = report.when
@@ -290,6 +355,9 @@ class RunRecorder:
         if record is None or when == "setup":
             # A fresh setup starts the test anew (reruns, duplicated node ids).
             record = self.run.tests[nodeid] = TestRecord(nodeid, worker=worker)
+            self._complete.discard(nodeid)
+        if when not in ("setup", "call"):  # teardown, or xdist's "???" for a crash
+            self._complete.add(nodeid)
         duration = float(extra.get(DURATION_ATTR) or report.duration or 0.0)
         if when == "setup":
             record.setup_s = duration
@@ -341,12 +409,33 @@ class RunRecorder:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        with self.troubles.guard("pytest_sessionfinish"):
+            self._finish(exitstatus)
+        with self.troubles.guard("writing the history"):
+            trouble = self.troubles.first or self._probe.troubles.first
+            if trouble is None:
+                line = self._write(self.run)
+                if self._git_trouble is not None:
+                    line += f" (without git state: {self._git_trouble})"
+                self.outcome_line = line
+                return
+        # Data from a hook that failed may be wrong: better no record than a misleading one.
+        trouble = self.troubles.first or self._probe.troubles.first
+        self.outcome_line = (
+            f"feedback: warning: this run was not recorded: pytest-feedback failed in "
+            f"{trouble}; please report this"
+        )
+
+    def _finish(self, exitstatus: int) -> None:
         for event in self._probe.take_events():
             self._apply_event(event, None, self._probe.worker)
         run = self.run
         run.finished_at = _RealClock.wall()
         run.wall_s = _RealClock.perf() - self._start
         run.exit_status = int(exitstatus)
+        # A test cut short by Ctrl-C has a set-up but no tear-down: its figures would lie.
+        for nodeid in [n for n in run.tests if n not in self._complete]:
+            del run.tests[nodeid]
         if not run.worker_records and self._probe.collect_s is not None:
             run.worker_records.append(WorkerRecord("main", self._probe.collect_s))
         per_worker: dict[str, int] = {}
@@ -359,7 +448,6 @@ class RunRecorder:
         state = self._git_state
         if state is not None:
             run.git_commit, run.git_branch, run.git_dirty = state.commit, state.branch, state.dirty
-        self.outcome_line = self._write(run)
 
 
 def _is_parameter(fixturedef: pytest.FixtureDef[Any]) -> bool:

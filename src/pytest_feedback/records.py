@@ -94,6 +94,83 @@ class RunRecord:
     uses: dict[str, list[FixtureKey]] = dataclasses.field(default_factory=dict)
     worker_records: list[WorkerRecord] = dataclasses.field(default_factory=list)
 
+    def storable(self) -> RunRecord:
+        """This run with every text valid Unicode (see `storable_text`); itself when it is."""
+        if _is_storable("\n".join(self._texts())):  # one pass in C over all the text
+            return self
+        fix = storable_text
+
+        def key(k: FixtureKey) -> FixtureKey:
+            return FixtureKey(fix(k.name), fix(k.scope), fix(k.location))
+
+        def opt(text: Optional[str]) -> Optional[str]:
+            return None if text is None else fix(text)
+
+        return dataclasses.replace(
+            self,
+            git_commit=opt(self.git_commit),
+            git_branch=opt(self.git_branch),
+            python=fix(self.python),
+            platform=fix(self.platform),
+            args=[fix(a) for a in self.args],
+            rootdir=fix(self.rootdir),
+            shard=opt(self.shard),
+            tests={
+                fix(n): dataclasses.replace(t, nodeid=fix(t.nodeid), worker=opt(t.worker))
+                for n, t in self.tests.items()
+            },
+            fixtures=[
+                dataclasses.replace(
+                    e,
+                    key=key(e.key),
+                    setup_test=opt(e.setup_test),
+                    teardown_test=opt(e.teardown_test),
+                    worker=opt(e.worker),
+                )
+                for e in self.fixtures
+            ],
+            uses={fix(n): [key(k) for k in keys] for n, keys in self.uses.items()},
+            worker_records=[
+                dataclasses.replace(w, worker=fix(w.worker)) for w in self.worker_records
+            ],
+        )
+
+    def _texts(self) -> list[str]:
+        keys = {e.key for e in self.fixtures}
+        for used in self.uses.values():
+            keys.update(used)
+        texts = [*self.tests, *self.uses, *self.args, self.python, self.platform, self.rootdir]
+        texts += [t.nodeid for t in self.tests.values()]
+        texts += [e.setup_test for e in self.fixtures if e.setup_test]
+        texts += [e.teardown_test for e in self.fixtures if e.teardown_test]
+        texts += [f"{k.name}{k.scope}{k.location}" for k in keys]
+        workers = {t.worker for t in self.tests.values()} | {e.worker for e in self.fixtures}
+        workers.update(w.worker for w in self.worker_records)
+        optional = (self.git_commit, self.git_branch, self.shard, *workers)
+        return texts + [t for t in optional if t]
+
+
+def storable_text(text: str) -> str:
+    """``text`` as valid Unicode: lone surrogates become ``\\udcXX`` escapes.
+
+    Python keeps bytes of file names that are not valid UTF-8 as lone surrogates
+    (``surrogateescape``); SQLite stores only valid UTF-8. Such node ids are recorded under
+    the escaped form instead of making the whole run unrecordable.
+    """
+    if _is_storable(text):
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _is_storable(text: Optional[str]) -> bool:
+    if text is None or text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
 
 def test_file(nodeid: str) -> str:
     """The file part of a node id (``tests/test_a.py::TestX::test_y`` -> ``tests/test_a.py``)."""

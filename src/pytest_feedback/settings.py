@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Optional
 
@@ -51,14 +51,70 @@ def resolve_db_path(
     Relative paths given on the command line or in the environment are relative to where pytest
     was started; one from an ini file is relative to that file; the default is under the rootdir.
     """
-    if cli:
-        return (invocation_dir / cli).resolve()
+    if cli is not None:
+        if not cli.strip():
+            raise ConfigError(
+                "--feedback-db: empty path; give the history file, e.g. "
+                f"--feedback-db={DEFAULT_DB.as_posix()}, or leave the option out for the default"
+            )
+        return _absolute(invocation_dir / cli)
     env = environ.get(ENV_DB)
     if env:
-        return (invocation_dir / env).resolve()
+        return _absolute(invocation_dir / env)
     if ini:
-        return ((ini_dir or rootpath) / ini).resolve()
+        return _absolute((ini_dir or rootpath) / ini)
     return rootpath / DEFAULT_DB
+
+
+def misread_db_option(
+    args: Sequence[str],
+    test_args: Sequence[str],
+    invocation_dir: Path,
+    rootpath: Path,
+    inipath: Optional[Path],
+) -> Optional[str]:
+    """The error when pytest may have chosen the rootdir from the value of ``--feedback-db PATH``.
+
+    pytest finds its rootdir and configuration before plugins add their options, so in
+    ``--feedback-db PATH`` an existing PATH passes for a test path and takes part in the
+    search: the rootdir can become an ancestor of the history file and the project's
+    configuration be ignored. The ``=`` form is immune. ``args`` are the command line,
+    ``test_args`` the test paths given on it. Harmless, and accepted: a history inside the
+    directory the tests are in or pytest was started in, or a configuration file found above
+    those.
+    """
+    here = _absolute(invocation_dir)
+    tests = [_absolute(here / a.split("::")[0]) for a in test_args]
+    tests = [t if t.is_dir() else t.parent for t in tests if t.exists()]
+    anchor = Path(os.path.commonpath(tests)) if tests else here
+    for flag, value in zip(args, args[1:]):
+        if flag != "--feedback-db":
+            continue
+        path = _absolute(here / value)
+        if not path.exists() or _within(path, anchor) or _within(path, here):
+            continue
+        if inipath is not None and _within(anchor, rootpath):
+            continue
+        return (
+            f"--feedback-db {value}: pytest took the existing file for a test path and chose "
+            f"{rootpath} as the rootdir; write --feedback-db={value} instead"
+        )
+    return None
+
+
+def _within(path: Path, directory: Path) -> bool:
+    return path == directory or directory in path.parents
+
+
+def _absolute(path: Path) -> Path:
+    """``path`` resolved; a path that cannot be resolved (a symlink loop) stays as it is.
+
+    Opening it later fails with a message that names it, which is where such trouble belongs.
+    """
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return Path(os.path.abspath(path))
 
 
 def parse_keep_runs(value: str) -> int:
@@ -81,8 +137,8 @@ def find_project_db(start: Path, environ: Mapping[str, str] = os.environ) -> Pat
     """
     env = environ.get(ENV_DB)
     if env:
-        return (start / env).resolve()
-    start = start.resolve()
+        return _absolute(start / env)
+    start = _absolute(start)
     candidates = [start, *start.parents]
     for directory in candidates:
         if (directory / DEFAULT_DB).is_file():

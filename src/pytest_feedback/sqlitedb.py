@@ -18,24 +18,30 @@ from .errors import HistoryError
 BUSY_TIMEOUT_S = 60.0
 
 
+#: The hint every message ends with when the fix is to use another file.
+CHOOSE_ANOTHER = "choose another file with --feedback-db / --db"
+
+
 def describe_sqlite_error(path: Path, exc: sqlite3.Error) -> str:
     """One line that names the history file, the problem and what to do about it."""
     text = str(exc)
     if "not a database" in text or "malformed" in text or "disk image" in text:
         return (
             f"{path} is not a readable pytest-feedback history ({text}); "
-            "move it aside or choose another file with --feedback-db / --db"
+            f"move it aside or {CHOOSE_ANOTHER}"
         )
     if "readonly" in text or "read-only" in text:
-        return f"{path} is read-only ({text}); make it writable or choose another file with --db"
+        return f"{path} is read-only ({text}); make it writable or {CHOOSE_ANOTHER}"
     if "locked" in text or "busy" in text:
         return f"{path} stayed locked by another process for {BUSY_TIMEOUT_S:.0f}s ({text}); retry"
     if "unable to open" in text:
         return (
             f"cannot open {path} ({text}); check that the directory exists and is writable, "
-            "or choose another file with --db"
+            f"or {CHOOSE_ANOTHER}"
         )
-    return f"{path}: {text}"
+    if "full" in text:
+        return f"cannot write {path} ({text}); free some disk space or {CHOOSE_ANOTHER}"
+    return f"cannot use {path} ({text}); check the file and its disk, or {CHOOSE_ANOTHER}"
 
 
 class SqliteDb:
@@ -54,11 +60,20 @@ class SqliteDb:
                 self._con = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
             self._con.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
             self._con.execute("PRAGMA foreign_keys = ON")
-            if not readonly:
-                self._retry(lambda: self._con.execute("PRAGMA journal_mode = WAL").fetchone())
-                self._con.execute("PRAGMA synchronous = NORMAL")
         except sqlite3.Error as exc:
             raise HistoryError(describe_sqlite_error(path, exc)) from exc
+
+    def use_wal(self) -> None:
+        """Switch to write-ahead logging: readers never wait for the writer.
+
+        The journal mode is stored in the file, so callers do this only once they know the file
+        is theirs: a stranger's SQLite file must come out of a failed open unchanged.
+        """
+        try:
+            self._retry(lambda: self._con.execute("PRAGMA journal_mode = WAL").fetchone())
+            self._con.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.Error as exc:
+            raise HistoryError(describe_sqlite_error(self.path, exc)) from exc
 
     def _retry(self, action: Any) -> Any:
         """Run ``action``; retry on 'database is locked' that the busy handler did not absorb."""
@@ -97,6 +112,15 @@ class SqliteDb:
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         try:
             return self._con.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise HistoryError(describe_sqlite_error(self.path, exc)) from exc
+
+    def query_dicts(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Rows as dicts keyed by column name."""
+        try:
+            cur = self._con.execute(sql, params)
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row)) for row in cur.fetchall()]
         except sqlite3.Error as exc:
             raise HistoryError(describe_sqlite_error(self.path, exc)) from exc
 

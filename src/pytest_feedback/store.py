@@ -234,6 +234,12 @@ class Store(HistoryReads):
             if fresh and directory.name == ".pytest-feedback":
                 (directory / ".gitignore").write_text(_GITIGNORE, encoding="utf-8")
         except OSError as exc:
+            blocker = _file_in_the_way(directory)
+            if blocker is not None:
+                raise HistoryError(
+                    f"cannot create the directory of {self.path}: {blocker}; "
+                    "choose another place with --feedback-db / --db"
+                ) from exc
             raise HistoryError(
                 f"cannot create {directory} ({exc.strerror}); choose a writable place with "
                 "--feedback-db / --db"
@@ -242,8 +248,13 @@ class Store(HistoryReads):
     def _ensure_schema(self, readonly: bool) -> None:
         try:
             version = self._read_version()
+            foreign = version is None and self._has_foreign_tables(self._db.connection)
         except sqlite3.Error as exc:
             raise HistoryError(describe_sqlite_error(self.path, exc)) from exc
+        if foreign:
+            raise HistoryError(self._foreign_message())
+        if not readonly:
+            self._db.use_wal()
         if version == SCHEMA_VERSION:
             return
         if version is not None and version > SCHEMA_VERSION:
@@ -260,10 +271,7 @@ class Store(HistoryReads):
             version = self._read_version()
             if version is None:
                 if self._has_foreign_tables(con):
-                    raise HistoryError(
-                        f"{self.path} is an SQLite file but not a pytest-feedback history; "
-                        "choose another file with --feedback-db / --db"
-                    )
+                    raise HistoryError(self._foreign_message())
                 _execute_script(con, SCHEMA)
             else:
                 while version < SCHEMA_VERSION:
@@ -283,6 +291,12 @@ class Store(HistoryReads):
             return None
         row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
         return int(row[0]) if row else None
+
+    def _foreign_message(self) -> str:
+        return (
+            f"{self.path} is an SQLite file but not a pytest-feedback history; "
+            "choose another file with --feedback-db / --db"
+        )
 
     @staticmethod
     def _has_foreign_tables(con: sqlite3.Connection) -> bool:
@@ -304,6 +318,7 @@ class Store(HistoryReads):
 
         A run already merged into a pipeline's run (`merge.py`) returns that run's id.
         """
+        run = run.storable()
         try:
             with self._db.transaction() as con:
                 existing = known_run_id(con, run.uuid)
@@ -380,6 +395,16 @@ class Store(HistoryReads):
             samples.append(FixtureSample(run_id, int(count), setup, teardown))
             rows.append(fixture_stats_row(fixture_id, runs + 1, executions + int(count), samples))
         con.executemany(FIXTURE_STATS_INSERT, rows)
+
+
+def _file_in_the_way(directory: Path) -> Optional[str]:
+    """What blocks creating ``directory``: its nearest existing ancestor when not a directory."""
+    for candidate in (directory, *directory.parents):
+        if candidate.is_symlink() and not candidate.exists():
+            return f"{candidate} is a broken symlink or a symlink loop"
+        if candidate.exists():
+            return None if candidate.is_dir() else f"{candidate} is a file, not a directory"
+    return None
 
 
 def _execute_script(con: sqlite3.Connection, script: str) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Optional
 
 from .estimates import Estimates, FixtureEstimate, Sample, TestEstimate, median
-from .records import test_file
+from .records import storable_text, test_file
 from .sqlitedb import SqliteDb
 
 CHUNK = 500
@@ -37,27 +37,23 @@ class HistoryReads:
         if limit is not None:
             sql += " LIMIT ?"
             params = (limit,)
-        cur = self._db.connection.execute(sql, params)
-        names = [d[0] for d in cur.description]
-        rows = [dict(zip(names, row)) for row in cur.fetchall()]
+        rows = self._db.query_dicts(sql, params)
         for row in rows:
             row["args"] = json.loads(row["args"])
         return rows
 
     def results(self, run_id: int) -> list[dict[str, Any]]:
         """The test results of one run, with node ids."""
-        cur = self._db.connection.execute(
+        return self._db.query_dicts(
             "SELECT t.nodeid, r.outcome, r.setup_s, r.call_s, r.teardown_s, r.own_s, r.worker"
             " FROM results r JOIN tests t ON t.id = r.test_id WHERE r.run_id = ?"
             " ORDER BY t.nodeid",
             (run_id,),
         )
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, row)) for row in cur.fetchall()]
 
     def fixture_executions(self, run_id: int) -> list[dict[str, Any]]:
         """The fixture executions of one run."""
-        cur = self._db.connection.execute(
+        return self._db.query_dicts(
             "SELECT f.name, f.scope, f.location, fr.setup_s, fr.teardown_s, fr.worker,"
             " s.nodeid AS setup_test, d.nodeid AS teardown_test"
             " FROM fixture_runs fr JOIN fixtures f ON f.id = fr.fixture_id"
@@ -66,12 +62,11 @@ class HistoryReads:
             " WHERE fr.run_id = ? ORDER BY fr.rowid",
             (run_id,),
         )
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, row)) for row in cur.fetchall()]
 
     def recent_samples(self, nodeids: Iterable[str]) -> dict[str, list[Sample]]:
         """The recent samples (oldest first) of the given tests."""
-        wanted = list(nodeids)
+        asked = {storable_text(n): n for n in nodeids}  # stored as `record_run` stored them
+        wanted = list(asked)
         out: dict[str, list[Sample]] = {}
         for chunk in chunks(wanted):
             marks = ",".join("?" * len(chunk))
@@ -80,7 +75,7 @@ class HistoryReads:
                 f" ON t.id = s.test_id WHERE t.nodeid IN ({marks})"
             )
             for nodeid, recent in self._db.query(sql, tuple(chunk)):
-                out[nodeid] = [Sample.from_row(r) for r in json.loads(recent)]
+                out[asked[nodeid]] = [Sample.from_row(r) for r in json.loads(recent)]
         return out
 
     #: Tests whose last run still has its details in the history (see `keep_runs`): a test that

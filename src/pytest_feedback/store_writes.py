@@ -15,6 +15,8 @@ from .estimates import RECENT_KEEP, FixtureSample, Sample, summarise_fixture, su
 from .records import FAILING, FixtureKey, RunRecord, test_file
 from .store_reads import chunks
 
+_SQLITE_INT_MAX = 2**63 - 1
+
 TEST_STATS_INSERT = (
     "INSERT OR REPLACE INTO test_stats (test_id, runs, failures, last_run_id, last_outcome,"
     " estimate_s, setup_s, call_s, teardown_s, fail_rate, flaky, slowdown, recent)"
@@ -230,6 +232,7 @@ def prune(con: sqlite3.Connection, keep_runs: int) -> None:
     """Drop the details of runs beyond the newest ``keep_runs``; run_index and stats stay."""
     if keep_runs <= 0:
         return
+    keep_runs = min(keep_runs, _SQLITE_INT_MAX)  # more than that is "keep all"
     con.execute(
         "DELETE FROM runs WHERE id NOT IN"
         " (SELECT id FROM runs ORDER BY started_at DESC, id DESC LIMIT ?)",

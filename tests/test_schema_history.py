@@ -1,0 +1,106 @@
+"""Histories written by every schema version open, migrate in place and lose nothing.
+
+``tests/data/history-vN.db`` is a small real history written by the pytest-feedback that used
+schema N. When a change needs schema N + 1:
+
+1. before touching the schema, keep the history of the current schema: it is already here as
+   ``history-vN.db`` (a released schema's file is never regenerated);
+2. raise ``SCHEMA_VERSION`` to N + 1, change ``SCHEMA`` and add ``MIGRATIONS[N]`` (SQL that
+   turns N into N + 1) in ``store.py``;
+3. write the new version's sample with the new code:
+   ``python tests/data/make_history.py tests/data/history-v{N+1}.db``;
+4. add N + 1 to `SAMPLES` with the facts of the new file.
+
+The tests then check each older sample migrates to the newest schema without losing a row.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from pytest_feedback import cli
+from pytest_feedback.records import RunRecord, TestRecord
+from pytest_feedback.store import SCHEMA_VERSION, Store
+
+DATA = Path(__file__).parent / "data"
+
+#: Schema version -> (runs, distinct tests) in its sample history.
+SAMPLES = {1: (2, 9)}
+
+
+def test_every_schema_version_has_a_sample() -> None:
+    assert set(SAMPLES) == set(range(1, SCHEMA_VERSION + 1))
+    for version in SAMPLES:
+        assert (DATA / f"history-v{version}.db").is_file()
+
+
+def snapshot(path: Path) -> dict[str, tuple[list[str], Counter[tuple[object, ...]]]]:
+    """Every table's columns and rows, read with plain sqlite3 (no pytest-feedback code)."""
+    con = sqlite3.connect(path)
+    try:
+        tables = [
+            row[0]
+            for row in con.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        ]
+        out = {}
+        for table in tables:
+            cur = con.execute(f'SELECT * FROM "{table}"')  # noqa: S608 - names from the file
+            out[table] = ([d[0] for d in cur.description], Counter(map(tuple, cur.fetchall())))
+        return out
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("version", sorted(SAMPLES))
+def test_an_old_history_is_migrated_in_place(tmp_path: Path, version: int) -> None:
+    path = tmp_path / "history.db"
+    shutil.copyfile(DATA / f"history-v{version}.db", path)
+    before = snapshot(path)
+    assert before["meta"][1] == Counter({("schema_version", str(version)): 1})
+    runs, tests = SAMPLES[version]
+
+    with Store(path) as store:
+        assert store.run_count() == runs
+        estimates = store.load_estimates()
+        assert len(estimates.tests) == tests
+        assert estimates.fixtures
+        for run in store.runs():
+            assert len(store.results(run["id"])) == run["tests"]
+
+    after = snapshot(path)
+    assert after["meta"][1][("schema_version", str(SCHEMA_VERSION))] == 1
+    for table, (columns, rows) in before.items():
+        if table == "meta":
+            continue
+        assert table in after, f"migration dropped table {table}"
+        new_columns, new_rows = after[table]
+        kept = [new_columns.index(c) for c in columns]
+        projected = Counter(tuple(row[i] for i in kept) for row in new_rows.elements())
+        assert projected == rows, f"migration changed the rows of {table}"
+
+    # And it takes new runs as any history does.
+    nodeid = next(iter(estimates.tests))
+    run = RunRecord(uuid="after-migration", started_at=2e9, finished_at=2e9 + 1, wall_s=1.0)
+    run.tests[nodeid] = TestRecord(nodeid, call_s=1.0)
+    with Store(path) as store:
+        store.record_run(run)
+        assert store.run_count() == runs + 1
+        assert store.load_estimates().tests[nodeid].runs == estimates.tests[nodeid].runs + 1
+
+
+@pytest.mark.parametrize("version", sorted(SAMPLES))
+def test_the_command_line_reads_every_sample(
+    tmp_path: Path, version: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "history.db"
+    shutil.copyfile(DATA / f"history-v{version}.db", path)
+    assert cli.main(["runs", "--db", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 + SAMPLES[version][0]
