@@ -83,7 +83,7 @@ def main() -> int:
             variants = {
                 "plain pytest": ([py, "-m", "pytest", "-p", "no:feedback", *common], suite, {}),
                 "pytest --feedback": (
-                    [py, "-m", "pytest", *common, "--feedback", "--feedback-db", str(db)],
+                    [py, "-m", "pytest", *common, "--feedback", f"--feedback-db={db}"],
                     suite,
                     {},
                 ),
@@ -100,7 +100,7 @@ def main() -> int:
             cdb = tmpdir / f"{name}.db"
             plain_cmd, cwd, env = corpus_command(name, common)
             feedback_cmd, _, _ = corpus_command(
-                name, [*common, "-p", "pytest_feedback.plugin", "--feedback", "--feedback-db", str(cdb)]
+                name, [*common, "-p", "pytest_feedback.plugin", "--feedback", f"--feedback-db={cdb}"]
             )
             print(f"corpus {name}: {args.reps} reps", flush=True)
             times = alternate(

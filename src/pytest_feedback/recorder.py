@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -46,6 +46,25 @@ WORKEROUTPUT_KEY = "feedback"
 Event = tuple[Any, ...]
 
 
+class _Guard:
+    __slots__ = ("_troubles", "_where")
+
+    def __init__(self, troubles: Troubles, where: str) -> None:
+        self._troubles = troubles
+        self._where = where
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: Optional[type[BaseException]], exc: Optional[BaseException], tb: object
+    ) -> bool:
+        if exc is not None and isinstance(exc, Exception):  # ours: one line at the end
+            self._troubles.note(self._where, exc)
+            return True
+        return False
+
+
 class Troubles:
     """The first error raised inside our own hook code, kept to become one warning line.
 
@@ -55,13 +74,15 @@ class Troubles:
 
     def __init__(self) -> None:
         self.first: Optional[str] = None
+        self._guards: dict[str, _Guard] = {}
 
-    @contextlib.contextmanager
-    def guard(self, where: str) -> Iterator[None]:
-        try:
-            yield
-        except Exception as exc:  # ours: reported as one line at the end
-            self.note(where, exc)
+    def guard(self, where: str) -> _Guard:
+        """A context manager that keeps an `Exception` raised inside it (it runs on every hook
+        call, so it is a reusable object rather than a generator-based one)."""
+        found = self._guards.get(where)
+        if found is None:
+            found = self._guards[where] = _Guard(self, where)
+        return found
 
     def note(self, where: str, exc: BaseException) -> None:
         if self.first is None:
