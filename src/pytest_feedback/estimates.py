@@ -108,18 +108,32 @@ _OUTCOME, _OWN, _SETUP, _CALL, _TEARDOWN, _COMMIT = 1, 2, 3, 4, 5, 6
 
 
 def summarise_rows(rows: Sequence[Sequence[Any]]) -> TestSummary:
-    """`summarise_test` over stored sample rows, without building objects (the store's hot path)."""
+    """`summarise_test` over stored sample rows, without building objects."""
+    return TestSummary(*summary_values(rows))
+
+
+def summary_values(
+    rows: Sequence[Sequence[Any]],
+) -> tuple[float, float, float, float, float, bool, float]:
+    """The fields of `TestSummary`, in order, as a plain tuple (the store's hot path: it runs
+    for every test of every recorded run)."""
     judged = [r for r in rows if r[_OUTCOME] != "skipped"]
-    window = (judged or list(rows))[-ESTIMATE_WINDOW:]
-    failures = sum(1 for r in judged if r[_OUTCOME] in FAILING)
-    return TestSummary(
-        estimate_s=median([r[_OWN] for r in window]),
-        setup_s=median([r[_SETUP] for r in window]),
-        call_s=median([r[_CALL] for r in window]),
-        teardown_s=median([r[_TEARDOWN] for r in window]),
-        fail_rate=failures / len(judged) if judged else 0.0,
-        flaky=_flaky_rows(judged) if failures else False,
-        slowdown=_slowdown_values([r[_OWN] for r in (judged or rows)]),
+    window = (judged or rows)[-ESTIMATE_WINDOW:]
+    _, _, own, setup, call, teardown, _ = zip(*window)
+    failures = 0
+    for r in judged:
+        if r[_OUTCOME] in FAILING:
+            failures += 1
+    return (
+        median(own),
+        median(setup),
+        median(call),
+        median(teardown),
+        failures / len(judged) if judged else 0.0,
+        _flaky_rows(judged) if failures else False,
+        _slowdown_values([r[_OWN] for r in (judged or rows)])
+        if len(rows) >= SLOW_RECENT + SLOW_BASELINE_MIN
+        else 1.0,
     )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import NamedTuple, Optional
 
 #: Outcomes a test can end with; "error" is a failure outside the test's call phase.
 OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
@@ -37,9 +37,11 @@ class TestRecord:
         return max(0.0, self.setup_s + self.call_s + self.teardown_s - self.fixture_overhead_s)
 
 
-@dataclasses.dataclass(frozen=True)
-class FixtureKey:
-    """Identifies a fixture definition across runs and machines."""
+class FixtureKey(NamedTuple):
+    """Identifies a fixture definition across runs and machines.
+
+    A named tuple: it is hashed for every fixture execution recorded, and tuples hash fast.
+    """
 
     name: str
     scope: str

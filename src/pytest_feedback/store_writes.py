@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any, Optional
 
-from .estimates import RECENT_KEEP, FixtureSample, Sample, summarise_fixture, summarise_rows
+from .estimates import RECENT_KEEP, FixtureSample, Sample, summarise_fixture, summary_values
 from .records import FAILING, FixtureKey, RunRecord, test_file
 from .store_reads import chunks
 
@@ -47,7 +47,7 @@ def test_stats_row_from_rows(
 ) -> tuple[Any, ...]:
     """`test_stats_row` over stored sample rows (`Sample.to_row`), without building objects."""
     del rows[:-RECENT_KEEP]
-    summary = summarise_rows(rows)
+    estimate, setup, call, teardown, fail_rate, flaky, slowdown = summary_values(rows)
     last = rows[-1]
     return (
         test_id,
@@ -55,13 +55,13 @@ def test_stats_row_from_rows(
         failures,
         last[0],
         last[1],
-        summary.estimate_s,
-        summary.setup_s,
-        summary.call_s,
-        summary.teardown_s,
-        summary.fail_rate,
-        int(summary.flaky),
-        summary.slowdown,
+        estimate,
+        setup,
+        call,
+        teardown,
+        fail_rate,
+        int(flaky),
+        slowdown,
         _dumps(rows),
     )
 
