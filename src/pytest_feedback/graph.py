@@ -154,10 +154,10 @@ class DependencyMap:
             elif kind == "c":
                 add(self._governed(label), COLLECTION_TIME)
             elif kind == "i":
-                add(self._tests_using(label), IMPORT_TIME)
+                add(self._tests_using(label), self._import_kind(label))
         toplevel = self._raw.files[path][3]
         if lines is None or (toplevel and lines.intersection(numbits_to_nums(toplevel))):
-            add(self._tests_using(path), IMPORT_TIME)
+            add(self._tests_using(path), self._import_kind(path))
         if lines is None:
             for context_id in self._reads_by_file.get(file_id, ()):
                 kind, label = self._raw.contexts[context_id][:2]
@@ -168,6 +168,12 @@ class DependencyMap:
                 elif kind == "i":
                     add(self._tests_using(label), READS)
         return found
+
+    def _import_kind(self, path: str) -> str:
+        """Importing a test module or a conftest.py is collecting it."""
+        if posixpath.basename(path) == "conftest.py" or path in self._tests_by_file():
+            return COLLECTION_TIME
+        return IMPORT_TIME
 
     def dependencies(self, nodeid: str) -> Optional[TestDeps]:
         context_id = self._tests.get(nodeid)
@@ -199,7 +205,7 @@ class DependencyMap:
             files=files,
             reads=reads,
             spawns=spawned > measured,
-            import_time={m for m in used if m.endswith(".py")},
+            import_time={m for m in used if self._import_kind(m) == IMPORT_TIME},
             collection_time=collection,
             own_files=own,
             spawned=spawned,
@@ -215,9 +221,10 @@ class DependencyMap:
         return functions(source) if source is not None and path.endswith(".py") else []
 
     def function_lines(self, path: str, qualname: str) -> Optional[set[int]]:
+        """The lines of a function's body (its ``def`` line runs at import: not included)."""
         for block in self.functions(path):
             if block.qualname == qualname:
-                return set(range(block.start, block.end + 1))
+                return set(range(block.body_start, block.end + 1))
         return None
 
     def tests_reaching_function(self, path: str, qualname: str) -> dict[str, str]:
