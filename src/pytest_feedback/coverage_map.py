@@ -18,14 +18,17 @@ xdist worker ships it through ``workeroutput``); the controller's `MapCollector`
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import fnmatch
+import json
 import os
 import shutil
+import sqlite3
 import sys
 import tempfile
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -53,6 +56,10 @@ SPAWN_EVENTS = frozenset(
 )
 _SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "fish", "cmd", "cmd.exe", "powershell"})
 _SUBPROCESS_DATA = ".feedback-sub"
+#: The coverage.py data schema whose tables `_numbits_by_context` reads directly.
+_COVERAGE_SCHEMA = 7
+#: Stands for the context label in the serialized child configuration.
+_PLACEHOLDER = "@@feedback-context@@"
 _QUIET = [
     "no-data-collected",
     "module-not-measured",
@@ -300,17 +307,22 @@ class MapProbe:
         source = [str(p) for p in self.options.include]
         omit = list(self.options.omit)
 
+        config = CoverageConfig()
+        config.data_file = data_file
+        config.parallel = True
+        config.source = source
+        config.run_omit = omit
+        config.context = _PLACEHOLDER
+        config.patch = ["subprocess"]
+        config.disable_warnings = list(_QUIET)
+        config.config_file = "feedback"
+        template = base64.b64decode(config.serialize()).decode()
+        if _PLACEHOLDER not in template:
+            return
+
         def serialized(label: str) -> str:
-            config = CoverageConfig()
-            config.data_file = data_file
-            config.parallel = True
-            config.source = source
-            config.run_omit = omit
-            config.context = label
-            config.patch = ["subprocess"]
-            config.disable_warnings = list(_QUIET)
-            config.config_file = "feedback"
-            return config.serialize()
+            text = template.replace(_PLACEHOLDER, json.dumps(label)[1:-1])
+            return base64.b64encode(text.encode()).decode()
 
         self._child_env = serialized
 
@@ -344,12 +356,11 @@ class MapProbe:
     def pytest_runtest_protocol(self, item: pytest.Item) -> Generator[None, object, object]:
         self._check_current()
         label = "t:" + item.nodeid
+        # No switch back afterwards: nothing of the project runs between two tests, and each
+        # switch costs coverage.py a flush of its data.
         self._switch(label)
-        try:
-            with self._child_measurement(label):
-                return (yield)
-        finally:
-            self._switch("c:")
+        with self._child_measurement(label):
+            return (yield)
 
     @pytest.hookimpl(wrapper=True, trylast=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
@@ -427,29 +438,53 @@ class MapProbe:
         return payload
 
     def _add_data(self, payload: MapPayload, data: Any, *, child: bool) -> set[str]:
-        from coverage.numbits import nums_to_numbits
+        """Add one coverage.py data set's lines per context; returns the contexts seen."""
+        from coverage.numbits import numbits_union
 
         labels: set[str] = set()
-        for filename in data.measured_files():
+        for filename, label, bits in _numbits_by_context(data):
+            if not label.startswith(("t:", "c:", "i:")):
+                continue  # someone else's contexts (pytest-cov's own, or none)
             rel = self.project_path(filename)
             if rel is None:
                 continue
-            per_label: dict[str, list[int]] = {}
-            for line, contexts in data.contexts_by_lineno(filename).items():
-                for context in contexts:
-                    per_label.setdefault(context, []).append(line)
-            for label, lines in per_label.items():
-                if not label.startswith(("t:", "c:", "i:")):
-                    continue  # someone else's contexts (pytest-cov's own, or none)
-                labels.add(label)
-                files = payload.lines.setdefault(label, {})
-                bits = nums_to_numbits(lines)
-                if files.get(rel):
-                    from coverage.numbits import numbits_union
-
-                    bits = numbits_union(files[rel], bits)
-                files[rel] = bits
+            labels.add(label)
+            files = payload.lines.setdefault(label, {})
+            old = files.get(rel)
+            files[rel] = numbits_union(old, bits) if old else bits
         return labels
+
+
+def _numbits_by_context(data: Any) -> Iterator[tuple[str, str, bytes]]:
+    """(file, context, numbits) of a CoverageData, read straight from its SQLite tables.
+
+    The numbits are already there (schema 7, coverage.py 7.x); any other schema goes through the
+    public, slower `contexts_by_lineno`.
+    """
+    from coverage.numbits import nums_to_numbits
+
+    rows: Optional[list[tuple[str, str, bytes]]] = None
+    with contextlib.suppress(Exception):
+        con = sqlite3.connect(data.data_filename(), uri=True)
+        try:
+            version = con.execute("SELECT version FROM coverage_schema").fetchone()
+            if version and int(version[0]) == _COVERAGE_SCHEMA:
+                rows = con.execute(
+                    "SELECT f.path, c.context, l.numbits FROM line_bits l"
+                    " JOIN file f ON f.id = l.file_id JOIN context c ON c.id = l.context_id"
+                ).fetchall()
+        finally:
+            con.close()
+    if rows is not None:
+        yield from rows
+        return
+    for filename in data.measured_files():
+        per_label: dict[str, list[int]] = {}
+        for line, contexts in data.contexts_by_lineno(filename).items():
+            for context in contexts:
+                per_label.setdefault(context, []).append(line)
+        for label, lines in per_label.items():
+            yield filename, label, nums_to_numbits(lines)
 
 
 def _collector_id(nodeid: str) -> str:
@@ -538,7 +573,10 @@ class MapCollector:
         if self._probe is not None:
             self._probe.finish()
             if self._probe.payload is not None:
-                self.payload.merge(self._probe.payload)
+                if self.payload.lines or self.payload.notes:
+                    self.payload.merge(self._probe.payload)
+                else:
+                    self.payload = self._probe.payload
         if not self.payload.lines and not self.payload.notes:
             self.lines = ["feedback: warning: --feedback-cov measured nothing this run"]
             return

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from coverage.numbits import numbits_to_nums
 
-from .mapstore import RawMap, decompress, read_map
+from .mapstore import MapReader, read_map
 from .sourceinfo import Block, functions
 
 if TYPE_CHECKING:
@@ -68,29 +68,21 @@ def test_file_of(nodeid: str) -> str:
 class DependencyMap:
     """Queries over a recorded coverage map."""
 
-    def __init__(self, raw: RawMap) -> None:
-        self._raw = raw
-        self._file_id = {path: row[0] for path, row in raw.files.items()}
-        self._path = {row[0]: path for path, row in raw.files.items()}
+    def __init__(self, reader: MapReader) -> None:
+        self._raw = reader
+        self._file_id = {path: row[0] for path, row in reader.files.items()}
+        self._path = {row[0]: path for path, row in reader.files.items()}
         self._tests: dict[str, int] = {}
         self._collectors: dict[str, int] = {}
         self._imports: dict[str, int] = {}  # module path -> import context id
-        for context_id, (kind, label, *_rest) in raw.contexts.items():
+        for context_id, (kind, label, *_rest) in reader.contexts.items():
             {"t": self._tests, "c": self._collectors, "i": self._imports}.get(kind, {})[label] = (
                 context_id
             )
-        self._by_context: dict[int, list[tuple[int, bytes]]] = {}
-        self._by_file: dict[int, list[tuple[int, bytes]]] = {}
-        for context_id, file_id, bits in raw.lines:
-            self._by_context.setdefault(context_id, []).append((file_id, bits))
-            self._by_file.setdefault(file_id, []).append((context_id, bits))
-        self._reads_by_context: dict[int, list[int]] = {}
-        self._reads_by_file: dict[int, list[int]] = {}
-        for context_id, file_id in raw.reads:
-            self._reads_by_context.setdefault(context_id, []).append(file_id)
-            self._reads_by_file.setdefault(file_id, []).append(context_id)
         self._import_graph: Any = None
         self._by_test_file: Optional[dict[str, list[str]]] = None
+        self._conftest_cache: dict[str, set[str]] = {}
+        self._closure_cache: dict[str, set[str]] = {}
 
     @classmethod
     def load(cls, store: Store) -> Optional[DependencyMap]:
@@ -130,7 +122,7 @@ class DependencyMap:
 
     def recorded_source(self, path: str) -> Optional[str]:
         row = self._raw.files.get(path)
-        return None if row is None else decompress(row[2])
+        return None if row is None else self._raw.source(row[0])
 
     def tests_reaching(self, path: str, lines: Optional[set[int]] = None) -> dict[str, str]:
         """Node id -> reason kind of every test that reaches ``path`` (or those of its lines)."""
@@ -145,7 +137,7 @@ class DependencyMap:
         file_id = self._file_id.get(path)
         if file_id is None:
             return found
-        for context_id, bits in self._by_file.get(file_id, ()):
+        for context_id, bits in self._raw.lines_of_file(file_id):
             if lines is not None and not lines.intersection(numbits_to_nums(bits)):
                 continue
             kind, label = self._raw.contexts[context_id][:2]
@@ -155,11 +147,11 @@ class DependencyMap:
                 add(self._governed(label), COLLECTION_TIME)
             elif kind == "i":
                 add(self._tests_using(label), self._import_kind(label))
-        toplevel = self._raw.files[path][3]
+        toplevel = self._raw.files[path][2]
         if lines is None or (toplevel and lines.intersection(numbits_to_nums(toplevel))):
             add(self._tests_using(path), self._import_kind(path))
         if lines is None:
-            for context_id in self._reads_by_file.get(file_id, ()):
+            for context_id in self._raw.reads_of_file(file_id):
                 kind, label = self._raw.contexts[context_id][:2]
                 if kind == "t":
                     add([label], READS)
@@ -180,27 +172,22 @@ class DependencyMap:
         if context_id is None:
             return None
         _kind, _label, spawned, measured, outdated = self._raw.contexts[context_id]
-        own = self._lines_of(context_id)
-        files = {path: set(lines) for path, lines in own.items()}
-        reads = {self._path[f] for f in self._reads_by_context.get(context_id, ())}
-        collection: set[str] = set()
-        for label, collector_id in self._collectors.items():
-            if governs(label, nodeid):
-                _merge(files, self._lines_of(collector_id))
-                reads.update(self._path[f] for f in self._reads_by_context.get(collector_id, ()))
-                outdated = outdated or self._raw.contexts[collector_id][4]
+        own = self._lines_of([context_id]).get(context_id, {})
         test_file = test_file_of(nodeid)
-        conftests = self._conftests_of(test_file)
-        collection.update(conftests)
+        collection = self._conftests_of(test_file)
         if test_file in self._file_id:
             collection.add(test_file)
         used = self._uses(nodeid, own)
-        for module in used:
-            import_id = self._imports.get(module)
-            if import_id is not None:
-                _merge(files, self._lines_of(import_id))
-                reads.update(self._path[f] for f in self._reads_by_context.get(import_id, ()))
-                outdated = outdated or self._raw.contexts[import_id][4]
+        others = [c for label, c in self._collectors.items() if governs(label, nodeid)]
+        others += [self._imports[m] for m in used if m in self._imports]
+        files = {path: set(lines) for path, lines in own.items()}
+        for more in self._lines_of(others).values():
+            _merge(files, more)
+        reads = {
+            self._path[file_id]
+            for _context, file_id in self._raw.reads_of_contexts([context_id, *others])
+        }
+        outdated = outdated or any(self._raw.contexts[c][4] for c in others)
         return TestDeps(
             files=files,
             reads=reads,
@@ -264,11 +251,12 @@ class DependencyMap:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _lines_of(self, context_id: int) -> dict[str, set[int]]:
-        return {
-            self._path[file_id]: set(numbits_to_nums(bits))
-            for file_id, bits in self._by_context.get(context_id, ())
-        }
+    def _lines_of(self, context_ids: list[int]) -> dict[int, dict[str, set[int]]]:
+        """context id -> path -> lines."""
+        out: dict[int, dict[str, set[int]]] = {}
+        for context_id, file_id, bits in self._raw.lines_of_contexts(context_ids):
+            out.setdefault(context_id, {})[self._path[file_id]] = set(numbits_to_nums(bits))
+        return out
 
     def _imports_graph(self) -> Any:
         if self._import_graph is None:
@@ -281,28 +269,36 @@ class DependencyMap:
         return self._import_graph
 
     def _conftests_of(self, test_file: str) -> set[str]:
+        """The conftest.py files in the test file's directory and above it."""
         directory = posixpath.dirname(test_file)
-        found = set()
-        for path in self._file_id:
-            if posixpath.basename(path) == "conftest.py":
-                folder = posixpath.dirname(path)
-                if not folder or directory == folder or directory.startswith(folder + "/"):
-                    found.add(path)
-        return found
+        cached = self._conftest_cache.get(directory)
+        if cached is None:
+            cached = set()
+            for path in self._file_id:
+                if posixpath.basename(path) == "conftest.py":
+                    folder = posixpath.dirname(path)
+                    if not folder or directory == folder or directory.startswith(folder + "/"):
+                        cached.add(path)
+            self._conftest_cache[directory] = cached
+        return set(cached)
 
     def _roots(self, nodeid: str, own: dict[str, set[int]]) -> set[str]:
         test_file = test_file_of(nodeid)
         return {test_file, *self._conftests_of(test_file), *own}
 
     def _uses(self, nodeid: str, own: dict[str, set[int]]) -> set[str]:
+        """The import closure of the test's file, its conftests and the files it executed."""
         import networkx as nx
 
         graph = self._imports_graph()
         used: set[str] = set()
         for root in self._roots(nodeid, own):
-            if root in graph:
-                used.add(root)
-                used.update(nx.descendants(graph, root))
+            if root not in graph:
+                continue
+            closure = self._closure_cache.get(root)
+            if closure is None:
+                closure = self._closure_cache[root] = {root, *nx.descendants(graph, root)}
+            used.update(closure)
         return used
 
     def _tests_using(self, module: str) -> set[str]:
@@ -315,12 +311,12 @@ class DependencyMap:
         importers = {module, *nx.ancestors(graph, module)}
         out: set[str] = set()
         by_file = self._tests_by_file()
+        touching = self._raw.contexts_touching([self._file_id[p] for p in importers])
+        for context_id in touching:
+            kind, label = self._raw.contexts[context_id][:2]
+            if kind == "t":
+                out.add(label)
         for path in importers:
-            file_id = self._file_id.get(path)
-            for context_id, _bits in self._by_file.get(file_id, ()) if file_id else ():
-                kind, label = self._raw.contexts[context_id][:2]
-                if kind == "t":
-                    out.add(label)
             out.update(by_file.get(path, ()))
             if posixpath.basename(path) == "conftest.py":
                 folder = posixpath.dirname(path)

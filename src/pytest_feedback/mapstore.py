@@ -14,15 +14,15 @@ import difflib
 import hashlib
 import sqlite3
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from coverage.numbits import numbits_to_nums, nums_to_numbits
 
 from .coverage_map import MapPayload
 from .errors import HistoryError
-from .sourceinfo import imported_modules, toplevel_lines
+from .sourceinfo import analyse
 from .sqlitedb import describe_sqlite_error
 from .store import Store
 
@@ -51,17 +51,104 @@ class WriteSummary:
     outdated: int
 
 
-@dataclasses.dataclass
-class RawMap:
-    """The map tables as read, undecoded (numbits stay bytes until a query needs them)."""
+class MapReader:
+    """The map tables of one history: small tables read at once, line rows on demand.
 
-    #: path -> (file id, sha1, compressed snapshot or None, toplevel numbits or None, module)
-    files: dict[str, tuple[int, str, Optional[bytes], Optional[bytes], Optional[str]]]
-    #: context id -> (kind, label, spawned, measured, outdated)
-    contexts: dict[int, tuple[str, str, int, int, int]]
-    lines: list[tuple[int, int, bytes]]  # (context id, file id, numbits)
-    reads: list[tuple[int, int]]  # (context id, file id)
-    imports: list[tuple[int, int]]  # (importer file id, imported file id)
+    Has its own read-only connection, so it outlives the `Store` it was loaded from; numbits
+    stay bytes until a query decodes them.
+    """
+
+    def __init__(self, path: Path) -> None:
+        try:
+            self._con = sqlite3.connect(
+                path.resolve().as_uri() + "?mode=ro", uri=True, check_same_thread=False
+            )
+            con = self._con
+            #: context id -> (kind, label, spawned, measured, outdated)
+            self.contexts: dict[int, tuple[str, str, int, int, int]] = {
+                row[0]: (row[1], row[2], row[3], row[4], row[5])
+                for row in con.execute(
+                    "SELECT id, kind, label, spawned, measured, outdated FROM map_contexts"
+                )
+            }
+            #: path -> (file id, sha1, toplevel numbits or None, module or None)
+            self.files: dict[str, tuple[int, str, Optional[bytes], Optional[str]]] = {
+                row[1]: (row[0], row[2], row[3], row[4])
+                for row in con.execute("SELECT id, path, sha1, toplevel, module FROM map_files")
+            }
+            #: (importer file id, imported file id)
+            self.imports: list[tuple[int, int]] = con.execute(
+                "SELECT importer, imported FROM map_imports"
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise HistoryError(describe_sqlite_error(path, exc)) from exc
+        self._path = path
+
+    def _query(self, sql: str, params: Sequence[object] = ()) -> list[Any]:
+        try:
+            return self._con.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise HistoryError(describe_sqlite_error(self._path, exc)) from exc
+
+    def lines_of_file(self, file_id: int) -> list[tuple[int, bytes]]:
+        """(context id, numbits) of every context with lines in the file."""
+        return self._query(
+            "SELECT context_id, numbits FROM map_lines WHERE file_id = ?", (file_id,)
+        )
+
+    def lines_of_contexts(self, context_ids: Sequence[int]) -> list[tuple[int, int, bytes]]:
+        """(context id, file id, numbits) of the given contexts."""
+        rows: list[tuple[int, int, bytes]] = []
+        for start in range(0, len(context_ids), _CHUNK):
+            chunk = tuple(context_ids[start : start + _CHUNK])
+            marks = ",".join("?" * len(chunk))
+            rows += self._query(
+                "SELECT context_id, file_id, numbits FROM map_lines"  # noqa: S608
+                f" WHERE context_id IN ({marks})",
+                chunk,
+            )
+        return rows
+
+    def contexts_touching(self, file_ids: Sequence[int]) -> set[int]:
+        """Contexts with lines in (or an import of) any of the files."""
+        found: set[int] = set()
+        for start in range(0, len(file_ids), _CHUNK):
+            chunk = tuple(file_ids[start : start + _CHUNK])
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                row[0]
+                for row in self._query(
+                    "SELECT DISTINCT context_id FROM map_lines"  # noqa: S608
+                    f" WHERE file_id IN ({marks})",
+                    chunk,
+                )
+            )
+        return found
+
+    def reads_of_file(self, file_id: int) -> list[int]:
+        return [
+            r[0]
+            for r in self._query("SELECT context_id FROM map_reads WHERE file_id = ?", (file_id,))
+        ]
+
+    def reads_of_contexts(self, context_ids: Sequence[int]) -> list[tuple[int, int]]:
+        rows: list[tuple[int, int]] = []
+        for start in range(0, len(context_ids), _CHUNK):
+            chunk = tuple(context_ids[start : start + _CHUNK])
+            marks = ",".join("?" * len(chunk))
+            rows += self._query(
+                "SELECT context_id, file_id FROM map_reads"  # noqa: S608
+                f" WHERE context_id IN ({marks})",
+                chunk,
+            )
+        return rows
+
+    def source(self, file_id: int) -> Optional[str]:
+        rows = self._query("SELECT source FROM map_files WHERE id = ?", (file_id,))
+        return decompress(rows[0][0]) if rows else None
+
+    def close(self) -> None:
+        self._con.close()
 
 
 def read_file_info(rootpath: Path, path: str, module: Optional[str]) -> Optional[FileInfo]:
@@ -138,6 +225,15 @@ def _write(
             for row in con.execute("SELECT id, path, sha1, source, module FROM map_files")
         }
         fresh = [p for p, info in infos.items() if existing.get(p, (0, ""))[1] != info.sha1]
+        analysed = {
+            p: analyse(
+                infos[p].text or "",
+                infos[p].module or existing.get(p, (0, "", None, None))[3],
+                p.endswith("__init__.py"),
+            )
+            for p in fresh
+            if infos[p].is_python and infos[p].text is not None
+        }
         for path in fresh:
             old = existing.get(path)
             if old is not None:
@@ -151,7 +247,7 @@ def _write(
                     p,
                     infos[p].sha1,
                     compress(infos[p].text),
-                    _toplevel(infos[p]),
+                    nums_to_numbits(sorted(analysed[p][0])) if p in analysed else None,
                     infos[p].module,
                 )
                 for p in fresh
@@ -169,15 +265,9 @@ def _write(
                 modules[module] = path
         context_ids = _upsert_contexts(con, payload, labels, run_uuid, now)
         _replace_rows(con, payload, context_ids, file_ids)
-        _write_imports(con, payload, infos, fresh, file_ids, modules)
+        _write_imports(con, payload, analysed, file_ids, modules)
     tests = sum(1 for label in labels if label.startswith("t:"))
     return WriteSummary(len(labels), tests, len(infos), outdated)
-
-
-def _toplevel(info: FileInfo) -> Optional[bytes]:
-    if not info.is_python or info.text is None:
-        return None
-    return nums_to_numbits(sorted(toplevel_lines(info.text)))
 
 
 def _carry_over(
@@ -280,19 +370,14 @@ def _replace_rows(
 def _write_imports(
     con: sqlite3.Connection,
     payload: MapPayload,
-    infos: dict[str, FileInfo],
-    fresh: Iterable[str],
+    analysed: dict[str, tuple[set[int], set[str]]],
     file_ids: dict[str, int],
     modules: dict[str, str],
 ) -> None:
     """Static edges of new or changed Python files, and every edge seen while importing."""
     edges: set[tuple[int, int]] = set()
-    changed = [p for p in fresh if infos[p].is_python and infos[p].text is not None]
-    for path in changed:
+    for path, (_toplevel, names) in analysed.items():
         con.execute("DELETE FROM map_imports WHERE importer = ?", (file_ids[path],))
-        info = infos[path]
-        module = info.module or _module_of(path, modules)
-        names = imported_modules(info.text or "", module, path.endswith("__init__.py"))
         for name in names:
             target = modules.get(name)
             if target is not None and target != path and target in file_ids:
@@ -305,27 +390,8 @@ def _write_imports(
     )
 
 
-def _module_of(path: str, modules: dict[str, str]) -> Optional[str]:
-    for name, where in modules.items():
-        if where == path:
-            return name
-    return None
-
-
-def read_map(store: Store) -> Optional[RawMap]:
-    """Everything the graph needs, in five table scans; None when no map was ever recorded."""
-    db = store.db
-    contexts = {
-        row[0]: (row[1], row[2], row[3], row[4], row[5])
-        for row in db.query("SELECT id, kind, label, spawned, measured, outdated FROM map_contexts")
-    }
-    if not contexts:
+def read_map(store: Store) -> Optional[MapReader]:
+    """A reader of the map in ``store``; None when no map was ever recorded."""
+    if not store.db.query("SELECT 1 FROM map_contexts LIMIT 1"):
         return None
-    files = {
-        row[1]: (row[0], row[2], row[3], row[4], row[5])
-        for row in db.query("SELECT id, path, sha1, source, toplevel, module FROM map_files")
-    }
-    lines = db.query("SELECT context_id, file_id, numbits FROM map_lines")
-    reads = db.query("SELECT context_id, file_id FROM map_reads")
-    imports = db.query("SELECT importer, imported FROM map_imports")
-    return RawMap(files, contexts, lines, reads, imports)
+    return MapReader(store.path)

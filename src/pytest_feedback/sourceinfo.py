@@ -41,7 +41,16 @@ def toplevel_lines(source: str) -> set[int]:
     Everything outside function bodies: module statements, class bodies, decorators, default
     arguments and annotations of ``def`` lines. A function's body runs only when called.
     """
+    return _toplevel(_parse(source))
+
+
+def analyse(source: str, module: Optional[str], is_package: bool) -> tuple[set[int], set[str]]:
+    """`toplevel_lines` and `imported_modules` of one file, parsed once."""
     tree = _parse(source)
+    return _toplevel(tree), _imports(tree, module, is_package)
+
+
+def _toplevel(tree: Optional[ast.Module]) -> set[int]:
     lines: set[int] = set()
     if tree is None:
         return lines
@@ -135,7 +144,10 @@ def imported_modules(source: str, module: Optional[str], is_package: bool) -> se
     ``from a import b`` yields ``a`` and ``a.b`` (``b`` may be a submodule); relative imports are
     resolved against ``module``, the file's own dotted name, when it is known.
     """
-    tree = _parse(source)
+    return _imports(_parse(source), module, is_package)
+
+
+def _imports(tree: Optional[ast.Module], module: Optional[str], is_package: bool) -> set[str]:
     names: set[str] = set()
     if tree is None:
         return names

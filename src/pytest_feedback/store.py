@@ -201,6 +201,7 @@ CREATE TABLE IF NOT EXISTS map_reads (
     file_id    INTEGER NOT NULL REFERENCES map_files (id),
     PRIMARY KEY (context_id, file_id)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS map_reads_file ON map_reads (file_id);
 
 -- Import edges between project files: static (ast of the importer) or seen while importing.
 CREATE TABLE IF NOT EXISTS map_imports (
