@@ -165,9 +165,10 @@ def test_without_feedback_cov_nothing_is_measured(pytester: pytest.Pytester, his
 
 
 def test_joins_a_coverage_measurement_already_running(
-    pytester: pytest.Pytester, history: Path
+    pytester: pytest.Pytester, history: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     coverage = pytest.importorskip("coverage")
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # the inner run is not a worker
     make_project(pytester)
     cov = coverage.Coverage(data_file=None, config_file=False, source=[str(pytester.path)])
     cov.start()
@@ -205,3 +206,27 @@ def test_cli_errors_name_the_problem(
     status, out = cli(capsys, history, "deps", "pkg/calc.py::nothing")
     assert status == 1
     assert "pkg/calc.py has no function 'nothing'" in out
+
+
+def test_says_so_when_another_measurement_runs_in_xdist_workers(
+    pytester: pytest.Pytester, history: Path
+) -> None:
+    make_project(pytester)
+    # What pytest-cov does in each worker: its own coverage.py measurement.
+    pytester.makeconftest(
+        """
+        import os
+        import coverage
+
+        if os.environ.get("PYTEST_XDIST_WORKER"):
+            _cov = coverage.Coverage(data_file=None, config_file=False)
+            _cov.start()
+        """
+    )
+    result = pytester.runpytest("--feedback-cov", "-p", "no:cacheprovider", "-n", "2")
+    result.assert_outcomes(passed=5)
+    result.stdout.fnmatch_lines(
+        ["feedback: warning: --feedback-cov cannot map tests while another coverage measurement*"]
+    )
+    with Store.open_existing(history) as store:
+        assert DependencyMap.load(store) is None

@@ -56,6 +56,14 @@ SPAWN_EVENTS = frozenset(
 )
 _SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "fish", "cmd", "cmd.exe", "powershell"})
 _SUBPROCESS_DATA = ".feedback-sub"
+_REFUSED = (
+    "feedback: warning: --feedback-cov cannot map tests while another coverage measurement"
+    " (pytest-cov --cov) runs in xdist workers; no map this run: map without --cov or without -n"
+)
+_JOINED = (
+    "feedback: --feedback-cov adds per-test contexts to the coverage measurement already running"
+    " (pytest-cov?); the map holds only the files that measurement includes"
+)
 #: The coverage.py data schema whose tables `_numbits_by_context` reads directly.
 _COVERAGE_SCHEMA = 7
 #: Stands for the context label in the serialized child configuration.
@@ -137,8 +145,11 @@ class MapProbe:
         self._root_prefix = self._root.rstrip(os.sep) + os.sep
         self._include = tuple(str(p).rstrip(os.sep) + os.sep for p in options.include)
         self._paths: dict[str, Optional[str]] = {}
-        self._cov: Any = None
-        self._owned = False
+        self._cov: Any = None  # the measurement our contexts go to
+        self._mine: Any = None  # the one we started, if we did
+        self._hands_off = False
+        self._refused = False
+        self._in_worker = "PYTEST_XDIST_WORKER" in os.environ
         self._extra: list[Any] = []  # measurements we joined or that joined us
         self._label = "c:"
         self._stack: list[str] = []
@@ -171,14 +182,20 @@ class MapProbe:
 
     # -- measuring ---------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start measuring (or join the coverage.py measurement already running)."""
+    def start(self, *, maybe_controller: bool = False) -> None:
+        """Start measuring (or join the coverage.py measurement already running).
+
+        ``maybe_controller``: this process may turn out to run no tests (an xdist controller);
+        then a measurement that is not ours is left untouched until `activate` (switching its
+        context would write its data file early, and pytest-cov's combine would delete it).
+        """
         import coverage
 
-        running = coverage.Coverage.current()
-        if running is not None:
-            self._adopt(running)
-        else:
+        if coverage.Coverage.current() is not None and maybe_controller:
+            self._hands_off = True
+        if coverage.Coverage.current() is not None and self._in_worker:
+            self._refuse()
+        if coverage.Coverage.current() is None:
             cov = coverage.Coverage(
                 data_file=None,
                 config_file=False,
@@ -188,34 +205,51 @@ class MapProbe:
             )
             cov.set_option("run:disable_warnings", _QUIET)
             cov.start()
-            self._cov, self._owned = cov, True
+            self._cov = self._mine = cov
         self._active = True
         self._switch("c:")
         self._start_subprocess_measurement()
         sys.addaudithook(self._audit)
         sys.meta_path.insert(0, _ImportTracker(self))
 
-    def _adopt(self, cov: Any) -> None:
-        self._cov, self._owned = cov, False
-        note = (
-            "feedback: --feedback-cov adds per-test contexts to the coverage measurement already "
-            "running (pytest-cov?); the map holds only the files that measurement includes"
-        )
-        if note not in self.notes:
-            self.notes.append(note)
+    def _follow(self) -> None:
+        """Use the measurement that is running now: ours, or one started before or after us.
 
-    def _check_current(self) -> None:
-        """Someone (pytest-cov in a worker) may have started coverage after us: follow it."""
+        coverage.py pauses a measurement while a later one runs (pytest-cov starting in a
+        worker); contexts must go to whichever is collecting.
+        """
         import coverage
 
         current = coverage.Coverage.current()
-        if current is not None and current is not self._cov:
+        if current is None or current is self._cov:
+            return
+        if current is not self._mine and self._in_worker:
+            self._refuse()
+            return
+        if self._cov is not None and all(c is not self._cov for c in self._extra):
             self._extra.append(self._cov)
-            self._adopt(current)
+        self._cov = current
+        if current is not self._mine and _JOINED not in self.notes:
+            self.notes.append(_JOINED)
+
+    def _refuse(self) -> None:
+        """pytest-cov in an xdist worker: touching its data early loses it (every worker's
+        pytest-cov erases the others' data files when it starts), so map nothing and say so."""
+        self._hands_off = self._refused = True
+        if _REFUSED not in self.notes:
+            self.notes.append(_REFUSED)
+
+    def activate(self) -> None:
+        """This process runs tests: contexts may now go to any measurement."""
+        if self._hands_off and not self._refused:
+            self._hands_off = False
             self._switch(self._label)
 
     def _switch(self, label: str) -> None:
         self._label = label
+        if self._hands_off:
+            return
+        self._follow()
         with contextlib.suppress(Exception):
             self._cov.switch_context(label)
 
@@ -354,7 +388,6 @@ class MapProbe:
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item) -> Generator[None, object, object]:
-        self._check_current()
         label = "t:" + item.nodeid
         # No switch back afterwards: nothing of the project runs between two tests, and each
         # switch costs coverage.py a flush of its data.
@@ -396,17 +429,19 @@ class MapProbe:
 
     def discard(self) -> None:
         """This process runs no tests (an xdist controller): stop without collecting."""
-        if self._owned:
+        if self._mine is not None:
             with contextlib.suppress(Exception):
-                self._cov.stop()
+                self._mine.stop()
         self.close()
 
     def _collect(self) -> MapPayload:
         payload = MapPayload(notes=list(self.notes))
-        sources = [self._cov, *self._extra]
-        if self._owned:
+        if self._refused:
+            return payload
+        sources = [self._cov, *(c for c in self._extra if c is not self._cov)]
+        if self._mine is not None:
             with contextlib.suppress(Exception):
-                self._cov.stop()
+                self._mine.stop()
         for cov in sources:
             self._add_data(payload, cov.get_data(), child=False)
         measured: dict[str, int] = {}
@@ -465,7 +500,12 @@ def _numbits_by_context(data: Any) -> Iterator[tuple[str, str, bytes]]:
 
     rows: Optional[list[tuple[str, str, bytes]]] = None
     with contextlib.suppress(Exception):
-        con = sqlite3.connect(data.data_filename(), uri=True)
+        name = str(data.data_filename())
+        if not name.startswith("file:"):  # never create a file coverage.py has not written yet
+            if not os.path.isfile(name):
+                raise FileNotFoundError(name)
+            name = Path(name).resolve().as_uri() + "?mode=ro"
+        con = sqlite3.connect(name, uri=True)
         try:
             version = con.execute("SELECT version FROM coverage_schema").fetchone()
             if version and int(version[0]) == _COVERAGE_SCHEMA:
@@ -577,7 +617,9 @@ class MapCollector:
                     self.payload.merge(self._probe.payload)
                 else:
                     self.payload = self._probe.payload
-        if not self.payload.lines and not self.payload.notes:
-            self.lines = ["feedback: warning: --feedback-cov measured nothing this run"]
+        if not self.payload.lines:
+            self.lines = self.payload.notes or [
+                "feedback: warning: --feedback-cov measured nothing this run"
+            ]
             return
         self.lines = self._write(self.payload)

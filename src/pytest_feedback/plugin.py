@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
@@ -122,8 +123,12 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
         [str(p) for p in early_config.getini("feedback_cov_omit")],
     )
     probe = MapProbe(options)
+    numprocesses = getattr(namespace, "numprocesses", None)
+    maybe_controller = "PYTEST_XDIST_WORKER" not in os.environ and (
+        bool(numprocesses) or getattr(namespace, "dist", "no") != "no"
+    )
     try:
-        probe.start()
+        probe.start(maybe_controller=maybe_controller)
     except Exception as exc:  # never break the run because of our trouble
         sys.stderr.write(f"feedback: warning: --feedback-cov could not start ({exc})\n")
         return
@@ -141,6 +146,7 @@ def _configure_map(config: pytest.Config, settings: Settings, worker: Optional[s
             probe.discard()  # an xdist controller runs no tests
             probe = None
         else:
+            probe.activate()
             config.pluginmanager.register(probe, "feedback-cov-probe")
     if worker is None and settings.cov:
         collector = MapCollector(probe, lambda payload: write_map(config, settings, payload))
