@@ -87,7 +87,9 @@ def main() -> int:
         start = time.perf_counter()
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
         print(f"{args.corpus}: ran in {time.perf_counter() - start:.1f}s (exit {proc.returncode})")
-        print("  " + "\n  ".join(l for l in proc.stdout.splitlines() if l.startswith("feedback:")))
+        print(
+            "  " + "\n  ".join(ln for ln in proc.stdout.splitlines() if ln.startswith("feedback:"))
+        )
         with Store.open_existing(db) as store:
             run_id = store.runs(limit=1)[0]["id"]
             ran = [r["nodeid"] for r in store.results(run_id)]
