@@ -127,6 +127,11 @@ def test_map_holds_every_kind_of_dependency(
         "  collection-time (1):",
         "    tests/test_calc.py",
     ]
+    graph = load_map(history).graph()
+    assert graph.has_edge(("test", CLAMP), ("function", "pkg/calc.py", "clamp"))
+    assert not graph.has_edge(("test", CLAMP), ("function", "pkg/calc.py", "double"))
+    assert graph.has_edge(("test", LOAD), ("file", "data/table.txt"))
+    assert graph.has_edge(("file", "pkg/calc.py"), ("file", "pkg/consts.py"))  # imports
     _, out = cli(capsys, history, "why", LOAD)
     assert "  reads (1 files):\n    data/table.txt\n" in out
     _, out = cli(capsys, history, "why", SPAWN)

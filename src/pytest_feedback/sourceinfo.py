@@ -96,8 +96,9 @@ def _child_blocks(stmt: ast.stmt) -> Optional[list[list[ast.stmt]]]:
         value = getattr(stmt, field, None)
         if isinstance(value, list) and value and isinstance(value[0], ast.stmt):
             blocks.append(value)
-    if isinstance(stmt, ast.Match):
-        blocks.extend(case.body for case in stmt.cases)
+    match = getattr(ast, "Match", None)  # Python 3.10+
+    if match is not None and isinstance(stmt, match):
+        blocks.extend(case.body for case in getattr(stmt, "cases", ()))
     if not blocks and not getattr(stmt, "handlers", None):
         return None
     return blocks or [[]]
