@@ -22,6 +22,7 @@ import base64
 import contextlib
 import dataclasses
 import fnmatch
+import importlib.machinery
 import json
 import os
 import shutil
@@ -150,6 +151,7 @@ class MapProbe:
         self._hands_off = False
         self._refused = False
         self._ran: list[str] = []  # labels of the tests this process ran
+        self._paused = False
         self._in_worker = "PYTEST_XDIST_WORKER" in os.environ
         self._extra: list[Any] = []  # measurements we joined or that joined us
         self._label = "c:"
@@ -200,7 +202,9 @@ class MapProbe:
             cov = coverage.Coverage(
                 data_file=None,
                 config_file=False,
-                source=[str(p) for p in self.options.include],
+                # include, not source: coverage.py would walk the source trees for unexecuted
+                # files at the end, which the map does not need.
+                include=self._include_patterns(),
                 omit=list(self.options.omit),
                 messages=False,
             )
@@ -212,6 +216,9 @@ class MapProbe:
         self._start_subprocess_measurement()
         sys.addaudithook(self._audit)
         sys.meta_path.insert(0, _ImportTracker(self))
+
+    def _include_patterns(self) -> list[str]:
+        return [os.path.join(str(p), "*") for p in self.options.include]
 
     def _follow(self) -> None:
         """Use the measurement that is running now: ours, or one started before or after us.
@@ -253,6 +260,34 @@ class MapProbe:
         self._follow()
         with contextlib.suppress(Exception):
             self._cov.switch_context(label)
+
+    def pause_tracing(self) -> bool:
+        """Stop tracing for a while (a library import); True when it did.
+
+        Only our own measurement, only while it is the running one and traces a single thread
+        (coverage.py's pause/resume re-arm tracers in the calling thread).
+        """
+        if self._paused or self._mine is None or self._cov is not self._mine:
+            return False
+        collector = getattr(self._mine, "_collector", None)
+        tracers = getattr(collector, "tracers", None)
+        if collector is None or tracers is None or len(tracers) > 1:
+            return False
+        try:
+            collector.pause()
+        except Exception:
+            return False
+        self._paused = True
+        return True
+
+    def resume_tracing(self) -> bool:
+        """Undo `pause_tracing`; True when tracing was paused."""
+        if not self._paused:
+            return False
+        self._paused = False
+        with contextlib.suppress(Exception):
+            self._mine._collector.resume()
+        return True
 
     def enter_import(self, path: str) -> None:
         if not self._active:
@@ -339,13 +374,13 @@ class MapProbe:
             return
         self._subdir = tempfile.mkdtemp(prefix="feedback-cov-")
         data_file = os.path.join(self._subdir, _SUBPROCESS_DATA)
-        source = [str(p) for p in self.options.include]
+        include = self._include_patterns()
         omit = list(self.options.omit)
 
         config = CoverageConfig()
         config.data_file = data_file
         config.parallel = True
-        config.source = source
+        config.run_include = include
         config.run_omit = omit
         config.context = _PLACEHOLDER
         config.patch = ["subprocess"]
@@ -537,6 +572,10 @@ def _collector_id(nodeid: str) -> str:
     return "" if nodeid == "." else nodeid
 
 
+#: Loaders of library modules whose import is run untraced (instances; never classes).
+_PLAIN_LOADERS = (importlib.machinery.SourceFileLoader, importlib.machinery.SourcelessFileLoader)
+
+
 class _ImportTracker:
     """A meta path finder that only watches: project modules' imports get their own context."""
 
@@ -563,7 +602,11 @@ class _ImportTracker:
         if spec is None:
             return None
         origin, loader = getattr(spec, "origin", None), getattr(spec, "loader", None)
-        if isinstance(origin, str) and loader is not None and probe.project_path(origin):
+        if (
+            isinstance(origin, str)
+            and loader is not None
+            and (probe.project_path(origin) or isinstance(loader, _PLAIN_LOADERS))
+        ):
             _watch(loader, probe)
         return spec
 
@@ -580,14 +623,26 @@ def _watch(loader: Any, probe: MapProbe) -> None:
     def exec_module(module: Any) -> Any:
         spec = getattr(module, "__spec__", None)
         origin = getattr(spec, "origin", None)
-        rel = probe.project_path(origin) if isinstance(origin, str) else None
-        if rel is None or not probe._active:
+        if not probe._active:
             return original(module)
+        rel = probe.project_path(origin) if isinstance(origin, str) else None
+        if rel is None:
+            # A library's import runs no project code: not tracing it saves the time
+            # tracing costs (pytest plugins and libraries like hypothesis are big).
+            paused = probe.pause_tracing()
+            try:
+                return original(module)
+            finally:
+                if paused:
+                    probe.resume_tracing()
+        resumed = probe.resume_tracing()  # a project module imported by a library
         probe.enter_import(rel)
         try:
             return original(module)
         finally:
             probe.leave_import()
+            if resumed:
+                probe.pause_tracing()
 
     try:
         loader.exec_module = exec_module
