@@ -22,7 +22,6 @@ import base64
 import contextlib
 import dataclasses
 import fnmatch
-import importlib.machinery
 import json
 import os
 import shutil
@@ -34,6 +33,8 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import pytest
+
+from .mapimports import ImportTracker
 
 #: Key in ``config.workeroutput`` that carries a worker's payload to the controller.
 WORKEROUTPUT_KEY = "feedback_cov"
@@ -166,6 +167,10 @@ class MapProbe:
         self.notes: list[str] = []
         self.payload: Optional[MapPayload] = None
 
+    @property
+    def active(self) -> bool:
+        return self._active
+
     # -- paths -------------------------------------------------------------------------------
 
     def project_path(self, filename: str) -> Optional[str]:
@@ -215,7 +220,7 @@ class MapProbe:
         self._switch("c:")
         self._start_subprocess_measurement()
         sys.addaudithook(self._audit)
-        sys.meta_path.insert(0, _ImportTracker(self))
+        sys.meta_path.insert(0, ImportTracker(self))
 
     def _include_patterns(self) -> list[str]:
         return [os.path.join(str(p), "*") for p in self.options.include]
@@ -570,85 +575,6 @@ def _numbits_by_context(data: Any) -> Iterator[tuple[str, str, bytes]]:
 
 def _collector_id(nodeid: str) -> str:
     return "" if nodeid == "." else nodeid
-
-
-#: Loaders of library modules whose import is run untraced (instances; never classes).
-_PLAIN_LOADERS = (importlib.machinery.SourceFileLoader, importlib.machinery.SourcelessFileLoader)
-
-
-class _ImportTracker:
-    """A meta path finder that only watches: project modules' imports get their own context."""
-
-    def __init__(self, probe: MapProbe) -> None:
-        self._probe = probe
-        self._finding = False
-
-    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
-        probe = self._probe
-        if self._finding or not probe._active:
-            return None
-        self._finding = True
-        try:
-            spec = None
-            for finder in sys.meta_path:
-                find = getattr(finder, "find_spec", None)
-                if finder is self or find is None:
-                    continue
-                spec = find(fullname, path, target)
-                if spec is not None:
-                    break
-        finally:
-            self._finding = False
-        if spec is None:
-            return None
-        origin, loader = getattr(spec, "origin", None), getattr(spec, "loader", None)
-        if (
-            isinstance(origin, str)
-            and loader is not None
-            and (probe.project_path(origin) or isinstance(loader, _PLAIN_LOADERS))
-        ):
-            _watch(loader, probe)
-        return spec
-
-    def invalidate_caches(self) -> None:
-        pass
-
-
-def _watch(loader: Any, probe: MapProbe) -> None:
-    """Wrap ``loader.exec_module`` so that a project module's execution is its own context."""
-    if getattr(loader, "_feedback_watched", False):
-        return
-    original = loader.exec_module
-
-    def exec_module(module: Any) -> Any:
-        spec = getattr(module, "__spec__", None)
-        origin = getattr(spec, "origin", None)
-        if not probe._active:
-            return original(module)
-        rel = probe.project_path(origin) if isinstance(origin, str) else None
-        if rel is None:
-            # A library's import runs no project code: not tracing it saves the time
-            # tracing costs (pytest plugins and libraries like hypothesis are big).
-            paused = probe.pause_tracing()
-            try:
-                return original(module)
-            finally:
-                if paused:
-                    probe.resume_tracing()
-        resumed = probe.resume_tracing()  # a project module imported by a library
-        probe.enter_import(rel)
-        try:
-            return original(module)
-        finally:
-            probe.leave_import()
-            if resumed:
-                probe.pause_tracing()
-
-    try:
-        loader.exec_module = exec_module
-        loader._feedback_watched = True
-    except (AttributeError, TypeError):
-        pass
 
 
 class MapCollector:
