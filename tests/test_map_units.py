@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 from coverage.numbits import numbits_to_nums, nums_to_numbits
 
 from pytest_feedback.coverage_map import MapPayload
-from pytest_feedback.graph import governs
-from pytest_feedback.mapstore import line_translation
+from pytest_feedback.graph import DependencyMap, governs
+from pytest_feedback.mapstore import line_translation, write_map
 from pytest_feedback.sourceinfo import (
     functions,
     imported_modules,
     innermost_function,
     toplevel_lines,
 )
+from pytest_feedback.store import Store
 
 MODULE = textwrap.dedent(
     '''\
@@ -127,3 +129,20 @@ def test_payloads_merge_lines_reads_and_spawns() -> None:
     assert set(one.lines) == {"c:", "t:y"}
     assert one.reads == {"t:x": ["data.txt", "other.txt"]}
     assert one.spawns == {"t:x": [2, 1]}
+
+
+def test_a_history_without_map_tables_gets_them(tmp_path: Path) -> None:
+    (tmp_path / "mod.py").write_text("X = 1\n\n\ndef f():\n    return X\n")
+    db = tmp_path / "history.db"
+    with Store(db) as store:
+        for table in ("map_lines", "map_reads", "map_imports", "map_contexts", "map_files"):
+            store.db.connection.execute(f"DROP TABLE {table}")
+        assert DependencyMap.load(store) is None
+        payload = MapPayload(lines={"t:test_mod.py::test_f": {"mod.py": nums_to_numbits([5])}})
+        summary = write_map(store, payload, tmp_path, "uuid", 0.0)
+        assert (summary.tests, summary.files) == (1, 1)
+        dmap = DependencyMap.load(store)
+    assert dmap is not None
+    assert dmap.tests_reaching("mod.py", {5}) == {"test_mod.py::test_f": "executed"}
+    assert dmap.tests_reaching("mod.py", {1}) == {"test_mod.py::test_f": "import-time"}
+    assert dmap.recorded_source("mod.py") == (tmp_path / "mod.py").read_text()

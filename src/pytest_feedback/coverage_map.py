@@ -462,8 +462,13 @@ class MapProbe:
             self.close()
 
     def close(self) -> None:
-        """Stop watching imports and remove the subprocess data (the audit hook goes quiet)."""
+        """Stop measuring and watching imports, remove the subprocess data (the audit hook
+        goes quiet). Idempotent."""
         self._active = False
+        self.resume_tracing()
+        if self._mine is not None:
+            with contextlib.suppress(Exception):
+                self._mine.stop()
         sys.meta_path[:] = [f for f in sys.meta_path if getattr(f, "_probe", None) is not self]
         if self._subdir:
             shutil.rmtree(self._subdir, ignore_errors=True)

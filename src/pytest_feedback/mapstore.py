@@ -220,6 +220,7 @@ def _write(
     labels = sorted({*payload.lines, *payload.reads, *payload.spawns})
     outdated = 0
     with store.db.transaction() as con:
+        _ensure_tables(con)
         existing = {
             row[1]: (row[0], row[2], row[3], row[4])
             for row in con.execute("SELECT id, path, sha1, source, module FROM map_files")
@@ -390,8 +391,26 @@ def _write_imports(
     )
 
 
+def _has_map_tables(con: sqlite3.Connection) -> bool:
+    return bool(
+        con.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'map_contexts'"
+        ).fetchone()
+    )
+
+
+def _ensure_tables(con: sqlite3.Connection) -> None:
+    """A history created before the map tables existed (same unreleased schema) gets them."""
+    if not _has_map_tables(con):
+        from .store import SCHEMA, _execute_script
+
+        _execute_script(con, SCHEMA)  # every statement is CREATE ... IF NOT EXISTS
+
+
 def read_map(store: Store) -> Optional[MapReader]:
     """A reader of the map in ``store``; None when no map was ever recorded."""
+    if not _has_map_tables(store.db.connection):
+        return None
     if not store.db.query("SELECT 1 FROM map_contexts LIMIT 1"):
         return None
     return MapReader(store.path)
