@@ -312,10 +312,13 @@ class MapProbe:
     def _audit(self, event: str, args: tuple[Any, ...]) -> None:
         if not self._active:
             return
-        if event == "open":
-            self._opened(args)
-        elif event in SPAWN_EVENTS:
-            self._spawned(event, args)
+        try:
+            if event == "open":
+                self._opened(args)
+            elif event in SPAWN_EVENTS:
+                self._spawned(event, args)
+        except Exception:  # an audit hook's exception would fail the user's open()
+            return
 
     def _opened(self, args: tuple[Any, ...]) -> None:
         path, mode = args[0], args[1]
