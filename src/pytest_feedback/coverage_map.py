@@ -219,7 +219,7 @@ class MapProbe:
         self._active = True
         self._switch("c:")
         self._start_subprocess_measurement()
-        sys.addaudithook(self._audit)
+        _listen(self)
         sys.meta_path.insert(0, ImportTracker(self))
 
     def _include_patterns(self) -> list[str]:
@@ -468,6 +468,7 @@ class MapProbe:
         """Stop measuring and watching imports, remove the subprocess data (the audit hook
         goes quiet). Idempotent."""
         self._active = False
+        _unlisten(self)
         self.resume_tracing()
         if self._mine is not None:
             with contextlib.suppress(Exception):
@@ -579,6 +580,32 @@ def _numbits_by_context(data: Any) -> Iterator[tuple[str, str, bytes]]:
                 per_label.setdefault(context, []).append(line)
         for label, lines in per_label.items():
             yield filename, label, nums_to_numbits(lines)
+
+
+#: The probe the process's audit hook reports to. Audit hooks cannot be removed, so one hook is
+#: added per process, the first time, and is a single global lookup while nothing records.
+_listener: Optional[MapProbe] = None
+_hook_added = False
+
+
+def _audit_hook(event: str, args: tuple[Any, ...]) -> None:
+    probe = _listener
+    if probe is not None:
+        probe._audit(event, args)
+
+
+def _listen(probe: MapProbe) -> None:
+    global _listener, _hook_added
+    _listener = probe
+    if not _hook_added:
+        sys.addaudithook(_audit_hook)
+        _hook_added = True
+
+
+def _unlisten(probe: MapProbe) -> None:
+    global _listener
+    if _listener is probe:
+        _listener = None
 
 
 def _collector_id(nodeid: str) -> str:
