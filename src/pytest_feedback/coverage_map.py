@@ -51,6 +51,15 @@ DEFAULT_OMIT = (
     "*/.pytest_cache/*",
     "*/.pytest-feedback/*",
     "*/node_modules/*",
+    # Tools' own caches change on their own: not inputs of a test.
+    "*/.hypothesis/*",
+    "*/.mypy_cache/*",
+    "*/.ruff_cache/*",
+    "*/.cache/*",
+    "*/htmlcov/*",
+    "*/.coverage",
+    "*/.coverage.*",
+    "*/.testmondata*",
 )
 #: Audit events that start a process; "os.fork" children are never measured.
 SPAWN_EVENTS = frozenset(
