@@ -31,6 +31,8 @@ class Settings:
     keep_runs: int = DEFAULT_KEEP_RUNS
     #: Print the report at the end of the terminal summary (``--feedback-report``).
     report: bool = False
+    #: Map tests to the code and files they use (``--feedback-cov``); implies ``record``.
+    cov: bool = False
 
     @property
     def enabled(self) -> bool:
