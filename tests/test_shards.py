@@ -24,8 +24,10 @@ def make_estimates(
         n: TestEstimate(n, s, 0.0, s, 0.0, 3, 0.0, False, 1.0, "passed")
         for n, s in durations.items()
     }
-    fixture_list = [FixtureEstimate(name, scope, f"conftest.py::{name}", cost, 0.0, 1, 0)
-                    for name, scope, cost in fixtures]
+    fixture_list = [
+        FixtureEstimate(name, scope, f"conftest.py::{name}", cost, 0.0, 1, 0)
+        for name, scope, cost in fixtures
+    ]
     index = {f.name: i for i, f in enumerate(fixture_list)}
     used = {n: [index[f] for f in names] for n, names in (uses or {}).items()}
     return Estimates(tests, fixture_list, used, startup_s)
@@ -72,7 +74,9 @@ def test_a_costly_family_is_not_split_when_the_setup_outweighs_the_gain() -> Non
     durations = {f"test_a.py::test_{i}": 0.2 for i in range(10)}
     durations["test_b.py::test_x"] = 5.0
     est = make_estimates(
-        durations, [("warehouse", "module", 5.0)], {n: ["warehouse"] for n in durations if "_a" in n}
+        durations,
+        [("warehouse", "module", 5.0)],
+        {n: ["warehouse"] for n in durations if "_a" in n},
     )
     plan = plan_shards(est, durations, 2)
     by_file = [{n.split("::")[0] for n in s.tests} for s in plan.shards]
@@ -81,7 +85,9 @@ def test_a_costly_family_is_not_split_when_the_setup_outweighs_the_gain() -> Non
 
 def test_session_fixture_is_paid_per_shard() -> None:
     durations = {f"test_{i}.py::test": 1.0 for i in range(4)}
-    est = make_estimates(durations, [("server", "session", 3.0)], {n: ["server"] for n in durations})
+    est = make_estimates(
+        durations, [("server", "session", 3.0)], {n: ["server"] for n in durations}
+    )
     work = Workload.build(est, durations)
     assert len(work.families) == 4  # a session fixture does not glue tests together
     assert work.cost(range(4)) == pytest.approx(7.0)
@@ -93,7 +99,9 @@ def test_session_fixture_is_paid_per_shard() -> None:
 @pytest.mark.parametrize("planner", sorted(PLANNERS))
 def test_plans_do_not_depend_on_collection_order(planner: str) -> None:
     rng = random.Random(7)
-    durations = {f"test_{i % 9}.py::test_{i}": rng.choice([0.01, 0.1, 0.5, 2.0]) for i in range(200)}
+    durations = {
+        f"test_{i % 9}.py::test_{i}": rng.choice([0.01, 0.1, 0.5, 2.0]) for i in range(200)
+    }
     fixtures = [("f0", "module", 1.5), ("f1", "class", 0.7), ("f2", "session", 2.0)]
     uses = {n: [rng.choice(["f0", "f1", "f2"])] for n in durations}
     est = make_estimates(durations, fixtures, uses, startup_s=0.3)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
@@ -18,11 +19,13 @@ from .settings import (
 )
 
 if TYPE_CHECKING:
+    from .parallel import ParallelOptions
     from .recorder import RunRecorder
     from .records import RunRecord
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 RECORDER_KEY: pytest.StashKey[RunRecorder] = pytest.StashKey()
+PARALLEL_KEY: pytest.StashKey[ParallelOptions] = pytest.StashKey()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -46,6 +49,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         default=False,
         help="Use the history without adding this run to it.",
+    )
+    # -- parallel runs (parallel.py) --
+    group.addoption(
+        "--feedback-shard",
+        metavar="K/N",
+        default=None,
+        help="Run shard K of N (1-based) of the tests, planned from the history so that shards "
+        "take equal time; also $PYTEST_FEEDBACK_SHARD. Shards are disjoint; together they run "
+        "every test.",
+    )
+    group.addoption(
+        "--feedback-dist",
+        action="store_true",
+        default=False,
+        help="With -n NUM: schedule tests on xdist workers from the history (long and "
+        "fixture-heavy work first, fixture families together, idle workers take work).",
     )
     parser.addini(
         "feedback", type="bool", default=False, help="Record every run (pytest-feedback)."
@@ -80,6 +99,9 @@ def load_settings(config: pytest.Config) -> Settings:
 
 def pytest_configure(config: pytest.Config) -> None:
     settings = load_settings(config)
+    parallel = configure_parallel(config, settings)
+    if parallel is not None and not config.getoption("feedback_no_record"):
+        settings = dataclasses.replace(settings, record=True)
     config.stash[SETTINGS_KEY] = settings
     if not settings.enabled:
         return
@@ -90,9 +112,33 @@ def pytest_configure(config: pytest.Config) -> None:
     probe = FixtureProbe(config, worker)
     config.pluginmanager.register(probe, "feedback-probe")
     if worker is None and settings.record:
-        recorder = RunRecorder(config, probe, lambda run: write_history(settings, run))
+        shard = parallel.shard_text if parallel is not None else None
+        recorder = RunRecorder(config, probe, lambda run: write_history(settings, run), shard=shard)
         config.pluginmanager.register(recorder, "feedback-recorder")
         config.stash[RECORDER_KEY] = recorder
+
+
+def configure_parallel(config: pytest.Config, settings: Settings) -> Optional[ParallelOptions]:
+    """Register the shard filter and the xdist scheduler when asked for (parallel.py)."""
+    from .parallel import FeedbackDist, ShardSelector, read_options
+
+    options = read_options(config)
+    if options is None:
+        return None
+    config.stash[PARALLEL_KEY] = options
+    if options.shard is not None:
+        k, n = options.shard
+        config.pluginmanager.register(
+            ShardSelector(config, k, n, settings.db_path), "feedback-shard"
+        )
+    if options.dist and not hasattr(config, "workerinput"):
+
+        def run() -> Optional[RunRecord]:
+            recorder = config.stash.get(RECORDER_KEY, None)
+            return recorder.run if recorder is not None else None
+
+        config.pluginmanager.register(FeedbackDist(config, settings.db_path, run), "feedback-dist")
+    return options
 
 
 def write_history(settings: Settings, run: RunRecord) -> str:
@@ -134,11 +180,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     recorder = config.stash.get(RECORDER_KEY, None)
     if recorder is not None and recorder.outcome_line and "warning" in recorder.outcome_line:
         sys.stderr.write(recorder.outcome_line + "\n")  # no terminal reporter printed it
-    for name in ("feedback-recorder", "feedback-probe"):
+    for name in ("feedback-recorder", "feedback-probe", "feedback-shard", "feedback-dist"):
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:
             config.pluginmanager.unregister(plugin)
     if RECORDER_KEY in config.stash:
         del config.stash[RECORDER_KEY]
+    if PARALLEL_KEY in config.stash:
+        del config.stash[PARALLEL_KEY]
     if SETTINGS_KEY in config.stash:
         del config.stash[SETTINGS_KEY]
