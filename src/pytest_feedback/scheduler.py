@@ -207,12 +207,14 @@ class FeedbackScheduling:
         if node.shutting_down or self.collection is None:
             return
         pending = self.node2pending[node]
-        if len(pending) >= LOW_WATER:
-            return
-        chunk = self._next_chunk(node)
-        if chunk:
+        sent = False
+        while len(pending) < LOW_WATER:
+            chunk = self._next_chunk(node)
+            if not chunk:
+                break
             self._send(node, chunk)
-        elif len(pending) < 2:
+            sent = True
+        if not sent and len(pending) < 2:
             node.shutdown()  # nothing left to give: run the last test now
 
     def _next_chunk(self, node: WorkerController) -> list[int]:
@@ -253,7 +255,12 @@ class FeedbackScheduling:
         return sum(self._cost[i] for i in indexes) + sum(self._resource_cost[r] for r in new)
 
     def _steal_for(self, thief: WorkerController) -> None:
-        """Move work from the tail of the busiest queue to ``thief``'s, if that ends earlier."""
+        """Move work from the tail of the busiest queue to ``thief``'s while that ends earlier.
+
+        Whole blocks first (the tail holds the shortest); then, if none moved, the second half
+        of the last block, which splits a family only when the thief's repeated set-up is
+        cheaper than the time it saves.
+        """
         victims = [
             (self._queued_s(n), _node_key(n), n)
             for n in self.queues
@@ -261,28 +268,27 @@ class FeedbackScheduling:
         ]
         if not victims:
             return
-        remaining, _, victim = max(victims, key=lambda v: (v[0], v[1]))
+        victim_s, _, victim = max(victims, key=lambda v: (v[0], v[1]))
         queue = self.queues[victim]
         stolen: list[list[int]] = []
-        taken = 0.0
-        while len(queue) > 1:
-            block_s = sum(self._cost[i] for i in queue[-1])
-            if taken + block_s > remaining / 2:
-                break
-            taken += block_s
-            stolen.insert(0, queue.pop())
-        if not stolen:
-            # One block left, or the last is more than half: take the tail of the last block.
+        thief_s = 0.0
+        while queue:
             block = queue[-1]
-            cut = len(block) // 2
-            tail = block[cut:] if cut else []
-            if not tail:
-                return
-            tail_own = sum(self._cost[i] for i in tail)
-            if max(self._added_s(thief, tail), remaining - tail_own) >= remaining:
-                return  # the set-up the thief would repeat eats the gain
-            del block[cut:]
-            stolen = [tail]
+            own = sum(self._cost[i] for i in block)
+            added = self._added_s(thief, block)
+            if max(thief_s + added, victim_s - own) >= max(thief_s, victim_s):
+                break
+            thief_s += added
+            victim_s -= own
+            stolen.insert(0, queue.pop())
+        if not stolen and queue:
+            block = queue[-1]
+            tail = block[len(block) // 2 :]
+            own = sum(self._cost[i] for i in tail)
+            thief_s = self._added_s(thief, tail)
+            if len(tail) < len(block) and max(thief_s, victim_s - own) < victim_s:
+                del block[len(block) // 2 :]
+                stolen = [tail]
         self.queues[thief].extend(stolen)
 
 
