@@ -29,9 +29,14 @@ if TYPE_CHECKING:
 
 #: A worker that holds fewer tests than this gets more (it needs the next one to run one).
 LOW_WATER = 3
-#: A chunk sent at once holds at most this many tests and about this many predicted seconds.
-CHUNK_TESTS = 32
-CHUNK_S = 0.5
+#: A chunk sent at once holds at most this many tests.
+CHUNK_TESTS = 64
+#: Predicted seconds of work a worker holds beyond its current test, so that it never waits for
+#: the controller: a share of what is left, between these bounds (small at the end, so that the
+#: last tests go to whichever worker is free).
+BUFFER_MIN_S = 0.05
+BUFFER_MAX_S = 2.0
+BUFFER_SHARE = 0.25
 
 
 def make_scheduler(config: pytest.Config, log: Producer, estimates: Estimates) -> Any:
@@ -207,9 +212,10 @@ class FeedbackScheduling:
         if node.shutting_down or self.collection is None:
             return
         pending = self.node2pending[node]
+        target = self._buffer_s()
         sent = False
-        while len(pending) < LOW_WATER:
-            chunk = self._next_chunk(node)
+        while len(pending) < LOW_WATER or self._held_s(pending) < target:
+            chunk = self._next_chunk(node, target - self._held_s(pending))
             if not chunk:
                 break
             self._send(node, chunk)
@@ -217,7 +223,17 @@ class FeedbackScheduling:
         if not sent and len(pending) < 2:
             node.shutdown()  # nothing left to give: run the last test now
 
-    def _next_chunk(self, node: WorkerController) -> list[int]:
+    def _buffer_s(self) -> float:
+        queued = sum(self._cost[i] for q in self.queues.values() for b in q for i in b)
+        queued += sum(self._cost[i] for i in self.pending)
+        share = BUFFER_SHARE * queued / max(1, len(self.node2pending))
+        return min(BUFFER_MAX_S, max(BUFFER_MIN_S, share))
+
+    def _held_s(self, pending: list[int]) -> float:
+        """Predicted seconds a worker holds beyond the test it is running."""
+        return sum(self._cost[i] for i in pending[1:])
+
+    def _next_chunk(self, node: WorkerController, target_s: float) -> list[int]:
         if self.pending:
             chunk = self.pending[:CHUNK_TESTS]
             del self.pending[: len(chunk)]
@@ -229,7 +245,7 @@ class FeedbackScheduling:
             return []
         block = queue[0]
         size, seconds = 0, 0.0
-        while size < len(block) and size < CHUNK_TESTS and (seconds < CHUNK_S or size < 2):
+        while size < len(block) and size < CHUNK_TESTS and (seconds < target_s or size < 2):
             seconds += self._cost[block[size]]
             size += 1
         chunk = block[:size]
