@@ -386,7 +386,12 @@ def main() -> int:
         help=f"comma-separated, from {', '.join(GENERATED + REAL)}",
     )
     parser.add_argument("--n", type=int, default=4, help="shards (default 4)")
-    parser.add_argument("--history-runs", type=int, default=1, help="recorded runs per suite")
+    parser.add_argument(
+        "--history-runs",
+        type=int,
+        default=2,
+        help="recorded runs per real suite (generated ones sleep: one is enough); default 2",
+    )
     parser.add_argument("--workers", type=int, default=4, help="xdist workers (default 4)")
     parser.add_argument("--xdist-repeats", type=int, default=3)
     parser.add_argument("--no-xdist", action="store_true")
@@ -400,7 +405,7 @@ def main() -> int:
         for name in filter(None, args.suites.split(",")):
             suite = make_suite(name, workdir)
             results["shards"].append(  # type: ignore[attr-defined]
-                bench_shards(suite, args.n, workdir, args.history_runs)
+                bench_shards(suite, args.n, workdir, args.history_runs if name in REAL else 1)
             )
         if not args.no_xdist:
             results["xdist"] = bench_xdist(workdir, args.workers, args.xdist_repeats)

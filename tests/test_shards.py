@@ -10,7 +10,15 @@ import pytest
 from pytest_feedback.errors import ConfigError
 from pytest_feedback.estimates import Estimates, FixtureEstimate, TestEstimate
 from pytest_feedback.planners import PLANNERS, Workload
-from pytest_feedback.shards import parse_shard, plan_shards, worker_curve
+from pytest_feedback.records import (
+    FixtureExecution,
+    FixtureKey,
+    RunRecord,
+    TestRecord,
+    WorkerRecord,
+)
+from pytest_feedback.shards import parse_shard, plan_shards, shard_filter, worker_curve
+from pytest_feedback.timings import process_timings, timings_line
 
 
 def make_estimates(
@@ -170,3 +178,41 @@ def test_plan_json_shape() -> None:
         {"index": 1, "estimate_s": 2.0, "tests": ["b.py::t"]},
         {"index": 2, "estimate_s": 1.0, "tests": ["a.py::t"]},
     ]
+
+
+def test_shard_filter_keeps_the_item_order() -> None:
+    items = [f"test_{i % 3}.py::test_{i}" for i in range(12)]
+    est = make_estimates(dict.fromkeys(items, 1.0))
+    kept = []
+    for k in (1, 2, 3):
+        keep, drop, plan = shard_filter(items, str, est, k, 3)
+        assert keep == [i for i in items if i in keep]  # pytest's order, not the plan's
+        assert sorted(keep + drop) == sorted(items)
+        assert plan.n == 3
+        kept.extend(keep)
+    assert sorted(kept) == sorted(items)
+
+
+def test_process_timings() -> None:
+    run = RunRecord(uuid="u", started_at=0.0)
+    key = FixtureKey("db", "module", "conftest.py::db")
+    run.tests["a.py::t1"] = TestRecord("a.py::t1", setup_s=2.0, call_s=1.0, worker="gw0")
+    run.tests["a.py::t2"] = TestRecord("a.py::t2", call_s=1.0, worker="gw0")
+    run.tests["b.py::t"] = TestRecord("b.py::t", call_s=3.0, worker="gw1")
+    run.fixtures.append(FixtureExecution(key, 2.0, "a.py::t1", "gw0", 0.5, None))
+    run.worker_records += [WorkerRecord("gw0", 0.3), WorkerRecord("gw1", 0.2)]
+    est = make_estimates(
+        {"a.py::t1": 1.0, "a.py::t2": 1.0, "b.py::t": 2.5},
+        [("db", "module", 2.5)],
+        {"a.py::t1": ["db"], "a.py::t2": ["db"]},
+        startup_s=0.25,
+    )
+    timings = process_timings(run, est)
+    assert [(t.worker, t.tests) for t in timings] == [("gw0", 2), ("gw1", 1)]
+    assert timings[0].measured_s == pytest.approx(0.3 + 4.0 + 0.5)
+    assert timings[0].predicted_s == pytest.approx(0.25 + 2.0 + 2.5)
+    assert timings[1].measured_s == pytest.approx(3.2)
+    assert timings[1].predicted_s == pytest.approx(2.75)
+    assert timings_line(timings) == (
+        "feedback: predicted/measured per worker: gw0 4.75s/4.80s, gw1 2.75s/3.20s"
+    )

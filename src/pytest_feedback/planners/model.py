@@ -67,7 +67,17 @@ class Workload:
         needs: list[tuple[int, ...]] = []
         for nodeid in ordered:
             mine: set[int] = set()
-            for index in estimates.uses.get(nodeid, ()):
+            # In a stable order, so that resource numbers (and float sums) never depend on the
+            # order the history returned rows in.
+            used = sorted(
+                estimates.uses.get(nodeid, ()),
+                key=lambda i: (
+                    estimates.fixtures[i].name,
+                    estimates.fixtures[i].scope,
+                    estimates.fixtures[i].location,
+                ),
+            )
+            for index in used:
                 fixture = estimates.fixtures[index]
                 if fixture.scope == "function" or fixture.cost_s < MIN_FIXTURE_S:
                     continue
