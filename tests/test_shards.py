@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,7 @@ from pytest_feedback.records import (
     WorkerRecord,
 )
 from pytest_feedback.shards import parse_shard, plan_shards, shard_filter, worker_curve
+from pytest_feedback.store import Store
 from pytest_feedback.timings import process_timings, timings_line
 
 
@@ -216,3 +218,18 @@ def test_process_timings() -> None:
     assert timings_line(timings) == (
         "feedback: predicted/measured per worker: gw0 4.75s/4.80s, gw1 2.75s/3.20s"
     )
+
+
+def test_per_test_overhead_is_learnt_from_serial_runs(tmp_path: Path) -> None:
+    run = RunRecord(uuid="serial", started_at=1.0, wall_s=10.0, collect_s=1.0)
+    for i in range(5):
+        run.tests[f"a.py::t{i}"] = TestRecord(f"a.py::t{i}", call_s=0.8)
+    xdist = RunRecord(uuid="xdist", started_at=2.0, wall_s=100.0, collect_s=1.0, workers=2)
+    xdist.tests["a.py::t0"] = TestRecord("a.py::t0", call_s=0.8, worker="gw0")
+    with Store(tmp_path / "h.db") as store:
+        store.record_run(run)
+        store.record_run(xdist)
+        est = store.load_estimates()
+    assert est.per_test_s == pytest.approx((10.0 - 1.0 - 4.0) / 5)
+    work = Workload.build(est, ["a.py::t0"])
+    assert work.own[0] == pytest.approx(0.8 + 1.0)

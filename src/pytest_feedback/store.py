@@ -577,7 +577,25 @@ class Store:
                 " (SELECT id FROM runs ORDER BY started_at DESC LIMIT 10) r ON r.id = w.run_id"
             )
         )
-        return Estimates(tests, fixtures, uses, startup)
+        return Estimates(tests, fixtures, uses, startup, per_test_s=self._per_test_overhead())
+
+    def _per_test_overhead(self) -> float:
+        """Seconds pytest spends per test outside its phases (hooks, reporting), from history.
+
+        Median over the last serial runs of (wall - collection - test phases) / tests; xdist runs
+        are left out, their controller's wall time is not one process's.
+        """
+        rows = self._db.query(
+            "SELECT r.wall_s, r.collect_s, r.tests,"
+            " (SELECT sum(setup_s + call_s + teardown_s) FROM results WHERE run_id = r.id)"
+            " FROM runs r WHERE r.workers = 0 AND r.collect_s IS NOT NULL AND r.tests > 0"
+            " ORDER BY r.started_at DESC LIMIT 10"
+        )
+        return median(
+            max(0.0, (wall - collect - phases) / tests)
+            for wall, collect, tests, phases in rows
+            if phases is not None
+        )
 
     def known_files(self) -> set[str]:
         return {test_file(row[0]) for row in self._db.query("SELECT nodeid FROM tests")}

@@ -1,7 +1,8 @@
 """The cost model every shard planner optimises (DESIGN.md, "Cost model").
 
 A shard (one process: a CI job or an xdist worker) costs its start-up and collection, the own
-cost of each of its tests, and each wider-scope fixture *instance* its tests need, once. An
+cost of each of its tests plus pytest's per-test overhead (hooks and reporting outside the test's
+phases, learnt from history), and each wider-scope fixture *instance* its tests need, once. An
 instance is what pytest sets up once: a module-scoped fixture once per test module, a class-scoped
 one once per class, a session- or package-scoped one once per process. Tests that share a module or
 class instance form a *family*; planners keep a family together unless splitting it pays for the
@@ -93,7 +94,7 @@ class Workload:
         families = _families(needs, shared)
         return cls(
             nodeids=tuple(ordered),
-            own=tuple(max(0.0, estimates.duration(n)) for n in ordered),
+            own=tuple(max(0.0, estimates.duration(n)) + estimates.per_test_s for n in ordered),
             needs=tuple(needs),
             resource_cost=tuple(costs),
             resource_names=tuple(names),
