@@ -247,15 +247,14 @@ def bench_shards(suite: Suite, n: int, workdir: Path, history_runs: int) -> dict
         )
     )
 
-    ways = [Way("pytest-feedback")]
+    ways = [Way("pytest-feedback")] + [Way(f"pytest-split {a}") for a in SPLIT_ALGORITHMS]
+    # Shard k of every way back to back, so that a busy spell on the machine hits all ways alike.
     for k in range(1, n + 1):
         wall, out = suite.run(*ours(db), "--feedback-no-record", f"--feedback-shard={k}/{n}")
         ways[0].wall.append(wall)
         ways[0].session.append(session_s(out))
         ways[0].tests.append(int(SHARD_LINE.findall(out)[-1].replace(",", "")))
-    for algorithm in SPLIT_ALGORITHMS:
-        way = Way(f"pytest-split {algorithm}")
-        for k in range(1, n + 1):
+        for way, algorithm in zip(ways[1:], SPLIT_ALGORITHMS):
             wall, out = suite.run(
                 f"--splits={n}",
                 f"--group={k}",
@@ -264,7 +263,6 @@ def bench_shards(suite: Suite, n: int, workdir: Path, history_runs: int) -> dict
             )
             way.wall.append(wall)
             way.session.append(session_s(out))
-        ways.append(way)
 
     mine = ways[0]
     predicted = [s.estimate_s for s in plan.shards]
