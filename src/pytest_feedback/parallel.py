@@ -151,13 +151,6 @@ class ShardSelector:
             self.lower_bound_s = float(data["lower_bound_s"])
             self.warning = data["warning"]
 
-    def measured(self) -> dict[str, float]:
-        """The numbers the report shows for this shard."""
-        return {
-            "predicted_s": self.predicted_s or 0.0,
-            "measured_s": time.perf_counter() - self._start,
-        }
-
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if self.warning:
             terminalreporter.write_line(f"feedback: warning: {self.warning}")
