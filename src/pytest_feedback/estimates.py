@@ -283,6 +283,7 @@ class Estimates:
         fixtures: Sequence[FixtureEstimate] = (),
         uses: Optional[dict[str, list[int]]] = None,
         startup_s: float = 0.0,
+        per_test_s: float = 0.0,
     ) -> None:
         self.tests = tests
         self.fixtures = list(fixtures)
@@ -290,6 +291,9 @@ class Estimates:
         self.uses = uses or {}
         #: Per-process start-up (collection) seconds, a median of recent runs.
         self.startup_s = startup_s
+        #: Seconds pytest spends per test outside the test's phases (hooks, reporting); planners
+        #: add it to every test of a process.
+        self.per_test_s = per_test_s
         by_file: dict[str, list[float]] = {}
         for est in tests.values():
             by_file.setdefault(test_file(est.nodeid), []).append(est.estimate_s)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ from .settings import (
 
 if TYPE_CHECKING:
     from .coverage_map import MapCollector, MapPayload, MapProbe
+    from .parallel import ParallelOptions
     from .recorder import RunRecorder
     from .records import RunRecord
 
@@ -28,6 +30,7 @@ SETTINGS_KEY = pytest.StashKey[Settings]()
 RECORDER_KEY: pytest.StashKey[RunRecorder] = pytest.StashKey()
 MAP_PROBE_KEY: pytest.StashKey[MapProbe] = pytest.StashKey()
 MAP_COLLECTOR_KEY: pytest.StashKey[MapCollector] = pytest.StashKey()
+PARALLEL_KEY: pytest.StashKey[ParallelOptions] = pytest.StashKey()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -65,6 +68,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="Also map each test to the lines, modules and files it uses (per-test coverage; "
         "`pytest-feedback why/deps` read it). Ini: feedback_cov = true.",
+    )
+    # -- parallel runs (parallel.py) --
+    group.addoption(
+        "--feedback-shard",
+        metavar="K/N",
+        default=None,
+        help="Run shard K of N (1-based) of the tests, planned from the history so that shards "
+        "take equal time; also $PYTEST_FEEDBACK_SHARD. Shards are disjoint; together they run "
+        "every test.",
+    )
+    group.addoption(
+        "--feedback-dist",
+        action="store_true",
+        default=False,
+        help="With -n NUM: schedule tests on xdist workers from the history (long and "
+        "fixture-heavy work first, fixture families together, idle workers take work).",
     )
     parser.addini(
         "feedback", type="bool", default=False, help="Record every run (pytest-feedback)."
@@ -202,6 +221,9 @@ def write_map(config: pytest.Config, settings: Settings, payload: MapPayload) ->
 
 def pytest_configure(config: pytest.Config) -> None:
     settings = load_settings(config)
+    parallel = configure_parallel(config, settings)
+    if parallel is not None and not config.getoption("feedback_no_record"):
+        settings = dataclasses.replace(settings, record=True)
     config.stash[SETTINGS_KEY] = settings
     if not settings.enabled:
         map_probe = config.stash.get(MAP_PROBE_KEY, None)
@@ -215,11 +237,35 @@ def pytest_configure(config: pytest.Config) -> None:
     probe = FixtureProbe(config, worker)
     config.pluginmanager.register(probe, "feedback-probe")
     if worker is None and settings.record:
-        recorder = RunRecorder(config, probe, lambda run: write_history(settings, run))
+        shard = parallel.shard_text if parallel is not None else None
+        recorder = RunRecorder(config, probe, lambda run: write_history(settings, run), shard=shard)
         config.pluginmanager.register(recorder, "feedback-recorder")
         config.stash[RECORDER_KEY] = recorder
     if settings.cov or MAP_PROBE_KEY in config.stash:
         _configure_map(config, settings, worker)
+
+
+def configure_parallel(config: pytest.Config, settings: Settings) -> Optional[ParallelOptions]:
+    """Register the shard filter and the xdist scheduler when asked for (parallel.py)."""
+    from .parallel import FeedbackDist, ShardSelector, read_options
+
+    options = read_options(config)
+    if options is None:
+        return None
+    config.stash[PARALLEL_KEY] = options
+    if options.shard is not None:
+        k, n = options.shard
+        config.pluginmanager.register(
+            ShardSelector(config, k, n, settings.db_path), "feedback-shard"
+        )
+    if options.dist and not hasattr(config, "workerinput"):
+
+        def run() -> Optional[RunRecord]:
+            recorder = config.stash.get(RECORDER_KEY, None)
+            return recorder.run if recorder is not None else None
+
+        config.pluginmanager.register(FeedbackDist(config, settings.db_path, run), "feedback-dist")
+    return options
 
 
 def write_history(settings: Settings, run: RunRecord) -> str:
@@ -285,11 +331,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         "feedback-probe",
         "feedback-cov-collector",
         "feedback-cov-probe",
+        "feedback-shard",
+        "feedback-dist",
     ):
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:
             config.pluginmanager.unregister(plugin)
-    for key in (RECORDER_KEY, MAP_PROBE_KEY, MAP_COLLECTOR_KEY):
+    for key in (RECORDER_KEY, MAP_PROBE_KEY, MAP_COLLECTOR_KEY, PARALLEL_KEY):
         if key in config.stash:  # type: ignore[misc]
             del config.stash[key]  # type: ignore[misc]
     if SETTINGS_KEY in config.stash:

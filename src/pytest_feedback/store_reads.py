@@ -111,7 +111,26 @@ class HistoryReads:
                 " (SELECT id FROM runs ORDER BY started_at DESC LIMIT 10) r ON r.id = w.run_id"
             )
         )
-        return Estimates(tests, fixtures, uses, startup)
+        return Estimates(tests, fixtures, uses, startup, per_test_s=self._per_test_overhead())
+
+    def _per_test_overhead(self) -> float:
+        """Seconds pytest spends per test outside its phases (hooks, reporting), from history.
+
+        Median over the last serial runs of (wall - collection - test phases) / tests; xdist runs
+        and merged CI pipelines are left out: their wall time is not one process's.
+        """
+        rows = self._db.query(
+            "SELECT r.wall_s, r.collect_s, r.tests,"
+            " (SELECT sum(setup_s + call_s + teardown_s) FROM results WHERE run_id = r.id)"
+            " FROM runs r WHERE r.workers = 0 AND r.collect_s IS NOT NULL AND r.tests > 0"
+            " AND r.id NOT IN (SELECT run_id FROM run_parts)"
+            " ORDER BY r.started_at DESC LIMIT 10"
+        )
+        return median(
+            max(0.0, (wall - collect - phases) / tests)
+            for wall, collect, tests, phases in rows
+            if phases is not None
+        )
 
     def _fixture_rows(self) -> list[Any]:
         """(id, name, scope, location, setup_s, teardown_s, executions per run, used by)."""
