@@ -192,3 +192,54 @@ def test_feedback_dist_without_history_behaves_like_load(pytester: pytest.Pytest
             "feedback: warning: no history at * yet: plans split by test count",
         ]
     )
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        ({"CI_NODE_INDEX": "2", "CI_NODE_TOTAL": "3"}, (2, 3, "GitLab CI")),
+        ({"CIRCLE_NODE_INDEX": "0", "CIRCLE_NODE_TOTAL": "4"}, (1, 4, "CircleCI")),
+        ({"BUILDKITE_PARALLEL_JOB": "3", "BUILDKITE_PARALLEL_JOB_COUNT": "4"}, (4, 4, "Buildkite")),
+        ({}, None),
+        ({"CI_NODE_INDEX": "1"}, None),  # GitLab without parallel: no total
+    ],
+)
+def test_ci_shard_detection(environ: dict[str, str], expected: object) -> None:
+    from pytest_feedback.ci import ci_shard
+
+    assert ci_shard(environ) == expected
+
+
+def test_ci_shard_variables_that_make_no_shard() -> None:
+    from pytest_feedback.ci import ci_shard
+    from pytest_feedback.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"CIRCLE_NODE_INDEX='4'.*pass --feedback-shard K/N"):
+        ci_shard({"CIRCLE_NODE_INDEX": "4", "CIRCLE_NODE_TOTAL": "4"})
+
+
+def test_shard_auto_in_a_gitlab_parallel_job(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(**{f"test_{i}": f"def test_{i}(): pass" for i in range(4)})
+    seen: set[str] = set()
+    for index in ("1", "2"):
+        monkeypatch.setenv("CI_NODE_INDEX", index)
+        monkeypatch.setenv("CI_NODE_TOTAL", "2")
+        # Every shard plans from the same history (here: none), as CI jobs restoring one cache do.
+        result = pytester.runpytest(
+            "--feedback-shard=auto", "--feedback-no-record", "-p", "no:cacheprovider", "-v"
+        )
+        result.stdout.fnmatch_lines([f"feedback: shard {index}/2 (GitLab CI): 2 tests, *"])
+        passed = {line.split(" ")[0] for line in result.outlines if " PASSED" in line}
+        assert len(passed) == 2
+        assert not passed & seen
+        seen |= passed
+    assert len(seen) == 4
+
+
+def test_shard_auto_outside_a_parallel_job_runs_everything(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(**{f"test_{i}": f"def test_{i}(): pass" for i in range(3)})
+    result = pytester.runpytest("--feedback-shard=auto", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["feedback: shard 1/1 (no CI shard found): 3 tests, *"])

@@ -11,6 +11,8 @@ import os
 from collections.abc import Mapping
 from typing import Optional
 
+from .errors import ConfigError
+
 ENV_PIPELINE = "PYTEST_FEEDBACK_PIPELINE"
 
 #: (CI system, variable naming one pipeline run, variable that qualifies it or "").
@@ -36,4 +38,33 @@ def pipeline_id(environ: Mapping[str, str] = os.environ) -> Optional[str]:
         if value:
             prefix = environ.get(qualifier, "").strip() if qualifier else ""
             return f"{system}:{prefix}/{value}" if prefix else f"{system}:{value}"
+    return None
+
+
+#: (CI system, variable with this job's index, variable with the number of jobs, 0-based index).
+SHARD_VARIABLES: tuple[tuple[str, str, str, bool], ...] = (
+    ("GitLab CI", "CI_NODE_INDEX", "CI_NODE_TOTAL", False),
+    ("CircleCI", "CIRCLE_NODE_INDEX", "CIRCLE_NODE_TOTAL", True),
+    ("Buildkite", "BUILDKITE_PARALLEL_JOB", "BUILDKITE_PARALLEL_JOB_COUNT", True),
+)
+
+
+def ci_shard(environ: Mapping[str, str] = os.environ) -> Optional[tuple[int, int, str]]:
+    """(K, N, CI system) of a parallel CI job, 1-based; None when no CI says it runs in parallel.
+
+    Raises `ConfigError` when the variables are set but make no shard.
+    """
+    for system, index_var, total_var, zero_based in SHARD_VARIABLES:
+        index = environ.get(index_var, "").strip()
+        total = environ.get(total_var, "").strip()
+        if not (index and total):
+            continue
+        if index.isdigit() and total.isdigit():
+            k, n = int(index) + int(zero_based), int(total)
+            if 1 <= k <= n:
+                return k, n, system
+        raise ConfigError(
+            f"--feedback-shard auto: {system}'s {index_var}={index!r} and {total_var}={total!r} "
+            "make no shard; pass --feedback-shard K/N"
+        )
     return None

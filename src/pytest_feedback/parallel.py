@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import pytest
 
+from .ci import ci_shard
 from .durations import format_duration
 from .errors import ConfigError
 from .estimates import Estimates
@@ -33,6 +34,8 @@ SHARD_OUTPUT_KEY = "feedback_shard"
 class ParallelOptions:
     shard: Optional[tuple[int, int]]
     dist: bool
+    #: Where ``--feedback-shard auto`` found the shard (None: given as K/N).
+    source: Optional[str] = None
 
     @property
     def shard_text(self) -> Optional[str]:
@@ -51,9 +54,15 @@ def read_options(
     if text is None and not dist:
         return None
     shard = None
+    source: Optional[str] = None
     if text is not None:
         try:
-            shard = parse_shard(text, what=what)
+            if text.strip().lower() == "auto":
+                found = ci_shard(environ)
+                # Not a parallel CI job: one shard holding every test.
+                shard, source = (found[:2], found[2]) if found else ((1, 1), "no CI shard found")
+            else:
+                shard = parse_shard(text, what=what)
         except ConfigError as exc:
             raise pytest.UsageError(str(exc)) from None
     mode = config.getoption("dist", "no")
@@ -61,7 +70,7 @@ def read_options(
         raise pytest.UsageError(
             f"--feedback-dist: it replaces xdist's --dist load; drop --dist {mode} to use it"
         )
-    return ParallelOptions(shard, dist)
+    return ParallelOptions(shard, dist, source)
 
 
 def load_estimates(db_path: Path) -> tuple[Estimates, Optional[str]]:
@@ -80,9 +89,12 @@ def load_estimates(db_path: Path) -> tuple[Estimates, Optional[str]]:
 class ShardSelector:
     """Keeps shard K of N of the collected items (run after every other narrowing)."""
 
-    def __init__(self, config: pytest.Config, k: int, n: int, db_path: Path) -> None:
+    def __init__(
+        self, config: pytest.Config, k: int, n: int, db_path: Path, source: Optional[str] = None
+    ) -> None:
         self.config = config
         self.k, self.n = k, n
+        self.source = source
         self.db_path = db_path
         self.warning: Optional[str] = None
         self.tests: Optional[int] = None
@@ -120,7 +132,10 @@ class ShardSelector:
     def pytest_report_collectionfinish(self) -> Optional[str]:
         if self.predicted_s is None:
             return None
-        return f"feedback: shard {self.k}/{self.n}: {self.tests:,} tests, {self._plan_text()}"
+        source = f" ({self.source})" if self.source else ""
+        return (
+            f"feedback: shard {self.k}/{self.n}{source}: {self.tests:,} tests, {self._plan_text()}"
+        )
 
     def _plan_text(self) -> str:
         assert self.predicted_s is not None

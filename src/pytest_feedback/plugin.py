@@ -72,11 +72,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     # -- parallel runs (parallel.py) --
     group.addoption(
         "--feedback-shard",
-        metavar="K/N",
+        metavar="K/N|auto",
         default=None,
         help="Run shard K of N (1-based) of the tests, planned from the history so that shards "
         "take equal time; also $PYTEST_FEEDBACK_SHARD. Shards are disjoint; together they run "
-        "every test.",
+        "every test. 'auto' reads GitLab's, CircleCI's or Buildkite's parallel-job variables.",
     )
     group.addoption(
         "--feedback-dist",
@@ -256,7 +256,7 @@ def configure_parallel(config: pytest.Config, settings: Settings) -> Optional[Pa
     if options.shard is not None:
         k, n = options.shard
         config.pluginmanager.register(
-            ShardSelector(config, k, n, settings.db_path), "feedback-shard"
+            ShardSelector(config, k, n, settings.db_path, options.source), "feedback-shard"
         )
     if options.dist and not hasattr(config, "workerinput"):
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from .estimates import Estimates
 
 DEFAULT_PLANNER = "local-search"
-SHARD_FORM = "K/N with 1 <= K <= N, e.g. 2/4"
+SHARD_FORM = "K/N with 1 <= K <= N, e.g. 2/4, or auto"
 #: Adding a process "stops paying" once it shortens the predicted makespan by less than this.
 WORTHWHILE_GAIN = 0.05
 
