@@ -47,6 +47,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="Use the history without adding this run to it.",
     )
+    add_selection_options(group)
     parser.addini(
         "feedback", type="bool", default=False, help="Record every run (pytest-feedback)."
     )
@@ -58,6 +59,43 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def add_selection_options(group: pytest.OptionGroup) -> None:
+    group.addoption(
+        "--feedback-select",
+        action="store_true",
+        default=False,
+        help="Run only the tests the changes since the coverage map was recorded affect "
+        "(staged, unstaged and untracked files included).",
+    )
+    group.addoption(
+        "--feedback-base",
+        metavar="REF",
+        default=None,
+        help="With --feedback-select/--feedback-audit: the changes since merge-base(REF, HEAD) "
+        "plus the working tree (e.g. origin/main before a push).",
+    )
+    group.addoption(
+        "--feedback-audit",
+        action="store_true",
+        default=False,
+        help="Run everything; at the end report the failing tests --feedback-select would have "
+        "left out, and the time it would have saved.",
+    )
+
+
+def selection_mode(config: pytest.Config) -> Optional[str]:
+    """``select``, ``audit`` or None; bad combinations are usage errors."""
+    select = bool(config.getoption("feedback_select"))
+    audit = bool(config.getoption("feedback_audit"))
+    if select and audit:
+        raise pytest.UsageError(
+            "--feedback-select and --feedback-audit exclude each other: the audit runs everything"
+        )
+    if config.getoption("feedback_base") and not (select or audit):
+        raise pytest.UsageError("--feedback-base needs --feedback-select or --feedback-audit")
+    return "select" if select else "audit" if audit else None
+
+
 def load_settings(config: pytest.Config) -> Settings:
     """Read options, ini and environment into `Settings`; bad values are usage errors."""
     try:
@@ -66,6 +104,7 @@ def load_settings(config: pytest.Config) -> Settings:
         raise pytest.UsageError(str(exc)) from None
     explicit: Optional[bool] = config.getoption("feedback")
     record = bool(explicit) or bool(config.getini("feedback"))
+    record = record or selection_mode(config) is not None
     if config.getoption("feedback_no_record"):
         record = False
     db_path = resolve_db_path(
@@ -81,6 +120,7 @@ def load_settings(config: pytest.Config) -> Settings:
 def pytest_configure(config: pytest.Config) -> None:
     settings = load_settings(config)
     config.stash[SETTINGS_KEY] = settings
+    register_selection(config, settings)
     if not settings.enabled:
         return
     from .recorder import FixtureProbe, RunRecorder
@@ -93,6 +133,16 @@ def pytest_configure(config: pytest.Config) -> None:
         recorder = RunRecorder(config, probe, lambda run: write_history(settings, run))
         config.pluginmanager.register(recorder, "feedback-recorder")
         config.stash[RECORDER_KEY] = recorder
+
+
+def register_selection(config: pytest.Config, settings: Settings) -> None:
+    mode = selection_mode(config)
+    if mode is not None:
+        from .selection_run import SelectionRun
+
+        base = config.getoption("feedback_base")
+        run = SelectionRun(config, settings.db_path, base, audit=mode == "audit")
+        config.pluginmanager.register(run, "feedback-select")
 
 
 def write_history(settings: Settings, run: RunRecord) -> str:
@@ -134,7 +184,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     recorder = config.stash.get(RECORDER_KEY, None)
     if recorder is not None and recorder.outcome_line and "warning" in recorder.outcome_line:
         sys.stderr.write(recorder.outcome_line + "\n")  # no terminal reporter printed it
-    for name in ("feedback-recorder", "feedback-probe"):
+    for name in ("feedback-recorder", "feedback-probe", "feedback-select"):
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:
             config.pluginmanager.unregister(plugin)
