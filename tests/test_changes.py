@@ -168,7 +168,7 @@ def test_base_ref_adds_committed_changes_since_the_merge_base(tmp_path: Path) ->
 
 def test_an_unknown_base_ref_is_an_error_naming_the_fix(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "p", {"a.py": "A = 1\n"})
-    with pytest.raises(ChangeError, match="unknown here .*fetch"):
+    with pytest.raises(ChangeError, match=r"unknown here .*fetch"):
         collect_changes(repo, FakeMap(), base="origin/nope")
 
 

@@ -186,7 +186,7 @@ def test_format_estimate() -> None:
 
 
 def test_ten_thousand_tests_decide_quickly() -> None:
-    """Not a timing assertion (see benchmarks/selection_speed.py): a guard against quadratic work."""
+    """No timing assertion (benchmarks/selection_speed.py times it): guards quadratic work."""
     big = FakeMap(
         deps={
             f"tests/test_{i % 100}.py::test_{i}": FakeDeps(files={"pkg/m.py": {i}})
