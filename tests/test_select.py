@@ -161,7 +161,7 @@ def test_explain_and_why_not() -> None:
         "not selected: it executed none of the changed lines of pkg/mod.py"
     ]
     assert selector.why_not("tests/test_b.py::test_reads") == (
-        "depends on 2 files, none of the 1 changed"
+        "reaches none of the 1 changed file (it depends on 2 files)"
     )
 
 

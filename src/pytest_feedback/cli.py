@@ -83,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     runs = sub.add_parser("runs", parents=[common], help="list recorded runs, newest first")
     runs.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
     runs.set_defaults(func=cmd_runs)
+
+    from .selection_cli import add_select_command
+
+    add_select_command(sub, common)
     return parser
 
 

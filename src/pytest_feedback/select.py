@@ -298,9 +298,10 @@ class Selector:
         near = [c for c in touched if c.recorded_path in deps.files or c.path in deps.reads]
         if not near:
             count = len(self.changed)
+            total = len(deps.files) + len(deps.reads)
             return (
-                f"depends on {len(deps.files) + len(deps.reads):,} files, none of the "
-                f"{count:,} changed"
+                f"reaches none of the {count:,} changed file{'' if count == 1 else 's'} "
+                f"(it depends on {total:,} file{'' if total == 1 else 's'})"
             )
         parts = []
         for change in near:

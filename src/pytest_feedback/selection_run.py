@@ -32,6 +32,7 @@ class SelectionRun:
         self.failed: set[str] = set()
         self.ran: list[str] = []
         self.is_worker = hasattr(config, "workerinput")
+        self.line_from_worker = False
 
     def _selector(self) -> Selector:
         if self.selector is None:
@@ -66,9 +67,7 @@ class SelectionRun:
         output = getattr(node, "workeroutput", None) or {}
         if self.line is None and output.get(LINE_KEY):
             self.line = str(output[LINE_KEY])
-            reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-            if reporter is not None:
-                reporter.write_line(self.line)
+            self.line_from_worker = True
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "setup":
@@ -77,7 +76,11 @@ class SelectionRun:
             self.failed.add(report.nodeid)
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        if not self.audit or self.is_worker:
+        if self.is_worker:
+            return
+        if self.line_from_worker and self.line:
+            terminalreporter.write_line(self.line)
+        if not self.audit:
             return
         selector = self._selector()
         selection = self.selection
