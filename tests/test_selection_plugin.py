@@ -134,7 +134,8 @@ def test_audit_reports_failures_selection_would_miss(
             "feedback: audit: running all 4 tests; selection would run 2",
             "feedback: audit: selection would have run 2 of 4 tests and saved est. *; "
             "3 failed, 1 of them left out",
-            "  left out: test_add.py::test_add_sub (reaches none of the 1 changed file (it depends on 1 file))",
+            "  left out: test_add.py::test_add_sub"
+            " (reaches none of the 1 changed file (it depends on 1 file))",
         ]
     )
 
