@@ -64,6 +64,71 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_map(args: argparse.Namespace) -> tuple[object, Path | None]:
+    """The dependency map and the rootdir of the newest run (None when unknown)."""
+    from .graph import DependencyMap
+    from .store import Store
+
+    with Store.open_existing(_db_path(args)) as store:
+        dmap = DependencyMap.load(store)
+        runs = store.runs(limit=1)
+    if dmap is None:
+        raise FeedbackError("no coverage map recorded yet; run `pytest --feedback-cov` first")
+    rootdir = Path(runs[0]["rootdir"]) if runs else None
+    return dmap, rootdir
+
+
+def cmd_why(args: argparse.Namespace) -> int:
+    """What a test depends on: files and lines, import- and collection-time code, reads."""
+    import json
+
+    from .graph import DependencyMap
+    from .mapviews import why_json, why_lines
+
+    dmap, rootdir = _load_map(args)
+    assert isinstance(dmap, DependencyMap)
+    deps = dmap.dependencies(args.nodeid)
+    if deps is None:
+        raise FeedbackError(
+            f"{args.nodeid} has no coverage map ({len(dmap.mapped_tests()):,} tests have one); "
+            "check the node id (as pytest prints it) or run it with `pytest --feedback-cov`"
+        )
+    if args.format == "json":
+        print(json.dumps(why_json(args.nodeid, deps), indent=2))
+    else:
+        print("\n".join(why_lines(dmap, args.nodeid, deps, rootdir)))
+    return 0
+
+
+def cmd_deps(args: argparse.Namespace) -> int:
+    """The tests that reach a file, a line (range) or a function."""
+    import json
+
+    from .graph import DependencyMap
+    from .mapviews import deps_lines, parse_target
+
+    dmap, rootdir = _load_map(args)
+    assert isinstance(dmap, DependencyMap)
+    path, lines, function = parse_target(args.target, rootdir, Path.cwd())
+    if path not in dmap.recorded_files():
+        raise FeedbackError(
+            f"{path} is not in the coverage map: no recorded test executed or read it "
+            "(paths are relative to the rootdir)"
+        )
+    if function is not None:
+        if dmap.function_lines(path, function) is None:
+            raise FeedbackError(f"{path} has no function {function!r} (use Class.method)")
+        reaching = dmap.tests_reaching_function(path, function)
+    else:
+        reaching = dmap.tests_reaching(path, lines)
+    if args.format == "json":
+        tests = [{"nodeid": n, "reason": r} for n, r in sorted(reaching.items())]
+        print(json.dumps({"version": 1, "target": args.target, "tests": tests}, indent=2))
+    else:
+        print("\n".join(deps_lines(args.target, reaching)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -83,6 +148,19 @@ def build_parser() -> argparse.ArgumentParser:
     runs = sub.add_parser("runs", parents=[common], help="list recorded runs, newest first")
     runs.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
     runs.set_defaults(func=cmd_runs)
+
+    why = sub.add_parser(
+        "why", parents=[common], help="what a test depends on (needs pytest --feedback-cov)"
+    )
+    why.add_argument("nodeid", help="the test's node id, as pytest prints it")
+    why.add_argument("--format", choices=("text", "json"), default="text")
+    why.set_defaults(func=cmd_why)
+    deps = sub.add_parser(
+        "deps", parents=[common], help="the tests that reach a file, line or function"
+    )
+    deps.add_argument("target", help="FILE, FILE:LINE, FILE:START-END or FILE::FUNCTION")
+    deps.add_argument("--format", choices=("text", "json"), default="text")
+    deps.set_defaults(func=cmd_deps)
 
     from .selection_cli import add_select_command
 

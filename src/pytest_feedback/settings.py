@@ -29,6 +29,8 @@ class Settings:
     record: bool = False
     db_path: Path = DEFAULT_DB
     keep_runs: int = DEFAULT_KEEP_RUNS
+    #: Map tests to the code and files they use (``--feedback-cov``); implies ``record``.
+    cov: bool = False
 
     @property
     def enabled(self) -> bool:

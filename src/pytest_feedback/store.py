@@ -29,7 +29,8 @@ from .sqlitedb import SqliteDb, describe_sqlite_error
 
 #: The version of `SCHEMA`. History:
 #:   1 — first release: runs, tests, results, fixtures, fixture_runs, test_fixtures, run_workers,
-#:       test_stats, fixture_stats.
+#:       test_stats, fixture_stats; the coverage map: map_files, map_contexts, map_lines,
+#:       map_reads, map_imports.
 SCHEMA_VERSION = 1
 
 SCHEMA = """
@@ -154,6 +155,59 @@ CREATE TABLE IF NOT EXISTS fixture_stats (
     executions_per_run REAL NOT NULL,
     recent             TEXT NOT NULL
 );
+
+-- The coverage map (`pytest --feedback-cov`; read and written by mapstore.py).
+-- Every file some context depends on, at the content it had when last recorded: sha1 of the
+-- bytes, the text zlib-compressed (NULL for binary or large files), and for Python files the
+-- numbits of its import-time lines (statements outside function bodies).
+CREATE TABLE IF NOT EXISTS map_files (
+    id          INTEGER PRIMARY KEY,
+    path        TEXT NOT NULL UNIQUE,  -- rootdir-relative, POSIX
+    sha1        TEXT NOT NULL,
+    source      BLOB,
+    toplevel    BLOB,
+    module      TEXT                   -- dotted module name when it was imported
+);
+
+-- A context is what lines are attributed to: kind 't' a test (label = node id), 'c' the
+-- collection of a collector (label = its node id, '' the session), 'i' the import of a project
+-- module (label = its path).  spawned/measured count child processes started / measured.
+-- outdated = 1: a file it depends on changed in a region it reached since it was recorded
+-- (another run re-recorded that file); its lines were carried over to the new content.
+CREATE TABLE IF NOT EXISTS map_contexts (
+    id          INTEGER PRIMARY KEY,
+    kind        TEXT NOT NULL,
+    label       TEXT NOT NULL,
+    run_uuid    TEXT,
+    recorded_at REAL NOT NULL,
+    spawned     INTEGER NOT NULL DEFAULT 0,
+    measured    INTEGER NOT NULL DEFAULT 0,
+    outdated    INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (kind, label)
+);
+
+-- Lines a context executed in a file, as coverage.py numbits.
+CREATE TABLE IF NOT EXISTS map_lines (
+    context_id INTEGER NOT NULL REFERENCES map_contexts (id) ON DELETE CASCADE,
+    file_id    INTEGER NOT NULL REFERENCES map_files (id),
+    numbits    BLOB NOT NULL,
+    PRIMARY KEY (context_id, file_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS map_lines_file ON map_lines (file_id);
+
+-- Files (inside the rootdir, not Python source) a context opened for reading.
+CREATE TABLE IF NOT EXISTS map_reads (
+    context_id INTEGER NOT NULL REFERENCES map_contexts (id) ON DELETE CASCADE,
+    file_id    INTEGER NOT NULL REFERENCES map_files (id),
+    PRIMARY KEY (context_id, file_id)
+) WITHOUT ROWID;
+
+-- Import edges between project files: static (ast of the importer) or seen while importing.
+CREATE TABLE IF NOT EXISTS map_imports (
+    importer INTEGER NOT NULL REFERENCES map_files (id),
+    imported INTEGER NOT NULL REFERENCES map_files (id),
+    PRIMARY KEY (importer, imported)
+) WITHOUT ROWID;
 """
 
 #: SQL that brings a history of version N to N + 1.
@@ -260,6 +314,11 @@ class Store:
 
     def close(self) -> None:
         self._db.close()
+
+    @property
+    def db(self) -> SqliteDb:
+        """The connection, for sibling modules that own tables of this schema (mapstore.py)."""
+        return self._db
 
     def __enter__(self) -> Store:
         return self

@@ -1,0 +1,338 @@
+"""The dependency map: which tests reach which files, lines and functions (queries).
+
+Built from the ``map_*`` tables (`mapstore.read_map`). Three kinds of contexts hold lines: a
+test's own phases, the collection of a collector (governs every test below its node id), and the
+import of a project module (reaches every test that *uses* the module). A test uses a module when
+the module is in the import closure of the test's own file, the conftest.py files above it, or a
+file the test executed; the import graph joins the edges seen at run time with the imports `ast`
+finds in each file.
+
+Line numbers are in the recorded content of each file (`recorded_source`). Everything is decoded
+lazily, so loading the map of a large suite for one query stays cheap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import posixpath
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Optional
+
+from coverage.numbits import numbits_to_nums
+
+from .mapstore import RawMap, decompress, read_map
+from .sourceinfo import Block, functions
+
+if TYPE_CHECKING:
+    from .store import Store
+
+#: Reason kinds of `DependencyMap.tests_reaching`, strongest first.
+EXECUTED = "executed"
+IMPORT_TIME = "import-time"
+COLLECTION_TIME = "collection-time"
+READS = "reads"
+_RANK = {EXECUTED: 0, IMPORT_TIME: 1, COLLECTION_TIME: 2, READS: 3}
+
+
+@dataclasses.dataclass
+class TestDeps:
+    """What one test depends on."""
+
+    files: dict[str, set[int]]  # path -> lines executed (all kinds merged)
+    reads: set[str]  # non-Python files read
+    spawns: bool  # ran child processes we could not measure
+    import_time: set[str]  # modules whose import-time code it depends on
+    collection_time: set[str]  # test modules / conftests whose collection it depends on
+    # Additive (see MAP_INTERFACE.md):
+    own_files: dict[str, set[int]] = dataclasses.field(default_factory=dict)
+    spawned: int = 0  # processes started that may run project code
+    measured: int = 0  # of them, measured
+    outdated: bool = False  # a file it reached changed in a later partial run
+
+    __test__ = False
+
+
+def governs(collector: str, nodeid: str) -> bool:
+    """Whether the collection of ``collector`` (a node id, '' the session) precedes ``nodeid``."""
+    return (
+        not collector
+        or nodeid == collector
+        or nodeid.startswith((collector + "/", collector + "::"))
+    )
+
+
+def test_file_of(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
+class DependencyMap:
+    """Queries over a recorded coverage map."""
+
+    def __init__(self, raw: RawMap) -> None:
+        self._raw = raw
+        self._file_id = {path: row[0] for path, row in raw.files.items()}
+        self._path = {row[0]: path for path, row in raw.files.items()}
+        self._tests: dict[str, int] = {}
+        self._collectors: dict[str, int] = {}
+        self._imports: dict[str, int] = {}  # module path -> import context id
+        for context_id, (kind, label, *_rest) in raw.contexts.items():
+            {"t": self._tests, "c": self._collectors, "i": self._imports}.get(kind, {})[label] = (
+                context_id
+            )
+        self._by_context: dict[int, list[tuple[int, bytes]]] = {}
+        self._by_file: dict[int, list[tuple[int, bytes]]] = {}
+        for context_id, file_id, bits in raw.lines:
+            self._by_context.setdefault(context_id, []).append((file_id, bits))
+            self._by_file.setdefault(file_id, []).append((context_id, bits))
+        self._reads_by_context: dict[int, list[int]] = {}
+        self._reads_by_file: dict[int, list[int]] = {}
+        for context_id, file_id in raw.reads:
+            self._reads_by_context.setdefault(context_id, []).append(file_id)
+            self._reads_by_file.setdefault(file_id, []).append(context_id)
+        self._import_graph: Any = None
+        self._by_test_file: Optional[dict[str, list[str]]] = None
+
+    @classmethod
+    def load(cls, store: Store) -> Optional[DependencyMap]:
+        """The map in ``store``; None when no map was ever recorded."""
+        raw = read_map(store)
+        return None if raw is None else cls(raw)
+
+    # -- the contract ------------------------------------------------------------------------
+
+    def mapped_tests(self) -> set[str]:
+        return set(self._tests)
+
+    def spawning_tests(self) -> set[str]:
+        """Tests that started processes that may run project code and were not all measured."""
+        return {
+            label
+            for label, context_id in self._tests.items()
+            if self._raw.contexts[context_id][2] > self._raw.contexts[context_id][3]
+        }
+
+    def outdated_tests(self) -> set[str]:
+        """Tests whose map predates a change (recorded by a later partial run) they reached."""
+        out: set[str] = set()
+        for label, context_id in self._tests.items():
+            if self._raw.contexts[context_id][4]:
+                out.add(label)
+        for label, context_id in self._collectors.items():
+            if self._raw.contexts[context_id][4]:
+                out.update(t for t in self._tests if governs(label, t))
+        for path, context_id in self._imports.items():
+            if self._raw.contexts[context_id][4]:
+                out.update(self._tests_using(path))
+        return out
+
+    def recorded_files(self) -> dict[str, str]:
+        return {path: row[1] for path, row in self._raw.files.items()}
+
+    def recorded_source(self, path: str) -> Optional[str]:
+        row = self._raw.files.get(path)
+        return None if row is None else decompress(row[2])
+
+    def tests_reaching(self, path: str, lines: Optional[set[int]] = None) -> dict[str, str]:
+        """Node id -> reason kind of every test that reaches ``path`` (or those of its lines)."""
+        found: dict[str, str] = {}
+
+        def add(nodeids: Iterable[str], kind: str) -> None:
+            for nodeid in nodeids:
+                old = found.get(nodeid)
+                if old is None or _RANK[kind] < _RANK[old]:
+                    found[nodeid] = kind
+
+        file_id = self._file_id.get(path)
+        if file_id is None:
+            return found
+        for context_id, bits in self._by_file.get(file_id, ()):
+            if lines is not None and not lines.intersection(numbits_to_nums(bits)):
+                continue
+            kind, label = self._raw.contexts[context_id][:2]
+            if kind == "t":
+                add([label], EXECUTED if bits or lines is not None else IMPORT_TIME)
+            elif kind == "c":
+                add(self._governed(label), COLLECTION_TIME)
+            elif kind == "i":
+                add(self._tests_using(label), IMPORT_TIME)
+        toplevel = self._raw.files[path][3]
+        if lines is None or (toplevel and lines.intersection(numbits_to_nums(toplevel))):
+            add(self._tests_using(path), IMPORT_TIME)
+        if lines is None:
+            for context_id in self._reads_by_file.get(file_id, ()):
+                kind, label = self._raw.contexts[context_id][:2]
+                if kind == "t":
+                    add([label], READS)
+                elif kind == "c":
+                    add(self._governed(label), READS)
+                elif kind == "i":
+                    add(self._tests_using(label), READS)
+        return found
+
+    def dependencies(self, nodeid: str) -> Optional[TestDeps]:
+        context_id = self._tests.get(nodeid)
+        if context_id is None:
+            return None
+        _kind, _label, spawned, measured, outdated = self._raw.contexts[context_id]
+        own = self._lines_of(context_id)
+        files = {path: set(lines) for path, lines in own.items()}
+        reads = {self._path[f] for f in self._reads_by_context.get(context_id, ())}
+        collection: set[str] = set()
+        for label, collector_id in self._collectors.items():
+            if governs(label, nodeid):
+                _merge(files, self._lines_of(collector_id))
+                reads.update(self._path[f] for f in self._reads_by_context.get(collector_id, ()))
+                outdated = outdated or self._raw.contexts[collector_id][4]
+        test_file = test_file_of(nodeid)
+        conftests = self._conftests_of(test_file)
+        collection.update(conftests)
+        if test_file in self._file_id:
+            collection.add(test_file)
+        used = self._uses(nodeid, own)
+        for module in used:
+            import_id = self._imports.get(module)
+            if import_id is not None:
+                _merge(files, self._lines_of(import_id))
+                reads.update(self._path[f] for f in self._reads_by_context.get(import_id, ()))
+                outdated = outdated or self._raw.contexts[import_id][4]
+        return TestDeps(
+            files=files,
+            reads=reads,
+            spawns=spawned > measured,
+            import_time={m for m in used if m.endswith(".py")},
+            collection_time=collection,
+            own_files=own,
+            spawned=spawned,
+            measured=measured,
+            outdated=bool(outdated),
+        )
+
+    # -- functions ---------------------------------------------------------------------------
+
+    def functions(self, path: str) -> list[Block]:
+        """The functions of a recorded Python file, with their recorded line spans."""
+        source = self.recorded_source(path)
+        return functions(source) if source is not None and path.endswith(".py") else []
+
+    def function_lines(self, path: str, qualname: str) -> Optional[set[int]]:
+        for block in self.functions(path):
+            if block.qualname == qualname:
+                return set(range(block.start, block.end + 1))
+        return None
+
+    def tests_reaching_function(self, path: str, qualname: str) -> dict[str, str]:
+        lines = self.function_lines(path, qualname)
+        return {} if lines is None else self.tests_reaching(path, lines)
+
+    def graph(self) -> Any:
+        """The whole map as a networkx DiGraph: test -> function -> file, test -> file, imports.
+
+        Nodes are tuples: ``("test", nodeid)``, ``("file", path)``,
+        ``("function", path, qualname)``; a test -> file edge carries the executed ``lines``.
+        """
+        import networkx as nx
+
+        from .sourceinfo import innermost_function
+
+        graph = nx.DiGraph()
+        blocks = {path: self.functions(path) for path in self._raw.files}
+        for nodeid in self._tests:
+            deps = self.dependencies(nodeid)
+            assert deps is not None
+            test = ("test", nodeid)
+            graph.add_node(test)
+            for path, lines in deps.files.items():
+                graph.add_edge(test, ("file", path), lines=lines)
+                for line in lines:
+                    block = innermost_function(blocks.get(path, []), line)
+                    if block is not None:
+                        function = ("function", path, block.qualname)
+                        graph.add_edge(test, function)
+                        graph.add_edge(function, ("file", path))
+            for path in deps.reads:
+                graph.add_edge(test, ("file", path), read=True)
+        for importer, imported in self._raw.imports:
+            graph.add_edge(("file", self._path[importer]), ("file", self._path[imported]))
+        return graph
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _lines_of(self, context_id: int) -> dict[str, set[int]]:
+        return {
+            self._path[file_id]: set(numbits_to_nums(bits))
+            for file_id, bits in self._by_context.get(context_id, ())
+        }
+
+    def _imports_graph(self) -> Any:
+        if self._import_graph is None:
+            import networkx as nx
+
+            graph = nx.DiGraph()
+            graph.add_nodes_from(self._path.values())
+            graph.add_edges_from((self._path[a], self._path[b]) for a, b in self._raw.imports)
+            self._import_graph = graph
+        return self._import_graph
+
+    def _conftests_of(self, test_file: str) -> set[str]:
+        directory = posixpath.dirname(test_file)
+        found = set()
+        for path in self._file_id:
+            if posixpath.basename(path) == "conftest.py":
+                folder = posixpath.dirname(path)
+                if not folder or directory == folder or directory.startswith(folder + "/"):
+                    found.add(path)
+        return found
+
+    def _roots(self, nodeid: str, own: dict[str, set[int]]) -> set[str]:
+        test_file = test_file_of(nodeid)
+        return {test_file, *self._conftests_of(test_file), *own}
+
+    def _uses(self, nodeid: str, own: dict[str, set[int]]) -> set[str]:
+        import networkx as nx
+
+        graph = self._imports_graph()
+        used: set[str] = set()
+        for root in self._roots(nodeid, own):
+            if root in graph:
+                used.add(root)
+                used.update(nx.descendants(graph, root))
+        return used
+
+    def _tests_using(self, module: str) -> set[str]:
+        """Tests whose import closure holds ``module``."""
+        import networkx as nx
+
+        graph = self._imports_graph()
+        if module not in graph:
+            return set()
+        importers = {module, *nx.ancestors(graph, module)}
+        out: set[str] = set()
+        by_file = self._tests_by_file()
+        for path in importers:
+            file_id = self._file_id.get(path)
+            for context_id, _bits in self._by_file.get(file_id, ()) if file_id else ():
+                kind, label = self._raw.contexts[context_id][:2]
+                if kind == "t":
+                    out.add(label)
+            out.update(by_file.get(path, ()))
+            if posixpath.basename(path) == "conftest.py":
+                folder = posixpath.dirname(path)
+                for test_file, nodeids in by_file.items():
+                    if not folder or test_file.startswith(folder + "/"):
+                        out.update(nodeids)
+        return out
+
+    def _tests_by_file(self) -> dict[str, list[str]]:
+        if self._by_test_file is None:
+            self._by_test_file = {}
+            for nodeid in self._tests:
+                self._by_test_file.setdefault(test_file_of(nodeid), []).append(nodeid)
+        return self._by_test_file
+
+    def _governed(self, collector: str) -> list[str]:
+        return [nodeid for nodeid in self._tests if governs(collector, nodeid)]
+
+
+def _merge(into: dict[str, set[int]], more: dict[str, set[int]]) -> None:
+    for path, lines in more.items():
+        into.setdefault(path, set()).update(lines)
