@@ -52,5 +52,8 @@ class FakeMap:
     def dependencies(self, nodeid: str) -> Optional[FakeDeps]:
         return self.deps.get(nodeid)
 
+    def outdated_tests(self) -> set[str]:
+        return set()
+
     def environment(self) -> dict[str, str]:
         return dict(self.env)

@@ -29,6 +29,26 @@ _IGNORED_TOKENS = frozenset(
 )
 
 
+#: Directories and suffixes of files that tools write while tests run: never a change.
+_NOISE_DIRS = frozenset(
+    {"__pycache__", ".pytest-feedback", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".tox",
+     ".nox", ".hypothesis", ".git"}
+)  # fmt: skip
+_NOISE_SUFFIXES = (".pyc", ".pyo")
+_NOISE_PREFIXES = (".coverage", ".testmondata")
+
+
+def is_noise(path: str) -> bool:
+    """Whether a rootdir-relative path is a cache or tool output rather than project content."""
+    parts = path.split("/")
+    name = parts[-1]
+    return (
+        any(part in _NOISE_DIRS for part in parts[:-1])
+        or name.endswith(_NOISE_SUFFIXES)
+        or name.startswith(_NOISE_PREFIXES)
+    )
+
+
 class ChangeError(FeedbackError):
     """The changes cannot be determined (no git, an unknown base ref); selection runs all."""
 
@@ -302,7 +322,7 @@ class Repository:
         local: list[GitChange] = []
         for change in found:
             path = self.local(change.path)
-            if path is None:
+            if path is None or is_noise(path):
                 continue
             old = self.local(change.old_path) if change.old_path else None
             local.append(dataclasses.replace(change, path=path, old_path=old))

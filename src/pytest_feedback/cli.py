@@ -93,10 +93,13 @@ def cmd_why(args: argparse.Namespace) -> int:
             f"{args.nodeid} has no coverage map ({len(dmap.mapped_tests()):,} tests have one); "
             "check the node id (as pytest prints it) or run it with `pytest --feedback-cov`"
         )
+    from .selection_cli import why_selection
+
+    decision = why_selection(args, args.nodeid)
     if args.format == "json":
-        print(json.dumps(why_json(args.nodeid, deps), indent=2))
+        print(json.dumps({**why_json(args.nodeid, deps), "selection": decision}, indent=2))
     else:
-        print("\n".join(why_lines(dmap, args.nodeid, deps, rootdir)))
+        print("\n".join([*why_lines(dmap, args.nodeid, deps, rootdir), "", *decision]))
     return 0
 
 
@@ -155,14 +158,15 @@ def build_parser() -> argparse.ArgumentParser:
     why.add_argument("nodeid", help="the test's node id, as pytest prints it")
     why.add_argument("--format", choices=("text", "json"), default="text")
     why.set_defaults(func=cmd_why)
+    from .selection_cli import add_select_command, add_why_selection_options
+
+    add_why_selection_options(why)
     deps = sub.add_parser(
         "deps", parents=[common], help="the tests that reach a file, line or function"
     )
     deps.add_argument("target", help="FILE, FILE:LINE, FILE:START-END or FILE::FUNCTION")
     deps.add_argument("--format", choices=("text", "json"), default="text")
     deps.set_defaults(func=cmd_deps)
-
-    from .selection_cli import add_select_command
 
     add_select_command(sub, common)
     return parser

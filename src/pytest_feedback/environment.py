@@ -15,6 +15,9 @@ from pathlib import Path
 
 #: Files at the root of the project whose change reaches every test.
 INPUT_PATTERNS = (
+    "pytest.ini",
+    ".pytest.ini",
+    ".python-version",
     "pyproject.toml",
     "setup.cfg",
     "setup.py",

@@ -56,7 +56,13 @@ class MapView(RecordedFiles, Protocol):
 
     def dependencies(self, nodeid: str) -> Optional[TestDepsView]: ...
 
-    def environment(self) -> dict[str, str]: ...
+    def outdated_tests(self) -> set[str]: ...
+
+
+def recorded_environment(dmap: MapView) -> dict[str, str]:
+    """The `environment.fingerprint` the map was recorded with; {} when it has none."""
+    method = getattr(dmap, "environment", None)
+    return dict(method()) if callable(method) else {}
 
 
 @dataclasses.dataclass
@@ -198,7 +204,7 @@ class Selector:
         significant = changes.significant
         self.changed = sorted(c.path for c in significant)
         inputs = [c.path for c in significant if is_input_path(c.path)]
-        env = environment_changes(dmap.environment(), current_env)
+        env = environment_changes(recorded_environment(dmap), current_env)
         if inputs and not any(r.startswith("project-wide") for r in env):
             env.append("project-wide input changed: " + ", ".join(inputs))
         if env:
@@ -217,6 +223,8 @@ class Selector:
         if python_changed:
             for nodeid in dmap.spawning_tests():
                 self._add(nodeid, "runs child processes, and project code changed")
+        for nodeid in dmap.outdated_tests():
+            self._add(nodeid, "its map is outdated: a file it reached changed after it ran")
 
     def _add(self, nodeid: str, reason: str) -> None:
         reasons = self._reached.setdefault(nodeid, [])
@@ -398,4 +406,5 @@ def load_selector(
 def _load_map(store: Store) -> Optional[MapView]:
     from .graph import DependencyMap
 
-    return DependencyMap.load(store)
+    dmap: Optional[MapView] = DependencyMap.load(store)
+    return dmap

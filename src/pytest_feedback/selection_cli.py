@@ -36,6 +36,12 @@ def add_select_command(
     select.set_defaults(func=cmd_select)
 
 
+def add_why_selection_options(why: argparse.ArgumentParser) -> None:
+    """``why --base REF``: the selection decision against merge-base(REF, HEAD)."""
+    why.add_argument("--base", metavar="REF", help="decide against merge-base(REF, HEAD) too")
+    add_rootdir_option(why)
+
+
 def add_rootdir_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--rootdir",
