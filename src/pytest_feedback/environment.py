@@ -8,9 +8,10 @@ current `fingerprint` differs from the one stored with the map. Shared verbatim 
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
+import os
 import platform
 import re
+import sys
 from pathlib import Path
 
 #: Files at the root of the project whose change reaches every test.
@@ -40,12 +41,24 @@ def _normalise(name: str) -> str:
 
 
 def installed_packages() -> str:
-    """``name==version`` of every installed distribution, sorted, one a line."""
+    """``name==version`` of every installed distribution, sorted, one a line.
+
+    Read from the ``NAME-VERSION.dist-info`` / ``.egg-info`` entries on `sys.path` (the names
+    the packaging specifications define), which is much faster than parsing each METADATA file.
+    """
     seen: set[str] = set()
-    for dist in importlib.metadata.distributions():
-        name = dist.metadata["Name"] if dist.metadata else None
-        if name:
-            seen.add(f"{_normalise(str(name))}=={dist.version}")
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            stem, dot, suffix = name.rpartition(".")
+            if not dot or suffix not in ("dist-info", "egg-info"):
+                continue
+            project, dash, version = stem.partition("-")
+            if dash:
+                seen.add(f"{_normalise(project)}=={version}")
     return "\n".join(sorted(seen))
 
 

@@ -392,7 +392,7 @@ def load_selector(
         return Selector(dmap, estimates, ChangeSet({}, base))
     try:
         changes = collect_changes(rootdir, dmap, base)
-        current = fingerprint(rootdir)
+        current = fingerprint(rootdir) if recorded_environment(dmap) else {}
     except ChangeError as exc:
         return Selector(dmap, estimates, None, fallback=str(exc))
     except Exception as exc:
