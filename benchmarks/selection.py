@@ -85,7 +85,7 @@ class Suite:
         env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
         env.pop("PYTEST_ADDOPTS", None)
         cmd = [self.python, "-m", "pytest", *self.args, "-p", "bench_outcomes", "-q"]
-        cmd += ["-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning", *extra]
+        cmd += ["-W", "ignore::DeprecationWarning", *extra]  # testmon needs the cache plugin
         start = time.perf_counter()
         subprocess.run(
             cmd, cwd=self.root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

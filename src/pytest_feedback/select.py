@@ -22,6 +22,7 @@ from .changes import (
     describe_lines,
 )
 from .environment import INPUT_PREFIX, PACKAGES_KEY, PYTHON_KEY, fingerprint, is_input_path
+from .narrowing import NameIndex, narrow
 from .records import test_file
 
 if TYPE_CHECKING:
@@ -179,8 +180,11 @@ class Selector:
         *,
         fallback: Optional[str] = None,
         current_env: Optional[Mapping[str, str]] = None,
+        rootdir: Optional[Path] = None,
     ) -> None:
         self.map = dmap
+        self.rootdir = rootdir
+        self._names: Optional[NameIndex] = None
         self.estimates = estimates
         self.changes = changes
         self.fallback = fallback
@@ -241,9 +245,49 @@ class Selector:
             lines = None if change.lines is None else set(change.lines)
             if lines is not None and not lines:
                 continue
+            if lines is not None and path == change.recorded_path:
+                lines = self._reach_narrowed(dmap, change, lines)
+                if not lines:
+                    continue
             for nodeid, kind in dmap.tests_reaching(path, lines).items():
                 template = _KIND_REASON.get(kind, "depends on {path}, which changed")
                 self._add(nodeid, template.format(path=path))
+
+    def _reach_narrowed(self, dmap: MapView, change: FileChange, lines: set[int]) -> set[int]:
+        """Select through `narrowing` what it can prove; the changed lines left to the plain rule.
+
+        Only against the map's own snapshot (with a base ref, the edit since the base is not
+        the one the snapshot shows, so the plain rule decides).
+        """
+        if (
+            self.rootdir is None
+            or not change.is_python
+            or (self.changes is not None and self.changes.base_commit is not None)
+        ):
+            return lines
+        old = dmap.recorded_source(change.recorded_path)
+        try:
+            new = (self.rootdir / change.path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return lines
+        if old is None:
+            return lines
+        if self._names is None:
+            sources = {}
+            for path in dmap.recorded_files():
+                text = dmap.recorded_source(path) if path.endswith(".py") else None
+                if text is not None:
+                    sources[path] = text
+            self._names = NameIndex(sources)
+        narrowed = narrow(change.recorded_path, old, new, lines, self._names)
+        if narrowed is None:
+            return lines
+        what = ", ".join(sorted(narrowed.names))
+        for path, reach in narrowed.reach.items():
+            if reach:
+                for nodeid in dmap.tests_reaching(path, reach):
+                    self._add(nodeid, f"reaches {what}, changed in {change.path}")
+        return lines - narrowed.lines
 
     def decide(self, nodeids: Sequence[str]) -> Selection:
         """Select among ``nodeids`` (collected, or known to the history)."""
@@ -400,7 +444,7 @@ def load_selector(
             dmap, estimates, None,
             fallback=f"the changes cannot be determined ({type(exc).__name__}: {exc})",
         )  # fmt: skip
-    return Selector(dmap, estimates, changes, current_env=current)
+    return Selector(dmap, estimates, changes, current_env=current, rootdir=rootdir)
 
 
 def _load_map(store: Store) -> Optional[MapView]:

@@ -1,0 +1,288 @@
+"""Import-time edits that only some tests can see: a literal constant, a default argument.
+
+Module constants, class attributes and default arguments are import-time code, so by the plain
+rule a change to one reaches every test that uses the module. Two kinds of edit are narrower,
+and this module proves it from the recorded and the current source (`ast`):
+
+- ``NAME = <literal>`` -> ``NAME = <other literal>`` at module or class level: importing cannot
+  fail or do anything else, so only code that reads ``NAME`` can tell. The edit is replaced by
+  every line, in every recorded file, that names ``NAME`` (those lines keep their own import-,
+  collection- or call-time reach). Refused when something could read it without naming it: the
+  name in a string (``getattr``), a dunder, a class with decorators, keywords (metaclass) or a
+  base class that is not the project's own plain class.
+- a ``def`` whose only change is a literal default value: only a call can tell, and a call runs
+  the body. The edit is replaced by the function's body lines.
+
+Everything else keeps the plain rule. When the names a module or class defines at import time
+differ in any way (a statement added, removed or renamed), nothing is narrowed for that file.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+from collections.abc import Iterable
+from typing import Optional, Union
+
+FunctionNode = Union[ast.FunctionDef, ast.AsyncFunctionDef]
+Scope = Union[ast.Module, ast.ClassDef]
+#: Calls that read attributes without naming them.
+_INTROSPECTION = frozenset(
+    {"vars", "dir", "getattr", "hasattr", "setattr", "__dict__", "getmembers", "__annotations__"}
+)
+_PLAIN_BASES = frozenset({"object", "Exception", "BaseException", "ValueError", "TypeError"})
+
+
+@dataclasses.dataclass
+class Narrowed:
+    """What replaces some changed import-time lines of one file."""
+
+    #: The changed lines (recorded coordinates) that are explained here and need no plain rule.
+    lines: set[int]
+    #: path -> lines (recorded coordinates) whose tests see the edit.
+    reach: dict[str, set[int]]
+    #: How a reason names what changed: ``LIMIT``, ``Config.size``, ``parse() default``.
+    names: set[str]
+
+
+def _literal(node: Optional[ast.expr]) -> bool:
+    if node is None:
+        return False
+    try:
+        ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False
+    return True
+
+
+def _target(stmt: ast.stmt) -> Optional[str]:
+    if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
+        target = stmt.targets[0]
+        return target.id if isinstance(target, ast.Name) else None
+    if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+        return stmt.target.id
+    return None
+
+
+def _value(stmt: ast.stmt) -> Optional[ast.expr]:
+    return stmt.value if isinstance(stmt, (ast.Assign, ast.AnnAssign)) else None
+
+
+def _signature(scope: Scope) -> list[tuple[str, str]]:
+    """What a scope's body defines at import time, in order: (statement kind, name or dump)."""
+    out: list[tuple[str, str]] = []
+    for stmt in scope.body:
+        name = _target(stmt)
+        if name is not None:
+            out.append(("assign", name))
+        elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            out.append((type(stmt).__name__, stmt.name))
+        else:
+            out.append((type(stmt).__name__, ast.dump(stmt)))
+    return out
+
+
+@dataclasses.dataclass
+class _Source:
+    tree: ast.Module
+    #: qualname -> scope, "" the module
+    scopes: dict[str, Scope]
+    functions: dict[str, FunctionNode]
+
+
+def _index(tree: ast.Module) -> _Source:
+    scopes: dict[str, Scope] = {"": tree}
+    functions: dict[str, FunctionNode] = {}
+
+    def walk(body: Iterable[ast.stmt], prefix: str) -> None:
+        for stmt in body:
+            if isinstance(stmt, ast.ClassDef):
+                scopes[prefix + stmt.name] = stmt
+                walk(stmt.body, prefix + stmt.name + ".")
+            elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                functions[prefix + stmt.name] = stmt
+
+    walk(tree.body, "")
+    return _Source(tree, scopes, functions)
+
+
+def _parse(text: str) -> Optional[_Source]:
+    try:
+        return _index(ast.parse(text))
+    except (SyntaxError, ValueError):
+        return None
+
+
+class NameIndex:
+    """Where each identifier is named in the recorded project files (lazily built)."""
+
+    def __init__(self, sources: dict[str, str]) -> None:
+        self._sources = sources
+        self._names: Optional[dict[str, dict[str, set[int]]]] = None
+        self._strings: set[str] = set()
+        self._classes: dict[str, list[ast.ClassDef]] = {}
+
+    def _build(self) -> dict[str, dict[str, set[int]]]:
+        if self._names is not None:
+            return self._names
+        names: dict[str, dict[str, set[int]]] = {}
+        for path, text in self._sources.items():
+            try:
+                tree = ast.parse(text)
+            except (SyntaxError, ValueError):
+                continue
+            for node in ast.walk(tree):
+                ident: Optional[str] = None
+                if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Store):
+                    ident = node.id
+                elif isinstance(node, ast.Attribute):
+                    ident = node.attr
+                elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                    for alias in node.names:
+                        for name in (alias.name.rsplit(".", 1)[-1], alias.asname):
+                            if name:
+                                names.setdefault(name, {}).setdefault(path, set()).add(node.lineno)
+                elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                    if node.value.isidentifier():
+                        self._strings.add(node.value)
+                elif isinstance(node, ast.ClassDef):
+                    self._classes.setdefault(node.name, []).append(node)
+                if ident is not None:
+                    lineno = getattr(node, "lineno", 0)
+                    names.setdefault(ident, {}).setdefault(path, set()).add(lineno)
+        self._names = names
+        return names
+
+    def lines_naming(self, name: str) -> dict[str, set[int]]:
+        return self._build().get(name, {})
+
+    def in_strings(self, name: str) -> bool:
+        self._build()
+        return name in self._strings
+
+    def plain_class(self, node: ast.ClassDef, seen: Optional[set[str]] = None) -> bool:
+        """No decorators, no keywords, and only plain project (or builtin) base classes."""
+        self._build()
+        seen = seen or set()
+        if node.decorator_list or node.keywords or node.name in seen:
+            return False
+        seen.add(node.name)
+        for stmt in node.body:
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and stmt.name in (
+                "__init_subclass__",
+                "__class_getitem__",
+            ):
+                used = {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name)}
+                used |= {n.attr for n in ast.walk(stmt) if isinstance(n, ast.Attribute)}
+                if used & _INTROSPECTION:
+                    return False
+        for base in node.bases:
+            if isinstance(base, ast.Name) and base.id in _PLAIN_BASES:
+                continue
+            name = base.id if isinstance(base, ast.Name) else None
+            found = self._classes.get(name or "", [])
+            if len(found) != 1 or not self.plain_class(found[0], seen):
+                return False
+        return True
+
+
+def narrow(
+    path: str, old_text: str, new_text: str, changed: set[int], index: NameIndex
+) -> Optional[Narrowed]:
+    """Explain the changed import-time lines of ``path`` by narrower reach, where provable."""
+    old = _parse(old_text)
+    new = _parse(new_text)
+    if old is None or new is None:
+        return None
+    if set(old.scopes) != set(new.scopes) or any(
+        _signature(scope) != _signature(new.scopes[q]) for q, scope in old.scopes.items()
+    ):
+        return None
+    result = Narrowed(set(), {}, set())
+    for qualname, scope in old.scopes.items():
+        new_scope = new.scopes[qualname]
+        for stmt, new_stmt in zip(scope.body, new_scope.body):
+            span = set(range(stmt.lineno, (stmt.end_lineno or stmt.lineno) + 1))
+            if not span & changed:
+                continue
+            if isinstance(stmt, ast.ClassDef):
+                continue  # its body is a scope of its own; the header itself stays plain
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                _narrow_function(path, stmt, new_stmt, changed, result)
+            else:
+                _narrow_assignment(
+                    path, qualname, scope, stmt, new_stmt, span, changed, index, result
+                )
+    return result if result.lines else None
+
+
+def _narrow_function(
+    path: str, stmt: FunctionNode, new_stmt: ast.stmt, changed: set[int], result: Narrowed
+) -> None:
+    if not isinstance(new_stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return
+    header = set(range(stmt.lineno, stmt.body[0].lineno))
+    head_changed = header & changed
+    if not head_changed:
+        return
+    old_args, new_args = stmt.args, new_stmt.args
+    old_defaults = [*old_args.defaults, *(d for d in old_args.kw_defaults if d is not None)]
+    new_defaults = [*new_args.defaults, *(d for d in new_args.kw_defaults if d is not None)]
+    if not all(_literal(d) for d in [*old_defaults, *new_defaults]):
+        return
+    stripped = [_without_defaults(s) for s in (stmt, new_stmt)]
+    if stripped[0] != stripped[1]:
+        return
+    body = set(range(stmt.body[0].lineno, (stmt.end_lineno or stmt.lineno) + 1))
+    result.lines |= head_changed
+    result.reach.setdefault(path, set()).update(body)
+    result.names.add(f"{stmt.name}() default")
+
+
+def _without_defaults(node: FunctionNode) -> str:
+    args = node.args
+    shape = ast.arguments(
+        posonlyargs=args.posonlyargs,
+        args=args.args,
+        vararg=args.vararg,
+        kwonlyargs=args.kwonlyargs,
+        kw_defaults=[None if d is None else ast.Constant(0) for d in args.kw_defaults],
+        kwarg=args.kwarg,
+        defaults=[ast.Constant(0) for _ in args.defaults],
+    )
+    decorators = [ast.dump(d) for d in node.decorator_list]
+    returns = ast.dump(node.returns) if node.returns else ""
+    return f"{node.name}|{ast.dump(shape)}|{decorators}|{returns}"
+
+
+def _narrow_assignment(
+    path: str,
+    qualname: str,
+    scope: Scope,
+    stmt: ast.stmt,
+    new_stmt: ast.stmt,
+    span: set[int],
+    changed: set[int],
+    index: NameIndex,
+    result: Narrowed,
+) -> None:
+    name = _target(stmt)
+    if name is None or name != _target(new_stmt) or name.startswith("__"):
+        return
+    if not (_literal(_value(stmt)) and _literal(_value(new_stmt))):
+        return
+    old_ann = getattr(stmt, "annotation", None)
+    new_ann = getattr(new_stmt, "annotation", None)
+    if (old_ann is None) != (new_ann is None) or (
+        old_ann is not None and new_ann is not None and ast.dump(old_ann) != ast.dump(new_ann)
+    ):
+        return
+    if isinstance(scope, ast.ClassDef) and not index.plain_class(scope):
+        return
+    if index.in_strings(name):
+        return
+    result.lines |= span & changed
+    for where, lines in index.lines_naming(name).items():
+        result.reach.setdefault(where, set()).update(lines)
+    result.reach.get(path, set()).difference_update(span)  # the edited statement itself
+    result.names.add(f"{qualname}.{name}" if qualname else name)

@@ -1,0 +1,89 @@
+"""Import-time edits narrowed to the code that can see them."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_feedback.narrowing import NameIndex, narrow
+
+MOD = """\
+import dataclasses
+
+LIMIT = 10
+NAMES = ("a", "b")
+
+
+def small(x, cap=5):
+    return x < LIMIT
+
+
+class Plain:
+    SIZE = 3
+
+    def size(self):
+        return self.SIZE
+
+
+@dataclasses.dataclass
+class Data:
+    amount: int = 1
+
+
+class Base:
+    def __init_subclass__(cls):
+        vars(cls)
+
+
+class Child(Base):
+    KIND = "x"
+"""
+USER = "from pkg.mod import LIMIT\n\n\ndef twice():\n    return LIMIT * 2\n"
+
+
+def run(old: str, new: str, changed: set[int], extra: dict[str, str] | None = None):
+    index = NameIndex({"pkg/mod.py": old, "pkg/user.py": USER, **(extra or {})})
+    return narrow("pkg/mod.py", old, new, changed, index)
+
+
+def test_a_literal_constant_reaches_the_lines_that_name_it() -> None:
+    result = run(MOD, MOD.replace("LIMIT = 10", "LIMIT = 11"), {3})
+    assert result is not None
+    assert result.lines == {3}
+    assert result.reach == {"pkg/mod.py": {8}, "pkg/user.py": {1, 5}}
+    assert result.names == {"LIMIT"}
+
+
+def test_a_default_argument_reaches_the_body() -> None:
+    result = run(MOD, MOD.replace("cap=5", "cap=6"), {7})
+    assert result is not None
+    assert result.reach == {"pkg/mod.py": {8}}
+    assert result.names == {"small() default"}
+
+
+def test_a_plain_class_attribute_reaches_its_readers() -> None:
+    result = run(MOD, MOD.replace("SIZE = 3", "SIZE = 4"), {12})
+    assert result is not None
+    assert result.reach == {"pkg/mod.py": {15}}
+    assert result.names == {"Plain.SIZE"}
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line"),
+    [
+        ("LIMIT = 10", "LIMIT = int('10')", 3),  # not a literal: importing could do anything
+        ("LIMIT = 10", "LIMIT = 10\nEXTRA = 1", 3),  # a new name at import time
+        ("LIMIT = 10", "LIMITS = 10", 3),  # renamed
+        ("def small(x, cap=5)", "def small(x, cap: int = 5)", 7),  # an annotation
+        ("def small(x, cap=5)", "def small(x, limit=5)", 7),  # a parameter renamed
+        ("amount: int = 1", "amount: int = 2", 21),  # a dataclass field: the decorator reads it
+        ('KIND = "x"', 'KIND = "y"', 30),  # a base class introspects its subclasses
+    ],
+    ids=["call", "added", "renamed", "annotation", "parameter", "dataclass", "introspected"],
+)
+def test_edits_that_cannot_be_narrowed(old: str, new: str, line: int) -> None:
+    assert run(MOD, MOD.replace(old, new), {line}) is None
+
+
+def test_a_name_in_a_string_may_be_read_dynamically() -> None:
+    dynamic = {"pkg/dyn.py": "import pkg.mod\n\nx = getattr(pkg.mod, 'LIMIT')\n"}
+    assert run(MOD, MOD.replace("LIMIT = 10", "LIMIT = 11"), {3}, dynamic) is None
