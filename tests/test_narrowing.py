@@ -49,7 +49,7 @@ def test_a_literal_constant_reaches_the_lines_that_name_it() -> None:
     result = run(MOD, MOD.replace("LIMIT = 10", "LIMIT = 11"), {3})
     assert result is not None
     assert result.lines == {3}
-    assert result.reach == {"pkg/mod.py": {8}, "pkg/user.py": {1, 5}}
+    assert result.reach == {"pkg/mod.py": {8}, "pkg/user.py": {5}}
     assert result.names == {"LIMIT"}
 
 
@@ -87,3 +87,17 @@ def test_edits_that_cannot_be_narrowed(old: str, new: str, line: int) -> None:
 def test_a_name_in_a_string_may_be_read_dynamically() -> None:
     dynamic = {"pkg/dyn.py": "import pkg.mod\n\nx = getattr(pkg.mod, 'LIMIT')\n"}
     assert run(MOD, MOD.replace("LIMIT = 10", "LIMIT = 11"), {3}, dynamic) is None
+
+
+def test_a_constant_used_as_a_default_reaches_the_body_of_that_function() -> None:
+    user = "from pkg.mod import LIMIT\n\n\ndef cap(x,\n        top=LIMIT):\n    return min(x, top)\n"
+    result = run(MOD, MOD.replace("LIMIT = 10", "LIMIT = 11"), {3}, {"pkg/user.py": user})
+    assert result is not None
+    assert result.reach["pkg/user.py"] == {6}
+
+
+def test_a_constant_imported_under_another_name_is_followed() -> None:
+    user = "from pkg.mod import LIMIT as CAP\n\n\ndef cap(x):\n    return min(x, CAP)\n"
+    result = run(MOD, MOD.replace("LIMIT = 10", "LIMIT = 11"), {3}, {"pkg/user.py": user})
+    assert result is not None
+    assert result.reach["pkg/user.py"] == {5}

@@ -121,6 +121,7 @@ class NameIndex:
         self._names: Optional[dict[str, dict[str, set[int]]]] = None
         self._strings: set[str] = set()
         self._classes: dict[str, list[ast.ClassDef]] = {}
+        self._aliases: dict[str, set[str]] = {}
 
     def _build(self) -> dict[str, dict[str, set[int]]]:
         if self._names is not None:
@@ -131,6 +132,13 @@ class NameIndex:
                 tree = ast.parse(text)
             except (SyntaxError, ValueError):
                 continue
+            in_default: dict[int, set[int]] = {}  # node id -> the body lines of its function
+            for node in ast.walk(tree):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    body = set(range(node.body[0].lineno, (node.end_lineno or node.lineno) + 1))
+                    for default in [*node.args.defaults, *node.args.kw_defaults]:
+                        for part in ast.walk(default) if default is not None else ():
+                            in_default[id(part)] = body
             for node in ast.walk(tree):
                 ident: Optional[str] = None
                 if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Store):
@@ -138,23 +146,38 @@ class NameIndex:
                 elif isinstance(node, ast.Attribute):
                     ident = node.attr
                 elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                    # Importing a name binds its value, which only a later read can see: the
+                    # import line itself does not count, a new name (``as``) is followed.
                     for alias in node.names:
-                        for name in (alias.name.rsplit(".", 1)[-1], alias.asname):
-                            if name:
-                                names.setdefault(name, {}).setdefault(path, set()).add(node.lineno)
+                        if alias.asname:
+                            original = alias.name.rsplit(".", 1)[-1]
+                            self._aliases.setdefault(original, set()).add(alias.asname)
                 elif isinstance(node, ast.Constant) and isinstance(node.value, str):
                     if node.value.isidentifier():
                         self._strings.add(node.value)
                 elif isinstance(node, ast.ClassDef):
                     self._classes.setdefault(node.name, []).append(node)
                 if ident is not None:
-                    lineno = getattr(node, "lineno", 0)
-                    names.setdefault(ident, {}).setdefault(path, set()).add(lineno)
+                    # A default value is bound at import time but seen only by a call: the body.
+                    lines = in_default.get(id(node)) or {getattr(node, "lineno", 0)}
+                    names.setdefault(ident, {}).setdefault(path, set()).update(lines)
         self._names = names
         return names
 
     def lines_naming(self, name: str) -> dict[str, set[int]]:
-        return self._build().get(name, {})
+        """Lines that read ``name``, or a name it was imported as."""
+        index = self._build()
+        found: dict[str, set[int]] = {}
+        todo, seen = [name], {name}
+        while todo:
+            current = todo.pop()
+            for path, lines in index.get(current, {}).items():
+                found.setdefault(path, set()).update(lines)
+            for alias in self._aliases.get(current, ()):
+                if alias not in seen:
+                    seen.add(alias)
+                    todo.append(alias)
+        return found
 
     def in_strings(self, name: str) -> bool:
         self._build()
