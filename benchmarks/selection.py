@@ -28,7 +28,6 @@ import random
 import shlex
 import shutil
 import subprocess
-import sys
 import tempfile
 import textwrap
 import time
@@ -493,7 +492,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         for name in names:
             suite = copy_suite(name, work)
             plans.append((suite, pick_mutations(suite, args.per_kind, rng)))
-        python = plans[0][0].python if plans else sys.executable
+        fallback_python = str(CORPORA / "toolz" / "venv" / "bin" / "python")
+        python = plans[0][0].python if plans else fallback_python
         plans.append(own_suite(work, python))
         for suite, mutations in plans:
             results = measure(suite, mutations, plugin_dir, log)

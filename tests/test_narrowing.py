@@ -90,7 +90,9 @@ def test_a_name_in_a_string_may_be_read_dynamically() -> None:
 
 
 def test_a_constant_used_as_a_default_reaches_the_body_of_that_function() -> None:
-    user = "from pkg.mod import LIMIT\n\n\ndef cap(x,\n        top=LIMIT):\n    return min(x, top)\n"
+    user = (
+        "from pkg.mod import LIMIT\n\n\ndef cap(x,\n        top=LIMIT):\n    return min(x, top)\n"
+    )
     result = run(MOD, MOD.replace("LIMIT = 10", "LIMIT = 11"), {3}, {"pkg/user.py": user})
     assert result is not None
     assert result.reach["pkg/user.py"] == {6}

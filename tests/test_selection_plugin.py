@@ -144,3 +144,18 @@ def test_bad_option_combinations(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--feedback-base", "main")
     result.stderr.fnmatch_lines(["*--feedback-base needs --feedback-select or --feedback-audit*"])
     assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_an_internal_error_runs_everything_and_says_why(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(select.Selector, "_reach", broken)
+    edit_sub(project)
+    result = project.runpytest("--feedback-select", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(
+        ["feedback: running all 3 tests: selection failed (RuntimeError: boom)"]
+    )
+    result.assert_outcomes(passed=1, failed=2)

@@ -15,6 +15,7 @@ from typing import Any, Optional
 import pytest
 
 from .durations import format_duration
+from .estimates import Estimates
 from .select import Selection, Selector, failing_left_out, load_selector
 
 LINE_KEY = "feedback_select_line"
@@ -41,7 +42,14 @@ class SelectionRun:
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        selection = self._selector().decide([item.nodeid for item in items])
+        try:
+            selection = self._selector().decide([item.nodeid for item in items])
+        except Exception as exc:  # our trouble must never break or empty the user's run
+            self.selector = Selector(
+                None, Estimates({}), None,
+                fallback=f"selection failed ({type(exc).__name__}: {exc})",
+            )  # fmt: skip
+            selection = self.selector.decide([item.nodeid for item in items])
         self.selection = selection
         if self.audit:
             self.line = (
