@@ -170,3 +170,23 @@ def test_base_ref_and_the_command_line(
             "    changed lines it reaches in pkg/mod.py: 11"
         )
     )
+
+
+def test_a_constant_changed_since_the_base_reaches_its_readers_only(
+    mapped: pytest.Pytester, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    git(mapped.path, "branch", "-m", "main")
+    git(mapped.path, "checkout", "-q", "-b", "feature")
+    edit(mapped, "pkg/mod.py", "LIMIT = 10", "LIMIT = 20")
+    git(mapped.path, "commit", "-qam", "a bigger limit")
+    record(mapped.path)
+    monkeypatch.chdir(mapped.path)
+    capsys.readouterr()
+    assert main(["select", "--base", "main", "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["selected"] == [
+        {
+            "nodeid": "tests/test_mod.py::test_small",
+            "reasons": ["reaches LIMIT, changed in pkg/mod.py"],
+        }
+    ]

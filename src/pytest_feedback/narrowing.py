@@ -231,7 +231,7 @@ def narrow(
             if isinstance(stmt, ast.ClassDef):
                 continue  # its body is a scope of its own; the header itself stays plain
             if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                _narrow_function(path, stmt, new_stmt, changed, result)
+                _narrow_function(path, qualname, stmt, new_stmt, changed, result)
             else:
                 _narrow_assignment(
                     path, qualname, scope, stmt, new_stmt, span, changed, index, result
@@ -240,7 +240,12 @@ def narrow(
 
 
 def _narrow_function(
-    path: str, stmt: FunctionNode, new_stmt: ast.stmt, changed: set[int], result: Narrowed
+    path: str,
+    qualname: str,
+    stmt: FunctionNode,
+    new_stmt: ast.stmt,
+    changed: set[int],
+    result: Narrowed,
 ) -> None:
     if not isinstance(new_stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
         return
@@ -259,7 +264,8 @@ def _narrow_function(
     body = set(range(stmt.body[0].lineno, (stmt.end_lineno or stmt.lineno) + 1))
     result.lines |= head_changed
     result.reach.setdefault(path, set()).update(body)
-    result.names.add(f"{stmt.name}() default")
+    prefix = qualname + "." if qualname else ""
+    result.names.add(f"{prefix}{stmt.name}() default")
 
 
 def _without_defaults(node: FunctionNode) -> str:

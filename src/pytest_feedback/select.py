@@ -18,6 +18,7 @@ from .changes import (
     ChangeSet,
     FileChange,
     RecordedFiles,
+    Repository,
     collect_changes,
     describe_lines,
 )
@@ -256,14 +257,10 @@ class Selector:
     def _reach_narrowed(self, dmap: MapView, change: FileChange, lines: set[int]) -> set[int]:
         """Select through `narrowing` what it can prove; the changed lines left to the plain rule.
 
-        Only against the map's own snapshot (with a base ref, the edit since the base is not
-        the one the snapshot shows, so the plain rule decides).
+        With a base ref the edit since the base must be narrowable too: the base's version of
+        every narrowed statement is checked against the working tree's.
         """
-        if (
-            self.rootdir is None
-            or not change.is_python
-            or (self.changes is not None and self.changes.base_commit is not None)
-        ):
+        if self.rootdir is None or not change.is_python:
             return lines
         old = dmap.recorded_source(change.recorded_path)
         try:
@@ -280,7 +277,7 @@ class Selector:
                     sources[path] = text
             self._names = NameIndex(sources)
         narrowed = narrow(change.recorded_path, old, new, lines, self._names)
-        if narrowed is None:
+        if narrowed is None or not self._base_agrees(change, new, narrowed.names):
             return lines
         what = ", ".join(sorted(narrowed.names))
         for path, reach in narrowed.reach.items():
@@ -288,6 +285,24 @@ class Selector:
                 for nodeid in dmap.tests_reaching(path, reach):
                     self._add(nodeid, f"reaches {what}, changed in {change.path}")
         return lines - narrowed.lines
+
+    def _base_agrees(self, change: FileChange, new: str, names: set[str]) -> bool:
+        """Without a base, yes; with one, the base's statements narrow the same way."""
+        if self.changes is None or self.changes.base_commit is None:
+            return True
+        if self.rootdir is None or self._names is None:
+            return False
+        try:
+            base = Repository(self.rootdir).show(
+                self.changes.base_commit, change.old_path or change.path
+            )
+        except ChangeError:
+            return False
+        if base is None:
+            return False
+        everything = set(range(1, base.count("\n") + 2))
+        checked = narrow(change.path, base, new, everything, self._names)
+        return checked is not None and names <= checked.names
 
     def decide(self, nodeids: Sequence[str]) -> Selection:
         """Select among ``nodeids`` (collected, or known to the history)."""
