@@ -49,7 +49,8 @@ def test_a_literal_constant_reaches_the_lines_that_name_it() -> None:
     result = run(MOD, MOD.replace("LIMIT = 10", "LIMIT = 11"), {3})
     assert result is not None
     assert result.lines == {3}
-    assert result.reach == {"pkg/mod.py": {8}, "pkg/user.py": {5}}
+    # line 25 reads attributes by computed names (`vars`): it may read LIMIT too
+    assert result.reach == {"pkg/mod.py": {8, 25}, "pkg/user.py": {5}}
     assert result.names == {"LIMIT"}
 
 
@@ -63,7 +64,7 @@ def test_a_default_argument_reaches_the_body() -> None:
 def test_a_plain_class_attribute_reaches_its_readers() -> None:
     result = run(MOD, MOD.replace("SIZE = 3", "SIZE = 4"), {12})
     assert result is not None
-    assert result.reach == {"pkg/mod.py": {15}}
+    assert result.reach == {"pkg/mod.py": {15, 25}}
     assert result.names == {"Plain.SIZE"}
 
 
@@ -84,9 +85,25 @@ def test_edits_that_cannot_be_narrowed(old: str, new: str, line: int) -> None:
     assert run(MOD, MOD.replace(old, new), {line}) is None
 
 
-def test_a_name_in_a_string_may_be_read_dynamically() -> None:
-    dynamic = {"pkg/dyn.py": "import pkg.mod\n\nx = getattr(pkg.mod, 'LIMIT')\n"}
-    assert run(MOD, MOD.replace("LIMIT = 10", "LIMIT = 11"), {3}, dynamic) is None
+def test_getattr_with_the_name_reads_it() -> None:
+    dynamic = {"pkg/dyn.py": "import pkg.mod\n\ndef f(m):\n    return getattr(m, 'LIMIT', 0)\n"}
+    result = run(MOD, MOD.replace("LIMIT = 10", "LIMIT = 11"), {3}, dynamic)
+    assert result is not None
+    assert result.reach["pkg/dyn.py"] == {4}
+
+
+def test_a_name_nothing_reads_or_a_module_nothing_imports_keeps_the_plain_rule() -> None:
+    dead = MOD.replace('NAMES = ("a", "b")', 'NAMES = ("a", "c")')
+    assert run(MOD, dead, {4}) is None
+    lonely = "DEBUG = True\n\n\ndef f():\n    return DEBUG\n"
+    index = NameIndex({"proj/settings.py": lonely})
+    assert narrow("proj/settings.py", lonely, lonely.replace("True", "False"), {1}, index) is None
+
+
+def test_nested_classes_keep_the_plain_rule() -> None:
+    text = "class Model:\n    class Meta:\n        ordering = 'a'\n\n    def f(self):\n        return self.Meta.ordering\n"
+    index = NameIndex({"pkg/models.py": text, "pkg/user.py": "from pkg import models\n"})
+    assert narrow("pkg/models.py", text, text.replace("'a'", "'b'"), {3}, index) is None
 
 
 def test_a_constant_used_as_a_default_reaches_the_body_of_that_function() -> None:

@@ -30,6 +30,15 @@ Scope = Union[ast.Module, ast.ClassDef]
 _INTROSPECTION = frozenset(
     {"vars", "dir", "getattr", "hasattr", "setattr", "__dict__", "getmembers", "__annotations__"}
 )
+#: Dunder names that are plain data (others, like ``__all__`` or ``__slots__``, mean more).
+_PLAIN_DUNDERS = frozenset(
+    {"__version__", "__author__", "__email__", "__license__", "__copyright__", "__title__",
+     "__summary__", "__uri__", "__url__", "__description__", "__maintainer__", "__status__"}
+)  # fmt: skip
+#: Calls that take an attribute's name as a string.
+_BY_NAME = frozenset(
+    {"getattr", "hasattr", "setattr", "delattr", "attrgetter", "__getattribute__", "__getattr__"}
+)
 _PLAIN_BASES = frozenset({"object", "Exception", "BaseException", "ValueError", "TypeError"})
 
 
@@ -119,7 +128,10 @@ class NameIndex:
     def __init__(self, sources: dict[str, str]) -> None:
         self._sources = sources
         self._names: Optional[dict[str, dict[str, set[int]]]] = None
-        self._strings: set[str] = set()
+        #: path -> lines that read attributes by a computed name (getattr, vars, __dict__)
+        self._dynamic: dict[str, set[int]] = {}
+        #: module name components that some import statement names
+        self._imported: set[str] = set()
         self._classes: dict[str, list[ast.ClassDef]] = {}
         self._aliases: dict[str, set[str]] = {}
 
@@ -148,13 +160,19 @@ class NameIndex:
                 elif isinstance(node, (ast.Import, ast.ImportFrom)):
                     # Importing a name binds its value, which only a later read can see: the
                     # import line itself does not count, a new name (``as``) is followed.
+                    if isinstance(node, ast.ImportFrom) and node.module:
+                        self._imported.update(node.module.split("."))
                     for alias in node.names:
+                        self._imported.update(alias.name.split("."))
                         if alias.asname:
                             original = alias.name.rsplit(".", 1)[-1]
                             self._aliases.setdefault(original, set()).add(alias.asname)
-                elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-                    if node.value.isidentifier():
-                        self._strings.add(node.value)
+                if isinstance(node, (ast.Call, ast.Attribute)):
+                    for name in _names_in_strings(node):
+                        if name == "*":
+                            self._dynamic.setdefault(path, set()).add(node.lineno)
+                        else:
+                            names.setdefault(name, {}).setdefault(path, set()).add(node.lineno)
                 elif isinstance(node, ast.ClassDef):
                     self._classes.setdefault(node.name, []).append(node)
                 if ident is not None:
@@ -179,9 +197,18 @@ class NameIndex:
                     todo.append(alias)
         return found
 
-    def in_strings(self, name: str) -> bool:
+    def imported(self, path: str) -> bool:
+        """Whether some import statement names the module at ``path``."""
         self._build()
-        return name in self._strings
+        stem = path.rsplit("/", 1)[-1].removesuffix(".py")
+        if stem == "__init__":
+            stem = path.rsplit("/", 2)[-2] if path.count("/") else ""
+        return stem in self._imported
+
+    def dynamic_lines(self) -> dict[str, set[int]]:
+        """Lines that read attributes by a computed name: they may read any."""
+        self._build()
+        return self._dynamic
 
     def plain_class(self, node: ast.ClassDef, seen: Optional[set[str]] = None) -> bool:
         """No decorators, no keywords, and only plain project (or builtin) base classes."""
@@ -207,6 +234,33 @@ class NameIndex:
             if len(found) != 1 or not self.plain_class(found[0], seen):
                 return False
         return True
+
+
+def _names_in_strings(node: ast.expr) -> set[str]:
+    """Attribute names read by name strings: ``getattr(obj, "NAME")`` gives NAME.
+
+    ``*`` when the name is computed at run time or everything is read at once (``vars``,
+    ``dir``, ``__dict__``): such a line may read any attribute.
+    """
+    names: list[ast.expr] = []
+    if isinstance(node, ast.Call):
+        func = node.func
+        called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+        if called in ("vars", "dir", "getmembers", "globals", "locals"):
+            return {"*"}
+        if called in ("getattr", "hasattr", "setattr", "delattr"):
+            names = node.args[1:2]
+        elif called in ("attrgetter", "__getattribute__", "__getattr__"):
+            names = list(node.args)
+    elif isinstance(node, ast.Attribute) and node.attr == "__dict__":
+        return {"*"}
+    found: set[str] = set()
+    for expr in names:
+        if isinstance(expr, ast.Constant) and isinstance(expr.value, str):
+            found.update(part for part in expr.value.split(".") if part.isidentifier())
+        else:
+            found.add("*")
+    return found
 
 
 def narrow(
@@ -253,14 +307,21 @@ def _narrow_function(
     head_changed = header & changed
     if not head_changed:
         return
-    old_args, new_args = stmt.args, new_stmt.args
-    old_defaults = [*old_args.defaults, *(d for d in old_args.kw_defaults if d is not None)]
-    new_defaults = [*new_args.defaults, *(d for d in new_args.kw_defaults if d is not None)]
-    if not all(_literal(d) for d in [*old_defaults, *new_defaults]):
-        return
     stripped = [_without_defaults(s) for s in (stmt, new_stmt)]
     if stripped[0] != stripped[1]:
         return
+    old_args, new_args = stmt.args, new_stmt.args
+    old_defaults = [*old_args.defaults, *old_args.kw_defaults]
+    new_defaults = [*new_args.defaults, *new_args.kw_defaults]
+    for before, after in zip(old_defaults, new_defaults):
+        if before is None or after is None:
+            if before is not after:
+                return
+            continue
+        # A default that changed must be a literal on both sides (evaluating it at import can
+        # neither fail nor do anything else); one that did not may be anything.
+        if ast.dump(before) != ast.dump(after) and not (_literal(before) and _literal(after)):
+            return
     body = set(range(stmt.body[0].lineno, (stmt.end_lineno or stmt.lineno) + 1))
     result.lines |= head_changed
     result.reach.setdefault(path, set()).update(body)
@@ -296,7 +357,9 @@ def _narrow_assignment(
     result: Narrowed,
 ) -> None:
     name = _target(stmt)
-    if name is None or name != _target(new_stmt) or name.startswith("__"):
+    if name is None or name != _target(new_stmt):
+        return
+    if name.startswith("__") and name not in _PLAIN_DUNDERS:
         return
     if not (_literal(_value(stmt)) and _literal(_value(new_stmt))):
         return
@@ -306,12 +369,17 @@ def _narrow_assignment(
         old_ann is not None and new_ann is not None and ast.dump(old_ann) != ast.dump(new_ann)
     ):
         return
-    if isinstance(scope, ast.ClassDef) and not index.plain_class(scope):
-        return
-    if index.in_strings(name):
-        return
+    if isinstance(scope, ast.ClassDef) and ("." in qualname or not index.plain_class(scope)):
+        return  # nested classes (Meta, Config) are read by frameworks
+    if not index.imported(path):
+        return  # a module nothing imports by name (a settings module?) is read some other way
+    readers = index.lines_naming(name)
+    if not any(lines - span for where, lines in readers.items() if where != path) and not any(
+        readers.get(path, set()) - span
+    ):
+        return  # nothing names it: dead, or read some way we cannot see
     result.lines |= span & changed
-    for where, lines in index.lines_naming(name).items():
+    for where, lines in [*readers.items(), *index.dynamic_lines().items()]:
         result.reach.setdefault(where, set()).update(lines)
     result.reach.get(path, set()).difference_update(span)  # the edited statement itself
     result.names.add(f"{qualname}.{name}" if qualname else name)
