@@ -101,7 +101,8 @@ def test_a_name_nothing_reads_or_a_module_nothing_imports_keeps_the_plain_rule()
 
 
 def test_nested_classes_keep_the_plain_rule() -> None:
-    text = "class Model:\n    class Meta:\n        ordering = 'a'\n\n    def f(self):\n        return self.Meta.ordering\n"
+    text = "class Model:\n    class Meta:\n        ordering = 'a'\n\n    def f(self):\n"
+    text += "        return self.Meta.ordering\n"
     index = NameIndex({"pkg/models.py": text, "pkg/user.py": "from pkg import models\n"})
     assert narrow("pkg/models.py", text, text.replace("'a'", "'b'"), {3}, index) is None
 
