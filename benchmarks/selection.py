@@ -128,6 +128,8 @@ def copy_suite(name: str, work: Path) -> Suite:
     python = words[at]
     args = [w for w in words[at + 3 :] if w != "$@"]
     package = (origin / "package").read_text().strip()
+    if package.startswith("src/"):  # the venv's editable install points at the original
+        env["PYTHONPATH"] = str(dest / "src")
     return Suite(name, dest, python, env, args, package)
 
 

@@ -65,8 +65,15 @@ def _literal(node: Optional[ast.expr]) -> bool:
 
 
 def _target(stmt: ast.stmt) -> Optional[str]:
+    """The name a statement binds (``NAME = ...``) or changes (``NAME["key"] = ...``)."""
     if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
         target = stmt.targets[0]
+        if (
+            isinstance(target, ast.Subscript)
+            and isinstance(target.value, ast.Name)
+            and _literal(target.slice)
+        ):
+            return target.value.id
         return target.id if isinstance(target, ast.Name) else None
     if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
         return stmt.target.id
@@ -374,9 +381,10 @@ def _narrow_assignment(
     if not index.imported(path):
         return  # a module nothing imports by name (a settings module?) is read some other way
     readers = index.lines_naming(name)
-    if not any(lines - span for where, lines in readers.items() if where != path) and not any(
+    unread = not any(lines - span for where, lines in readers.items() if where != path) and not (
         readers.get(path, set()) - span
-    ):
+    )
+    if unread and name not in _PLAIN_DUNDERS:
         return  # nothing names it: dead, or read some way we cannot see
     result.lines |= span & changed
     for where, lines in [*readers.items(), *index.dynamic_lines().items()]:
