@@ -121,3 +121,20 @@ def test_a_constant_imported_under_another_name_is_followed() -> None:
     result = run(MOD, MOD.replace("LIMIT = 10", "LIMIT = 11"), {3}, {"pkg/user.py": user})
     assert result is not None
     assert result.reach["pkg/user.py"] == {5}
+
+
+def test_an_item_of_a_class_level_dict_reaches_the_readers_of_the_dict() -> None:
+    text = "class Words:\n    plural = {'a': 'as'}\n    plural['b'] = 'bs'\n\n    def f(self):\n"
+    text += "        return self.plural\n"
+    index = NameIndex({"pkg/words.py": text, "pkg/user.py": "from pkg.words import Words\n"})
+    result = narrow("pkg/words.py", text, text.replace("'bs'", "'bees'"), {3}, index)
+    assert result is not None
+    assert result.reach == {"pkg/words.py": {6}}
+
+
+def test_version_metadata_nothing_reads_selects_nothing() -> None:
+    text = '__version__ = "1.0"\n'
+    index = NameIndex({"pkg/_version.py": text, "pkg/__init__.py": "from pkg import _version\n"})
+    result = narrow("pkg/_version.py", text, text.replace("1.0", "1.1"), {1}, index)
+    assert result is not None
+    assert result.reach == {}
