@@ -152,8 +152,12 @@ class NameIndex:
             except (SyntaxError, ValueError):
                 continue
             in_default: dict[int, set[int]] = {}  # node id -> the body lines of its function
+            in_function: set[int] = set()  # lines of function bodies (run at call time)
             for node in ast.walk(tree):
                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    in_function.update(
+                        range(node.body[0].lineno, (node.end_lineno or node.lineno) + 1)
+                    )
                     body = set(range(node.body[0].lineno, (node.end_lineno or node.lineno) + 1))
                     for default in [*node.args.defaults, *node.args.kw_defaults]:
                         for part in ast.walk(default) if default is not None else ():
@@ -177,7 +181,9 @@ class NameIndex:
                 if isinstance(node, (ast.Call, ast.Attribute)):
                     for name in _names_in_strings(node):
                         if name == "*":
-                            self._dynamic.setdefault(path, set()).add(node.lineno)
+                            call_time = node.lineno in in_function
+                            where = path if call_time else "import:" + path
+                            self._dynamic.setdefault(where, set()).add(node.lineno)
                         else:
                             names.setdefault(name, {}).setdefault(path, set()).add(node.lineno)
                 elif isinstance(node, ast.ClassDef):
@@ -212,10 +218,19 @@ class NameIndex:
             stem = path.rsplit("/", 2)[-2] if path.count("/") else ""
         return stem in self._imported
 
-    def dynamic_lines(self) -> dict[str, set[int]]:
-        """Lines that read attributes by a computed name: they may read any."""
+    def dynamic_lines(self, path: str) -> dict[str, set[int]]:
+        """Lines that read attributes by a computed name, so may read a name of ``path``.
+
+        Those in function bodies, anywhere; those run at import time, only in ``path`` itself
+        (elsewhere they copy namespaces at import, such as ``vars(operator)``, and the copies are
+        read by name again).
+        """
         self._build()
-        return self._dynamic
+        found = {p: lines for p, lines in self._dynamic.items() if not p.startswith("import:")}
+        own = self._dynamic.get("import:" + path)
+        if own:
+            found[path] = found.get(path, set()) | own
+        return found
 
     def plain_class(self, node: ast.ClassDef, seen: Optional[set[str]] = None) -> bool:
         """No decorators, no keywords, and only plain project (or builtin) base classes."""
@@ -387,7 +402,7 @@ def _narrow_assignment(
     if unread and name not in _PLAIN_DUNDERS:
         return  # nothing names it: dead, or read some way we cannot see
     result.lines |= span & changed
-    for where, lines in [*readers.items(), *index.dynamic_lines().items()]:
+    for where, lines in [*readers.items(), *index.dynamic_lines(path).items()]:
         result.reach.setdefault(where, set()).update(lines)
     result.reach.get(path, set()).difference_update(span)  # the edited statement itself
     result.names.add(f"{qualname}.{name}" if qualname else name)
