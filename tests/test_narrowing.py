@@ -49,8 +49,9 @@ def test_a_literal_constant_reaches_the_lines_that_name_it() -> None:
     result = run(MOD, MOD.replace("LIMIT = 10", "LIMIT = 11"), {3})
     assert result is not None
     assert result.lines == {3}
+    assert result.reach == {"pkg/mod.py": {8}, "pkg/user.py": {5}}
     # line 25 reads attributes by computed names (`vars`): it may read LIMIT too
-    assert result.reach == {"pkg/mod.py": {8, 25}, "pkg/user.py": {5}}
+    assert result.dynamic == {"pkg/mod.py": {25}}
     assert result.names == {"LIMIT"}
 
 
@@ -64,7 +65,8 @@ def test_a_default_argument_reaches_the_body() -> None:
 def test_a_plain_class_attribute_reaches_its_readers() -> None:
     result = run(MOD, MOD.replace("SIZE = 3", "SIZE = 4"), {12})
     assert result is not None
-    assert result.reach == {"pkg/mod.py": {15, 25}}
+    assert result.reach == {"pkg/mod.py": {15}}
+    assert result.dynamic == {"pkg/mod.py": {25}}
     assert result.names == {"Plain.SIZE"}
 
 

@@ -52,6 +52,8 @@ class Narrowed:
     reach: dict[str, set[int]]
     #: How a reason names what changed: ``LIMIT``, ``Config.size``, ``parse() default``.
     names: set[str]
+    #: path -> lines that read attributes by computed names (they count when run by a test).
+    dynamic: dict[str, set[int]] = dataclasses.field(default_factory=dict)
 
 
 def _literal(node: Optional[ast.expr]) -> bool:
@@ -221,9 +223,9 @@ class NameIndex:
     def dynamic_lines(self, path: str) -> dict[str, set[int]]:
         """Lines that read attributes by a computed name, so may read a name of ``path``.
 
-        Those in function bodies, anywhere; those run at import time, only in ``path`` itself
-        (elsewhere they copy namespaces at import, such as ``vars(operator)``, and the copies are
-        read by name again).
+        Those in function bodies, anywhere; those at module or class level, only in ``path``
+        itself (elsewhere they copy namespaces at import, such as ``vars(operator)``, and the
+        copies are read by name again).
         """
         self._build()
         found = {p: lines for p, lines in self._dynamic.items() if not p.startswith("import:")}
@@ -402,7 +404,9 @@ def _narrow_assignment(
     if unread and name not in _PLAIN_DUNDERS:
         return  # nothing names it: dead, or read some way we cannot see
     result.lines |= span & changed
-    for where, lines in [*readers.items(), *index.dynamic_lines(path).items()]:
+    for where, lines in readers.items():
         result.reach.setdefault(where, set()).update(lines)
+    for where, lines in index.dynamic_lines(path).items():
+        result.dynamic.setdefault(where, set()).update(lines)
     result.reach.get(path, set()).difference_update(span)  # the edited statement itself
     result.names.add(f"{qualname}.{name}" if qualname else name)

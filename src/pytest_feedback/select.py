@@ -284,6 +284,14 @@ class Selector:
             if reach:
                 for nodeid in dmap.tests_reaching(path, reach):
                     self._add(nodeid, f"reaches {what}, changed in {change.path}")
+        for path, reach in narrowed.dynamic.items():
+            # Computed-name reads count when a test runs them; at import time (elsewhere than
+            # the changed module) they copy namespaces, which are read by name again.
+            for nodeid, kind in dmap.tests_reaching(path, reach).items():
+                if kind != "import-time" or path == change.recorded_path:
+                    self._add(
+                        nodeid, f"may read {what} by a computed name, changed in {change.path}"
+                    )
         return lines - narrowed.lines
 
     def _base_agrees(self, change: FileChange, new: str, names: set[str]) -> bool:
