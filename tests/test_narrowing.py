@@ -140,3 +140,20 @@ def test_version_metadata_nothing_reads_selects_nothing() -> None:
     result = narrow("pkg/_version.py", text, text.replace("1.0", "1.1"), {1}, index)
     assert result is not None
     assert result.reach == {}
+
+
+def test_sibling_item_writes_are_not_readers() -> None:
+    text = "class Words:\n    plural = {}\n    plural['a'] = 'as'\n    plural['b'] = 'bs'\n"
+    text += "\n    def f(self):\n        return self.plural\n"
+    index = NameIndex({"pkg/words.py": text, "pkg/user.py": "from pkg.words import Words\n"})
+    result = narrow("pkg/words.py", text, text.replace("'bs'", "'bees'"), {4}, index)
+    assert result is not None
+    assert result.reach == {"pkg/words.py": {7}}
+
+
+def test_the_default_of_a_stub_reaches_nothing() -> None:
+    text = "from typing import overload\n\n\n@overload\ndef get(x: int = 1) -> int: ...\n"
+    index = NameIndex({"pkg/api.py": text, "pkg/user.py": "from pkg import api\n"})
+    result = narrow("pkg/api.py", text, text.replace("= 1", "= 2"), {5}, index)
+    assert result is not None
+    assert result.reach == {"pkg/api.py": set()}

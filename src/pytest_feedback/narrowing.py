@@ -143,6 +143,8 @@ class NameIndex:
         self._imported: set[str] = set()
         self._classes: dict[str, list[ast.ClassDef]] = {}
         self._aliases: dict[str, set[str]] = {}
+        #: name -> path -> lines that store a literal in it (``NAME = 1``, ``NAME["k"] = 1``)
+        self._writes: dict[str, dict[str, set[int]]] = {}
 
     def _build(self) -> dict[str, dict[str, set[int]]]:
         if self._names is not None:
@@ -190,6 +192,11 @@ class NameIndex:
                             names.setdefault(name, {}).setdefault(path, set()).add(node.lineno)
                 elif isinstance(node, ast.ClassDef):
                     self._classes.setdefault(node.name, []).append(node)
+                if isinstance(node, (ast.Assign, ast.AnnAssign)):
+                    written = _target(node)
+                    if written is not None and _literal(_value(node)):
+                        span = range(node.lineno, (node.end_lineno or node.lineno) + 1)
+                        self._writes.setdefault(written, {}).setdefault(path, set()).update(span)
                 if ident is not None:
                     # A default value is bound at import time but seen only by a call: the body.
                     lines = in_default.get(id(node)) or {getattr(node, "lineno", 0)}
@@ -198,14 +205,15 @@ class NameIndex:
         return names
 
     def lines_naming(self, name: str) -> dict[str, set[int]]:
-        """Lines that read ``name``, or a name it was imported as."""
+        """Lines that read ``name``, or a name it was imported as (literal stores do not)."""
         index = self._build()
         found: dict[str, set[int]] = {}
         todo, seen = [name], {name}
         while todo:
             current = todo.pop()
+            writes = self._writes.get(current, {})
             for path, lines in index.get(current, {}).items():
-                found.setdefault(path, set()).update(lines)
+                found.setdefault(path, set()).update(lines - writes.get(path, set()))
             for alias in self._aliases.get(current, ()):
                 if alias not in seen:
                     seen.add(alias)
@@ -327,7 +335,7 @@ def _narrow_function(
 ) -> None:
     if not isinstance(new_stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
         return
-    header = set(range(stmt.lineno, stmt.body[0].lineno))
+    header = set(range(stmt.lineno, max(stmt.body[0].lineno, stmt.lineno + 1)))
     head_changed = header & changed
     if not head_changed:
         return
@@ -347,6 +355,12 @@ def _narrow_function(
         if ast.dump(before) != ast.dump(after) and not (_literal(before) and _literal(after)):
             return
     body = set(range(stmt.body[0].lineno, (stmt.end_lineno or stmt.lineno) + 1))
+    first = stmt.body[0]
+    if len(stmt.body) == 1 and (
+        isinstance(first, ast.Pass)
+        or (isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant))
+    ):
+        body = set()  # `...`, `pass` or a docstring (an overload): a call runs nothing
     result.lines |= head_changed
     result.reach.setdefault(path, set()).update(body)
     prefix = qualname + "." if qualname else ""
