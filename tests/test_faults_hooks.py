@@ -11,6 +11,8 @@ import textwrap
 
 import pytest
 
+import pytest_feedback.git
+import pytest_feedback.recorder
 from pytest_feedback.store import Store
 
 WARNING = "feedback: warning: "
@@ -35,11 +37,23 @@ SUITE = {
 }
 
 
+#: Modules whose functions the injections replace. pytester runs in this process, so every
+#: replacement is undone after the run, or it would break the tests that come after.
+PATCHED_MODULES = (pytest_feedback.recorder, pytest_feedback.git)
+
+
 def run_suite(pytester: pytest.Pytester, *args: str, inject: str = "") -> pytest.RunResult:
     files = {name: textwrap.dedent(text) for name, text in SUITE.items()}
     files["conftest.py"] = inject + files["conftest.py"]
     pytester.makepyfile(**files)
-    result = pytester.runpytest("--feedback", "-p", "no:cacheprovider", "-W", "error", *args)
+    saved = [(module, dict(vars(module))) for module in PATCHED_MODULES]
+    try:
+        result = pytester.runpytest("--feedback", "-p", "no:cacheprovider", "-W", "error", *args)
+    finally:
+        for module, attributes in saved:
+            for name, value in attributes.items():
+                if getattr(module, name, None) is not value:
+                    setattr(module, name, value)
     # The user's results, exactly as without the plugin:
     result.assert_outcomes(passed=1, failed=1, errors=1)
     assert result.ret == 1

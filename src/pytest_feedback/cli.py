@@ -188,10 +188,13 @@ def cmd_why(args: argparse.Namespace) -> int:
             f"{args.nodeid} has no coverage map ({len(dmap.mapped_tests()):,} tests have one); "
             "check the node id (as pytest prints it) or run it with `pytest --feedback-cov`"
         )
+    from .selection_cli import why_selection
+
+    decision = why_selection(args, args.nodeid)
     if args.format == "json":
-        print(json.dumps(why_json(args.nodeid, deps), indent=2))
+        print(json.dumps({**why_json(args.nodeid, deps), "selection": decision}, indent=2))
     else:
-        print("\n".join(why_lines(dmap, args.nodeid, deps, rootdir)))
+        print("\n".join([*why_lines(dmap, args.nodeid, deps, rootdir), "", *decision]))
     return 0
 
 
@@ -412,6 +415,9 @@ def build_parser() -> argparse.ArgumentParser:
     why.add_argument("nodeid", help="the test's node id, as pytest prints it")
     why.add_argument("--format", choices=("text", "json"), default="text")
     why.set_defaults(func=cmd_why)
+    from .selection_cli import add_select_command, add_why_selection_options
+
+    add_why_selection_options(why)
     deps = sub.add_parser(
         "deps", parents=[common], help="the tests that reach a file, line or function"
     )
@@ -436,6 +442,8 @@ def build_parser() -> argparse.ArgumentParser:
     workers.add_argument("--format", choices=["text", "json"], default="text")
     workers.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
     workers.set_defaults(func=cmd_workers)
+
+    add_select_command(sub, common)
     return parser
 
 

@@ -85,6 +85,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="With -n NUM: schedule tests on xdist workers from the history (long and "
         "fixture-heavy work first, fixture families together, idle workers take work).",
     )
+    add_selection_options(group)
     parser.addini(
         "feedback", type="bool", default=False, help="Record every run (pytest-feedback)."
     )
@@ -111,6 +112,43 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def add_selection_options(group: pytest.OptionGroup) -> None:
+    group.addoption(
+        "--feedback-select",
+        action="store_true",
+        default=False,
+        help="Run only the tests the changes since the coverage map was recorded affect "
+        "(staged, unstaged and untracked files included).",
+    )
+    group.addoption(
+        "--feedback-base",
+        metavar="REF",
+        default=None,
+        help="With --feedback-select/--feedback-audit: the changes since merge-base(REF, HEAD) "
+        "plus the working tree (e.g. origin/main before a push).",
+    )
+    group.addoption(
+        "--feedback-audit",
+        action="store_true",
+        default=False,
+        help="Run everything; at the end report the failing tests --feedback-select would have "
+        "left out, and the time it would have saved.",
+    )
+
+
+def selection_mode(config: pytest.Config) -> Optional[str]:
+    """``select``, ``audit`` or None; bad combinations are usage errors."""
+    select = bool(config.getoption("feedback_select"))
+    audit = bool(config.getoption("feedback_audit"))
+    if select and audit:
+        raise pytest.UsageError(
+            "--feedback-select and --feedback-audit exclude each other: the audit runs everything"
+        )
+    if config.getoption("feedback_base") and not (select or audit):
+        raise pytest.UsageError("--feedback-base needs --feedback-select or --feedback-audit")
+    return "select" if select else "audit" if audit else None
+
+
 def load_settings(config: pytest.Config) -> Settings:
     """Read options, ini and environment into `Settings`; bad values are usage errors."""
     try:
@@ -120,7 +158,8 @@ def load_settings(config: pytest.Config) -> Settings:
     explicit: Optional[bool] = config.getoption("feedback")
     report = bool(config.getoption("feedback_report"))
     cov = bool(config.getoption("feedback_cov")) or bool(config.getini("feedback_cov"))
-    record = bool(explicit) or bool(config.getini("feedback")) or report or cov
+    selecting = selection_mode(config) is not None
+    record = bool(explicit) or bool(config.getini("feedback")) or report or cov or selecting
     if config.getoption("feedback_no_record"):
         record = cov = False
     try:
@@ -225,6 +264,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if parallel is not None and not config.getoption("feedback_no_record"):
         settings = dataclasses.replace(settings, record=True)
     config.stash[SETTINGS_KEY] = settings
+    register_selection(config, settings)
     if not settings.enabled:
         map_probe = config.stash.get(MAP_PROBE_KEY, None)
         if map_probe is not None:
@@ -266,6 +306,16 @@ def configure_parallel(config: pytest.Config, settings: Settings) -> Optional[Pa
 
         config.pluginmanager.register(FeedbackDist(config, settings.db_path, run), "feedback-dist")
     return options
+
+
+def register_selection(config: pytest.Config, settings: Settings) -> None:
+    mode = selection_mode(config)
+    if mode is not None:
+        from .selection_run import SelectionRun
+
+        base = config.getoption("feedback_base")
+        run = SelectionRun(config, settings.db_path, base, audit=mode == "audit")
+        config.pluginmanager.register(run, "feedback-select")
 
 
 def write_history(settings: Settings, run: RunRecord) -> str:
@@ -333,6 +383,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         "feedback-cov-probe",
         "feedback-shard",
         "feedback-dist",
+        "feedback-select",
     ):
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:

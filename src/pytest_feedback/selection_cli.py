@@ -1,0 +1,131 @@
+"""The ``select`` subcommand of ``pytest-feedback``, and the selection part of ``why``.
+
+The command line knows the tests the history and the map know; a test written since the last
+recorded run appears only when pytest collects it (``pytest --feedback-select``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Optional, TextIO
+
+from .errors import FeedbackError
+from .select import Selector, known_tests, load_selector
+from .settings import DEFAULT_DB
+
+
+def add_select_command(
+    sub: argparse._SubParsersAction,  # type: ignore[type-arg]
+    common: argparse.ArgumentParser,
+) -> None:
+    select = sub.add_parser(
+        "select",
+        parents=[common],
+        help="the tests the changes affect, one node id a line (a pytest @file), or json",
+        description="The recorded tests the changes since the coverage map (or since "
+        "merge-base(--base, HEAD)) affect. Tests written since the last recorded run are not "
+        "known here; `pytest --feedback-select` selects them.",
+    )
+    select.add_argument("--base", metavar="REF", help="changes since merge-base(REF, HEAD) too")
+    select.add_argument("--format", choices=("list", "json"), default="list")
+    select.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    add_rootdir_option(select)
+    select.set_defaults(func=cmd_select)
+
+
+def add_why_selection_options(why: argparse.ArgumentParser) -> None:
+    """``why --base REF``: the selection decision against merge-base(REF, HEAD)."""
+    why.add_argument("--base", metavar="REF", help="decide against merge-base(REF, HEAD) too")
+    add_rootdir_option(why)
+
+
+def add_rootdir_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--rootdir",
+        metavar="DIR",
+        help="the pytest rootdir the node ids are relative to (default: the one the history "
+        "recorded, when it exists here; else the directory holding .pytest-feedback/)",
+    )
+
+
+def db_path(args: argparse.Namespace) -> Path:
+    from .settings import find_project_db
+
+    return Path(args.db) if args.db else find_project_db(Path.cwd())
+
+
+def resolve_rootdir(args: argparse.Namespace, db: Path) -> Path:
+    """Where the recorded paths are: --rootdir, the recorded rootdir, or the db's project."""
+    if getattr(args, "rootdir", None):
+        root = Path(args.rootdir)
+        if not root.is_dir():
+            raise FeedbackError(f"--rootdir {args.rootdir}: no such directory")
+        return root.resolve()
+    recorded = _recorded_rootdir(db)
+    if recorded is not None and recorded.is_dir():
+        return recorded
+    if db.parent.name == DEFAULT_DB.parent.name:
+        return db.parent.parent
+    return Path.cwd()
+
+
+def _recorded_rootdir(db: Path) -> Optional[Path]:
+    from .store import Store
+
+    if not db.is_file():
+        return None
+    try:
+        with Store(db, create=False, readonly=True) as store:
+            runs = store.runs(limit=1)
+    except FeedbackError:
+        return None
+    if not runs or not runs[0].get("rootdir"):
+        return None
+    return Path(str(runs[0]["rootdir"]))
+
+
+def _selector(args: argparse.Namespace) -> Selector:
+    db = db_path(args)
+    if not db.is_file():
+        raise FeedbackError(
+            f"no history at {db}; record one with `pytest --feedback-cov`, or point --db at it"
+        )
+    return load_selector(db, resolve_rootdir(args, db), getattr(args, "base", None))
+
+
+def cmd_select(args: argparse.Namespace) -> int:
+    """Print the selected node ids (list) or the decision with reasons (json)."""
+    selector = _selector(args)
+    nodeids = known_tests(selector.map, selector.estimates)
+    selection = selector.decide(nodeids)
+    out: TextIO = sys.stdout
+    if args.output and args.output != "-":
+        try:
+            out = open(args.output, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise FeedbackError(
+                f"cannot write {args.output} ({exc.strerror}); choose another -o"
+            ) from exc
+    try:
+        if args.format == "json":
+            json.dump(selection.to_json(), out, indent=2)
+            out.write("\n")
+        else:
+            for nodeid in selection.selected:
+                out.write(nodeid + "\n")
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    print(selection.summary_line(), file=sys.stderr)
+    return 0
+
+
+def why_selection(args: argparse.Namespace, nodeid: str) -> list[str]:
+    """The selection decision for ``why``: selected because ..., or not selected because ..."""
+    selector = _selector(args)
+    if selector.fallback is not None:
+        return [f"selected: everything runs: {selector.fallback}"]
+    return selector.explain(nodeid)
