@@ -142,7 +142,9 @@ def test_audit_reports_failures_selection_would_miss(
 
 def test_bad_option_combinations(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--feedback-base", "main")
-    result.stderr.fnmatch_lines(["*--feedback-base needs --feedback-select or --feedback-audit*"])
+    result.stderr.fnmatch_lines(
+        ["*--feedback-base needs --feedback-select, --feedback-audit or --feedback-budget*"]
+    )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
 
 

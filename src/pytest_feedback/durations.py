@@ -58,3 +58,14 @@ def format_duration(seconds: float) -> str:
         return f"{minutes}m{secs:02d}s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m"
+
+
+def format_budget(seconds: float) -> str:
+    """A duration as a user would type it: ``5m``, ``1h30m``, ``90s`` -> ``1m30s``, ``2.5s``."""
+    if seconds < 10 and seconds != int(seconds):
+        return f"{seconds:g}s"
+    total = round(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{v}{u}" for v, u in ((hours, "h"), (minutes, "m"), (secs, "s")) if v]
+    return "".join(parts) or "0s"

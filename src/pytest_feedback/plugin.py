@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Optional
 
 import pytest
 
+from .durations import parse_duration
 from .errors import ConfigError, FeedbackError
 from .settings import (
     DEFAULT_KEEP_RUNS,
@@ -106,6 +107,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini("feedback_db", default="", help="History file of pytest-feedback.")
     parser.addini(
+        "feedback_budget", default="", help="Time budget of every run (--feedback-budget)."
+    )
+    parser.addini(
         "feedback_keep_runs",
         default=str(DEFAULT_KEEP_RUNS),
         help="Runs whose details the history keeps (aggregates are kept for all).",
@@ -134,6 +138,14 @@ def add_selection_options(group: pytest.OptionGroup) -> None:
         help="Run everything; at the end report the failing tests --feedback-select would have "
         "left out, and the time it would have saved.",
     )
+    group.addoption(
+        "--feedback-budget",
+        metavar="DURATION",
+        default=None,
+        help="Run the tests most likely to fail that fit DURATION (300, 300s, 5m, 1h30m) of "
+        "predicted wall time, with -n N the parallel plan: affected tests first, then risk per "
+        "second. Ini: feedback_budget.",
+    )
 
 
 def selection_mode(config: pytest.Config) -> Optional[str]:
@@ -144,9 +156,25 @@ def selection_mode(config: pytest.Config) -> Optional[str]:
         raise pytest.UsageError(
             "--feedback-select and --feedback-audit exclude each other: the audit runs everything"
         )
-    if config.getoption("feedback_base") and not (select or audit):
-        raise pytest.UsageError("--feedback-base needs --feedback-select or --feedback-audit")
+    if config.getoption("feedback_base") and not (select or audit or budget_seconds(config)):
+        raise pytest.UsageError(
+            "--feedback-base needs --feedback-select, --feedback-audit or --feedback-budget"
+        )
     return "select" if select else "audit" if audit else None
+
+
+def budget_seconds(config: pytest.Config) -> Optional[float]:
+    """The ``--feedback-budget`` (or ini ``feedback_budget``) in seconds; None without one."""
+    text: Optional[str] = config.getoption("feedback_budget")
+    what = "--feedback-budget"
+    if text is None:
+        text, what = str(config.getini("feedback_budget")).strip() or None, "feedback_budget"
+    if text is None:
+        return None
+    try:
+        return parse_duration(text, what=what)
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def load_settings(config: pytest.Config) -> Settings:
@@ -158,7 +186,7 @@ def load_settings(config: pytest.Config) -> Settings:
     explicit: Optional[bool] = config.getoption("feedback")
     report = bool(config.getoption("feedback_report"))
     cov = bool(config.getoption("feedback_cov")) or bool(config.getini("feedback_cov"))
-    selecting = selection_mode(config) is not None
+    selecting = selection_mode(config) is not None or budget_seconds(config) is not None
     record = bool(explicit) or bool(config.getini("feedback")) or report or cov or selecting
     if config.getoption("feedback_no_record"):
         record = cov = False
@@ -264,6 +292,9 @@ def pytest_configure(config: pytest.Config) -> None:
     if parallel is not None and not config.getoption("feedback_no_record"):
         settings = dataclasses.replace(settings, record=True)
     config.stash[SETTINGS_KEY] = settings
+    # Registered in this order, the collection filters run select -> budget -> shard (pluggy
+    # calls the hooks of one priority last-registered first).
+    register_budget(config, settings)
     register_selection(config, settings)
     if not settings.enabled:
         map_probe = config.stash.get(MAP_PROBE_KEY, None)
@@ -306,6 +337,17 @@ def configure_parallel(config: pytest.Config, settings: Settings) -> Optional[Pa
 
         config.pluginmanager.register(FeedbackDist(config, settings.db_path, run), "feedback-dist")
     return options
+
+
+def register_budget(config: pytest.Config, settings: Settings) -> None:
+    budget = budget_seconds(config)
+    if budget is not None:
+        from .budget_run import BudgetRun
+
+        base = config.getoption("feedback_base")
+        config.pluginmanager.register(
+            BudgetRun(config, settings.db_path, budget, base), "feedback-budget"
+        )
 
 
 def register_selection(config: pytest.Config, settings: Settings) -> None:
@@ -384,6 +426,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         "feedback-shard",
         "feedback-dist",
         "feedback-select",
+        "feedback-budget",
     ):
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:

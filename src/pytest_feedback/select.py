@@ -338,6 +338,21 @@ class Selector:
             self.estimates.total(dropped),
         )
 
+    def changed_lines(self, nodeid: str) -> int:
+        """How many changed lines (in the map's coordinates) the test executed; 0 if unknown."""
+        if self.map is None or self.changes is None or self.fallback is not None:
+            return 0
+        deps = self.map.dependencies(nodeid)
+        if deps is None:
+            return 0
+        files = getattr(deps, "files", {})
+        count = 0
+        for change in self.changes.significant:
+            executed = files.get(change.recorded_path)
+            if executed and change.lines is not None:
+                count += len(executed & change.lines)
+        return count
+
     def reasons(self, nodeid: str) -> list[str]:
         """Why ``nodeid`` is selected (empty: it is not)."""
         if self.fallback is not None:

@@ -10,10 +10,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Optional, TextIO
+from typing import TYPE_CHECKING, Optional, TextIO
 
+from .durations import parse_duration
 from .errors import FeedbackError
-from .select import Selector, known_tests, load_selector
+from .select import Selection, Selector, known_tests, load_selector
+
+if TYPE_CHECKING:
+    from .budget import BudgetPlan
 from .settings import DEFAULT_DB
 
 
@@ -30,6 +34,19 @@ def add_select_command(
         "known here; `pytest --feedback-select` selects them.",
     )
     select.add_argument("--base", metavar="REF", help="changes since merge-base(REF, HEAD) too")
+    select.add_argument(
+        "--budget",
+        metavar="DURATION",
+        help="of the tests, the ones most likely to fail that fit DURATION (5m, 300s, 1h30m), "
+        "affected tests first, in the order to run them",
+    )
+    select.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with --budget: plan for N parallel workers (pytest -n N)",
+    )
     select.add_argument("--format", choices=("list", "json"), default="list")
     select.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     add_rootdir_option(select)
@@ -98,9 +115,25 @@ def _selector(args: argparse.Namespace) -> Selector:
 
 def cmd_select(args: argparse.Namespace) -> int:
     """Print the selected node ids (list) or the decision with reasons (json)."""
+    budget_s = parse_duration(args.budget, what="--budget") if args.budget else None
+    if args.workers < 1:
+        raise FeedbackError(f"--workers {args.workers}: pass a number of workers >= 1")
     selector = _selector(args)
     nodeids = known_tests(selector.map, selector.estimates)
     selection = selector.decide(nodeids)
+    document = selection.to_json()
+    chosen = list(selection.selected)
+    line = selection.summary_line()
+    if budget_s is not None:
+        plan = budget_plan(args, selector, selection, budget_s)
+        chosen = list(plan.chosen)
+        document["selected"] = [
+            {"nodeid": n, "reasons": selection.selected.get(n, [])} for n in chosen
+        ]
+        document["deselected"] = len(nodeids) - len(chosen)
+        document["estimate_s"] = round(plan.predicted_s, 3)
+        document["budget"] = plan.to_json()
+        line = plan.summary_line()
     out: TextIO = sys.stdout
     if args.output and args.output != "-":
         try:
@@ -111,16 +144,39 @@ def cmd_select(args: argparse.Namespace) -> int:
             ) from exc
     try:
         if args.format == "json":
-            json.dump(selection.to_json(), out, indent=2)
+            json.dump(document, out, indent=2)
             out.write("\n")
         else:
-            for nodeid in selection.selected:
+            for nodeid in chosen:
                 out.write(nodeid + "\n")
     finally:
         if out is not sys.stdout:
             out.close()
-    print(selection.summary_line(), file=sys.stderr)
+    print(line, file=sys.stderr)
     return 0
+
+
+def budget_plan(
+    args: argparse.Namespace, selector: Selector, selection: Selection, budget_s: float
+) -> BudgetPlan:
+    """The budget's plan over the tests the history knows: the selected ones are "affected";
+    with a fallback (everything selected) the risk alone orders them."""
+    from .budget import plan_budget
+    from .budget_run import candidates_for
+    from .store import Store
+
+    with Store.open_existing(db_path(args)) as store:
+        runs_since = store.runs_since()
+    affected = None if selection.fallback is not None else set(selection.selected)
+    lines = {n: selector.changed_lines(n) for n in (affected or ())}
+    nodeids = [*selection.selected, *selection.deselected]
+    return plan_budget(
+        candidates_for(nodeids, selector.estimates, runs_since, affected, lines),
+        selector.estimates,
+        budget_s,
+        args.workers,
+        affected_known=affected is not None,
+    )
 
 
 def why_selection(args: argparse.Namespace, nodeid: str) -> list[str]:

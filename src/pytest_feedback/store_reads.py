@@ -132,6 +132,17 @@ class HistoryReads:
             if phases is not None
         )
 
+    def runs_since(self) -> dict[str, int]:
+        """Per recorded test, how many runs this history has seen since the test last ran."""
+        newest = self._db.query("SELECT coalesce(max(id), 0) FROM run_index")[0][0]
+        return {
+            nodeid: max(0, int(newest) - int(last))
+            for nodeid, last in self._db.query(
+                "SELECT t.nodeid, s.last_run_id FROM test_stats s CROSS JOIN tests t"
+                " ON t.id = s.test_id"
+            )
+        }
+
     def _fixture_rows(self) -> list[Any]:
         """(id, name, scope, location, setup_s, teardown_s, executions per run, used by)."""
         return self._db.query(

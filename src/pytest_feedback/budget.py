@@ -1,0 +1,230 @@
+"""The fast targeted subset: the tests worth most that fit a time budget.
+
+Given candidate tests (what pytest collected, after any selection), their estimates and a budget,
+`plan_budget` picks the tests whose predicted wall time — start-up, own costs, each wider-scope
+fixture instance once, and with ``workers`` > 1 the parallel plan of `shards.py` — fits, and orders
+them so that a failure shows as early as possible:
+
+1. tests the change affects come first (``affected``);
+2. then risk per second: changed lines the test reaches, a failure last time, its failure rate
+   (discounted when flaky), being new, not having run for a while;
+3. fixture-aware: once a chosen test has paid for an expensive fixture instance, the tests that
+   share it cost only their own time.
+
+Pure: no pytest, no history access; the plugin and the command line feed it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Optional
+
+from .durations import format_budget, format_duration
+from .planners import Workload
+from .records import FAILING
+from .shards import plan_workload
+
+if TYPE_CHECKING:
+    from .estimates import Estimates
+
+#: Risk points; a test's value per second is its risk divided by the seconds it adds.
+RISK_BASE = 0.1  # every test can fail
+RISK_NEW = 2.0  # never recorded: nothing says it passes
+RISK_FAILED_LAST = 3.0  # failed or errored in its last run
+RISK_FAIL_RATE = 2.0  # times its failure rate in recent runs ...
+FLAKY_DISCOUNT = 0.3  # ... which says less when the test is flaky
+RISK_STALE = 1.0  # at most, for a test not run for STALE_RUNS runs
+STALE_RUNS = 20
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    """One test the budget may run, with what is known of its risk."""
+
+    nodeid: str
+    #: The change affects it (selection's rules selected it).
+    affected: bool = False
+    #: Changed lines it executed (0 when unknown or none).
+    changed_lines: int = 0
+    #: Runs recorded for it (0: a new test).
+    runs: int = 0
+    last_outcome: Optional[str] = None
+    fail_rate: float = 0.0
+    flaky: bool = False
+    #: Recorded runs since it last ran (0: it ran in the latest).
+    runs_since: int = 0
+
+
+def risk(c: Candidate) -> float:
+    """How likely, in points, the test is to reveal a failure now."""
+    score = RISK_BASE
+    if c.runs == 0:
+        score += RISK_NEW
+    if c.last_outcome in FAILING:
+        score += RISK_FAILED_LAST
+    score += RISK_FAIL_RATE * min(1.0, max(0.0, c.fail_rate)) * (FLAKY_DISCOUNT if c.flaky else 1)
+    score += math.log1p(max(0, c.changed_lines))
+    score += RISK_STALE * min(1.0, max(0, c.runs_since) / STALE_RUNS)
+    return score
+
+
+@dataclasses.dataclass(frozen=True)
+class BudgetPlan:
+    """What fits: ``chosen`` in the order to run them, and what was left out."""
+
+    budget_s: float
+    workers: int
+    chosen: tuple[str, ...]
+    left_out: tuple[str, ...]
+    predicted_s: float
+    #: What the left-out tests would take on their own, with the same workers.
+    left_out_s: float
+    #: How many candidates were affected by the change (None: no change information).
+    affected: Optional[int] = None
+
+    @property
+    def total(self) -> int:
+        return len(self.chosen) + len(self.left_out)
+
+    def summary_line(self) -> str:
+        """The one terminal line that says what the budget did."""
+        head = f"feedback: budget {format_budget(self.budget_s)}"
+        if self.workers > 1:
+            head += f", {self.workers} workers"
+        kind = (
+            "affected tests"
+            if self.affected is not None and self.affected == self.total
+            else "tests"
+        )
+        predicted = format_duration(self.predicted_s)
+        if not self.left_out:
+            return f"{head}: running all {self.total:,} {kind} (predicted {predicted})"
+        return (
+            f"{head}: running {len(self.chosen):,} of {self.total:,} {kind} "
+            f"(predicted {predicted}); {len(self.left_out):,} left out "
+            f"(predicted {format_duration(self.left_out_s)}) — run them in CI"
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "budget_s": round(self.budget_s, 3),
+            "workers": self.workers,
+            "predicted_s": round(self.predicted_s, 3),
+            "chosen": len(self.chosen),
+            "left_out": list(self.left_out),
+            "left_out_s": round(self.left_out_s, 3),
+        }
+
+
+def predict(work: Workload, tests: Sequence[int], workers: int) -> float:
+    """Predicted wall seconds of running ``tests`` of ``work`` on ``workers`` processes."""
+    if not tests:
+        return 0.0
+    if workers <= 1:
+        return work.cost(tests)
+    return plan_workload(_subset(work, tests), workers).makespan_s
+
+
+def _subset(work: Workload, tests: Sequence[int]) -> Workload:
+    """The workload of some of ``work``'s tests (same costs, families recomputed)."""
+    index = sorted(set(tests))
+    position = {t: i for i, t in enumerate(index)}
+    families = []
+    for family in work.families:
+        kept = tuple(position[t] for t in family if t in position)
+        if kept:
+            families.append(kept)
+    return Workload(
+        nodeids=tuple(work.nodeids[t] for t in index),
+        own=tuple(work.own[t] for t in index),
+        needs=tuple(work.needs[t] for t in index),
+        resource_cost=work.resource_cost,
+        resource_names=work.resource_names,
+        families=tuple(sorted(families)),
+        startup_s=work.startup_s,
+    )
+
+
+def plan_budget(
+    candidates: Sequence[Candidate],
+    estimates: Estimates,
+    budget_s: float,
+    workers: int = 1,
+    *,
+    affected_known: bool = False,
+) -> BudgetPlan:
+    """Choose and order the candidates that fit ``budget_s`` on ``workers`` processes."""
+    workers = max(1, workers)
+    by_id = {c.nodeid: c for c in candidates}
+    work = Workload.build(estimates, by_id)
+    cands = [by_id[n] for n in work.nodeids]
+    risks = [risk(c) for c in cands]
+    tier = [0 if c.affected else 1 for c in cands]
+
+    # Greedy by (tier, value per marginal second), lazily re-evaluated: a test's marginal cost only
+    # falls as the fixture instances it needs get paid for by tests chosen before it.
+    paid: set[int] = set()
+
+    def marginal(t: int) -> float:
+        extra = sum(work.resource_cost[r] for r in work.needs[t] if r not in paid)
+        return max(work.own[t] + extra, 1e-6)
+
+    heap = [(tier[t], -risks[t] / marginal(t), work.nodeids[t], t) for t in range(len(cands))]
+    heapq.heapify(heap)
+    chosen: list[int] = []
+    work_s = 0.0
+    while heap:
+        level, neg_value, nodeid, t = heapq.heappop(heap)
+        cost = marginal(t)
+        value = -risks[t] / cost
+        if value < neg_value - 1e-12:  # it got cheaper since it was queued: queue it again
+            heapq.heappush(heap, (level, value, nodeid, t))
+            continue
+        # The parallel bound (total work spread evenly, and no test longer than the budget)
+        # is optimistic; the real plan is checked once below.
+        if work.startup_s + (work_s + cost) / workers > budget_s:
+            continue
+        if work.cost([t]) > budget_s:  # alone, on one process, it would not fit
+            continue
+        chosen.append(t)
+        work_s += cost
+        paid.update(work.needs[t])
+
+    # The even spread was optimistic: keep the longest prefix (in priority order) whose real
+    # plan fits.
+    keep = _longest_fitting_prefix(work, chosen, workers, budget_s)
+    chosen = chosen[:keep]
+    chosen_set = set(chosen)
+    left = [t for t in range(len(cands)) if t not in chosen_set]
+    # Run order: affected first, then the most risk per second of own time.
+    order = sorted(
+        chosen, key=lambda t: (tier[t], -risks[t] / max(work.own[t], 1e-6), work.nodeids[t])
+    )
+    left.sort(key=lambda t: (tier[t], -risks[t] / max(work.own[t], 1e-6), work.nodeids[t]))
+    return BudgetPlan(
+        budget_s=budget_s,
+        workers=workers,
+        chosen=tuple(work.nodeids[t] for t in order),
+        left_out=tuple(work.nodeids[t] for t in left),
+        predicted_s=predict(work, chosen, workers),
+        left_out_s=predict(work, left, workers),
+        affected=sum(1 for c in cands if c.affected) if affected_known else None,
+    )
+
+
+def _longest_fitting_prefix(
+    work: Workload, chosen: Sequence[int], workers: int, budget_s: float
+) -> int:
+    if workers <= 1 or predict(work, chosen, workers) <= budget_s:
+        return len(chosen)
+    lo, hi = 0, len(chosen)  # prefix lo fits, prefix hi does not
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if predict(work, chosen[:mid], workers) <= budget_s:
+            lo = mid
+        else:
+            hi = mid
+    return lo

@@ -1,0 +1,162 @@
+"""The session object behind ``--feedback-budget``: pick, order and predict; say what was left out.
+
+Registered by `plugin.py` only when a budget is given. It decides after pytest's own narrowing and
+after ``--feedback-select`` (whose survivors are then all "affected"), and before
+``--feedback-shard`` splits what it kept. Without ``--feedback-select`` it still asks the
+selection rules which tests the change affects, to run those first. Under pytest-xdist every
+worker decides on its own collection (the decision is deterministic) and the controller prints the
+line a worker sends back.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Optional
+
+import pytest
+
+from .budget import BudgetPlan, Candidate, plan_budget
+from .durations import format_budget, format_duration
+from .estimates import Estimates
+
+LINE_KEY = "feedback_budget_line"
+PREDICTED_KEY = "feedback_budget_predicted"
+
+
+def candidates_for(
+    nodeids: Sequence[str],
+    estimates: Estimates,
+    runs_since: dict[str, int],
+    affected: Optional[set[str]],
+    changed_lines: Optional[dict[str, int]] = None,
+) -> list[Candidate]:
+    """What the budget planner knows of each test: history, and whether the change affects it."""
+    out = []
+    for nodeid in nodeids:
+        est = estimates.tests.get(nodeid)
+        out.append(
+            Candidate(
+                nodeid,
+                affected=affected is not None and nodeid in affected,
+                changed_lines=(changed_lines or {}).get(nodeid, 0),
+                runs=est.runs if est is not None else 0,
+                last_outcome=est.last_outcome if est is not None else None,
+                fail_rate=est.fail_rate if est is not None else 0.0,
+                flaky=est.flaky if est is not None else False,
+                runs_since=runs_since.get(nodeid, 0),
+            )
+        )
+    return out
+
+
+def read_history(db_path: Path) -> tuple[Estimates, dict[str, int]]:
+    """Estimates and runs-since-last-run from the history; empty when there is none."""
+    from .store import Store
+
+    if not db_path.is_file():
+        return Estimates({}), {}
+    with Store(db_path, create=False, readonly=True) as store:
+        return store.load_estimates(), store.runs_since()
+
+
+class BudgetRun:
+    def __init__(
+        self, config: pytest.Config, db_path: Path, budget_s: float, base: Optional[str]
+    ) -> None:
+        self.config = config
+        self.db_path = db_path
+        self.budget_s = budget_s
+        self.base = base
+        self.plan: Optional[BudgetPlan] = None
+        self.line: Optional[str] = None
+        self.predicted_s: Optional[float] = None
+        self.is_worker = hasattr(config, "workerinput")
+        self._start = time.perf_counter()
+
+    def pytest_sessionstart(self) -> None:
+        self._start = time.perf_counter()
+
+    def _workers(self) -> int:
+        workerinput = getattr(self.config, "workerinput", None)
+        if workerinput is not None:
+            return int(workerinput.get("workercount", 1))
+        value = getattr(self.config.option, "numprocesses", None)
+        return int(value) if isinstance(value, int) and value > 0 else 1
+
+    def _affected(self, nodeids: list[str]) -> tuple[Optional[set[str]], dict[str, int]]:
+        """The tests the change affects (None: unknown) and the changed lines each executed."""
+        selection_run = self.config.pluginmanager.get_plugin("feedback-select")
+        selection = getattr(selection_run, "selection", None)
+        if selection_run is not None and not getattr(selection_run, "audit", False):
+            selector = getattr(selection_run, "selector", None)
+            if selector is None or selection is None or selection.fallback is not None:
+                return None, {}
+            return set(nodeids), {n: selector.changed_lines(n) for n in nodeids}
+        from .select import load_selector
+
+        selector = load_selector(self.db_path, self.config.rootpath, self.base)
+        decision = selector.decide(nodeids)
+        if decision.fallback is not None:
+            return None, {}
+        return set(decision.selected), {n: selector.changed_lines(n) for n in decision.selected}
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        nodeids = [item.nodeid for item in items]
+        try:
+            estimates, runs_since = read_history(self.db_path)
+            affected, lines = self._affected(nodeids)
+            plan = plan_budget(
+                candidates_for(nodeids, estimates, runs_since, affected, lines),
+                estimates,
+                self.budget_s,
+                self._workers(),
+                affected_known=affected is not None,
+            )
+        except Exception as exc:  # our trouble must never break or empty the user's run
+            self.line = (
+                f"feedback: warning: budget {format_budget(self.budget_s)} not applied "
+                f"({type(exc).__name__}: {exc}); running every test"
+            )
+        else:
+            self.plan = plan
+            self.line = plan.summary_line()
+            self.predicted_s = plan.predicted_s
+            position = {nodeid: i for i, nodeid in enumerate(plan.chosen)}
+            dropped = [item for item in items if item.nodeid not in position]
+            items[:] = sorted(
+                (item for item in items if item.nodeid in position),
+                key=lambda item: position[item.nodeid],
+            )
+            if dropped:
+                self.config.hook.pytest_deselected(items=dropped)
+        if self.is_worker:
+            output = self.config.workeroutput  # type: ignore[attr-defined]
+            output[LINE_KEY] = self.line
+            output[PREDICTED_KEY] = self.predicted_s
+
+    def pytest_report_collectionfinish(self) -> Optional[str]:
+        return None if self.is_worker else self.line
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        output = getattr(node, "workeroutput", None) or {}
+        if self.line is None and output.get(LINE_KEY):
+            self.line = str(output[LINE_KEY])
+            predicted = output.get(PREDICTED_KEY)
+            self.predicted_s = float(predicted) if predicted is not None else None
+            self._from_worker = True
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if self.is_worker:
+            return
+        if getattr(self, "_from_worker", False) and self.line:
+            terminalreporter.write_line(self.line)
+        if self.predicted_s is not None:
+            took = time.perf_counter() - self._start
+            terminalreporter.write_line(
+                f"feedback: budget {format_budget(self.budget_s)}: predicted "
+                f"{format_duration(self.predicted_s)}, took {format_duration(took)}"
+            )

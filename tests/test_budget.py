@@ -1,0 +1,192 @@
+"""The budget planner: what fits, in which order, fixture-aware, never over the budget."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_feedback.budget import Candidate, plan_budget, risk
+from pytest_feedback.estimates import Estimates, FixtureEstimate, TestEstimate
+
+
+def estimates(
+    durations: dict[str, float],
+    fixtures: tuple[FixtureEstimate, ...] = (),
+    uses: dict[str, list[int]] | None = None,
+    startup_s: float = 0.0,
+) -> Estimates:
+    tests = {
+        n: TestEstimate(n, s, 0.0, s, 0.0, 5, 0.0, False, 1.0, "passed")
+        for n, s in durations.items()
+    }
+    return Estimates(tests, fixtures, uses or {}, startup_s)
+
+
+def test_everything_fits_a_generous_budget() -> None:
+    est = estimates({"a.py::x": 1.0, "a.py::y": 2.0})
+    plan = plan_budget([Candidate("a.py::x"), Candidate("a.py::y")], est, 60.0)
+    assert set(plan.chosen) == {"a.py::x", "a.py::y"}
+    assert plan.left_out == ()
+    assert plan.predicted_s == pytest.approx(3.0)
+    assert plan.summary_line() == "feedback: budget 1m: running all 2 tests (predicted 3.00s)"
+
+
+def test_affected_tests_come_first_and_the_prediction_fits() -> None:
+    durations = {f"t.py::test_{i}": 1.0 for i in range(10)}
+    est = estimates(durations, startup_s=0.5)
+    cands = [Candidate(n, affected=n.endswith(("_7", "_8"))) for n in durations]
+    plan = plan_budget(cands, est, 4.0, affected_known=True)
+    assert plan.chosen[:2] == ("t.py::test_7", "t.py::test_8")
+    assert len(plan.chosen) == 3  # 0.5 s start-up + 3 x 1 s
+    assert plan.predicted_s <= 4.0
+    assert plan.left_out_s == pytest.approx(7.5)
+    assert plan.summary_line() == (
+        "feedback: budget 4s: running 3 of 10 tests (predicted 3.50s); 7 left out "
+        "(predicted 7.50s) — run them in CI"
+    )
+
+
+def test_risk_per_second_decides_among_the_rest() -> None:
+    est = estimates({"a.py::slow_safe": 3.0, "a.py::quick": 1.0, "a.py::failed": 2.0})
+    cands = [
+        Candidate("a.py::slow_safe", runs=9),
+        Candidate("a.py::quick", runs=9),
+        Candidate("a.py::failed", runs=9, last_outcome="failed", fail_rate=0.2),
+    ]
+    plan = plan_budget(cands, est, 3.5)
+    assert plan.chosen == ("a.py::failed", "a.py::quick")
+
+
+def test_a_paid_fixture_makes_its_other_users_cheap() -> None:
+    db = FixtureEstimate("db", "module", "conftest.py::db", 5.0, 0.0, 1.0, 4)
+    durations = {"m.py::a": 0.1, "m.py::b": 0.1, "m.py::c": 0.1, "n.py::z": 2.0}
+    uses = {n: [0] for n in ("m.py::a", "m.py::b", "m.py::c")}
+    est = estimates(durations, (db,), uses)
+    cands = [Candidate(n, runs=3) for n in durations]
+    cands[0] = Candidate("m.py::a", runs=3, last_outcome="failed")
+    plan = plan_budget(cands, est, 5.5)
+    # a is worth its fixture; b and c then cost 0.1 s each and fit, z (2 s) does not.
+    assert set(plan.chosen) == {"m.py::a", "m.py::b", "m.py::c"}
+    assert plan.predicted_s == pytest.approx(5.3)
+
+
+def test_parallel_plans_stay_within_the_budget() -> None:
+    durations = {f"t{i % 7}.py::test_{i}": 0.2 + (i % 5) * 0.3 for i in range(60)}
+    est = estimates(durations, startup_s=0.4)
+    cands = [Candidate(n, runs=2) for n in durations]
+    for budget in (2.0, 5.0, 9.0):
+        plan = plan_budget(cands, est, budget, workers=4)
+        assert plan.chosen
+        assert plan.predicted_s <= budget + 1e-9
+        assert len(plan.chosen) + len(plan.left_out) == 60
+    assert "4 workers" in plan.summary_line()
+
+
+def test_a_test_longer_than_the_budget_is_left_out() -> None:
+    est = estimates({"a.py::huge": 100.0, "a.py::small": 1.0})
+    plan = plan_budget([Candidate("a.py::huge"), Candidate("a.py::small")], est, 10.0)
+    assert plan.chosen == ("a.py::small",)
+
+
+def test_risk_points() -> None:
+    assert risk(Candidate("x", runs=0)) > risk(Candidate("x", runs=5))
+    assert risk(Candidate("x", runs=5, fail_rate=0.5)) > risk(
+        Candidate("x", runs=5, fail_rate=0.5, flaky=True)
+    )
+    assert risk(Candidate("x", runs=5, changed_lines=10)) > risk(Candidate("x", runs=5))
+
+
+def test_the_plan_does_not_depend_on_the_order_of_candidates() -> None:
+    durations = {f"t{i % 3}.py::test_{i}": 0.1 * (1 + i % 4) for i in range(30)}
+    est = estimates(durations)
+    cands = [Candidate(n, runs=1 + i % 3) for i, n in enumerate(durations)]
+    first = plan_budget(cands, est, 2.0, workers=2)
+    second = plan_budget(list(reversed(cands)), est, 2.0, workers=2)
+    assert first == second
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(300, "5m"), (5400, "1h30m"), (90, "1m30s"), (2.5, "2.5s"), (45, "45s")]
+)
+def test_budgets_print_as_typed(seconds: float, text: str) -> None:
+    from pytest_feedback.durations import format_budget, parse_duration
+
+    assert format_budget(seconds) == text
+    assert parse_duration(text) == seconds
+
+
+# -- the pytest side ------------------------------------------------------------------------
+
+SLOW_SUITE = {
+    "test_fast.py": "def test_a(): pass\ndef test_b(): pass\n",
+    "test_slow.py": (
+        "import time\n" + "".join(f"def test_s{i}():\n    time.sleep(0.1)\n" for i in range(6))
+    ),
+}
+
+
+def test_a_budget_runs_what_fits_and_says_what_it_left_out(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(**SLOW_SUITE)
+    pytester.runpytest("--feedback", "-p", "no:cacheprovider").assert_outcomes(passed=8)
+    result = pytester.runpytest("--feedback-budget=0.35", "-p", "no:cacheprovider")
+    outcomes = result.parseoutcomes()
+    assert 2 <= outcomes["passed"] < 8
+    assert outcomes["passed"] + outcomes["deselected"] == 8
+    result.stdout.fnmatch_lines(
+        [
+            "feedback: budget 0.35s: running * of 8 tests (predicted *); * left out "
+            "(predicted *) — run them in CI",
+            "feedback: budget 0.35s: predicted *, took *",
+        ]
+    )
+
+
+def test_a_new_test_comes_before_known_ones_of_the_same_cost(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(**SLOW_SUITE)
+    pytester.runpytest("--feedback", "-p", "no:cacheprovider")
+    pytester.makepyfile(test_slow_new="import time\ndef test_new():\n    time.sleep(0.1)\n")
+    result = pytester.runpytest("--feedback-budget=0.35", "-p", "no:cacheprovider", "-v")
+    ran = [line.split(" ")[0] for line in result.outlines if " PASSED" in line]
+    slow = [n for n in ran if "slow" in n]
+    assert slow[0] == "test_slow_new.py::test_new"
+    assert len(slow) < 7
+
+
+@pytest.mark.parametrize("value", ["-1", "5x", "0", "m"])
+def test_bad_budgets_are_usage_errors(pytester: pytest.Pytester, value: str) -> None:
+    pytester.makepyfile(test_a="def test_a(): pass")
+    result = pytester.runpytest(f"--feedback-budget={value}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--feedback-budget: *expected a duration such as 300, 300s, 5m*"])
+
+
+def test_a_budget_without_history_still_runs_tests(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(**SLOW_SUITE)
+    result = pytester.runpytest("--feedback-budget=5m", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=8)
+    result.stdout.fnmatch_lines(["feedback: budget 5m: running all 8 tests (predicted *)"])
+
+
+def test_the_select_command_gives_the_same_plan_for_scripts(
+    pytester: pytest.Pytester, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from pytest_feedback.cli import main
+
+    pytester.makepyfile(**SLOW_SUITE)
+    pytester.runpytest("--feedback-cov", "-p", "no:cacheprovider").assert_outcomes(passed=8)
+    capsys.readouterr()
+    db = f"--db={pytester.path / '.pytest-feedback' / 'history.db'}"
+    assert main(["select", "--budget", "0.35", "--format", "json", db]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["version"] == 1
+    assert document["budget"]["budget_s"] == 0.35
+    assert document["budget"]["predicted_s"] <= 0.35
+    kept = [entry["nodeid"] for entry in document["selected"]]
+    assert 2 <= len(kept) < 8
+    assert len(kept) + len(document["budget"]["left_out"]) == 8
+    assert main(["select", "--budget", "0.35", db]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.split() == kept
+    assert "feedback: budget 0.35s: running" in captured.err
+    assert main(["select", "--budget", "5x", db]) == 1
