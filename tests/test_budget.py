@@ -190,3 +190,25 @@ def test_the_select_command_gives_the_same_plan_for_scripts(
     assert captured.out.split() == kept
     assert "feedback: budget 0.35s: running" in captured.err
     assert main(["select", "--budget", "5x", db]) == 1
+
+
+class _Context:
+    def __init__(self, est: Estimates, workers: int | None = None) -> None:
+        self.estimates = est
+        self.workers = workers
+        self.plannable = True
+
+
+def test_the_report_hints_speak_only_with_something_to_say() -> None:
+    from pytest_feedback import budget, shards
+
+    big = estimates({f"t{i % 9}.py::test_{i}": 10.0 for i in range(60)}, startup_s=1.0)
+    line = budget.report_hint(_Context(big))  # type: ignore[arg-type]
+    assert line is not None
+    assert line.startswith("a 5-minute budget runs 29 of 60 tests")
+    small = estimates({"a.py::x": 1.0, "a.py::y": 1.0})
+    assert budget.report_hint(_Context(small)) is None  # everything fits
+    assert shards.report_hint(_Context(big, workers=2)) == (  # type: ignore[arg-type]
+        "2 shards: 5m01s each instead of 10m01s (`pytest-feedback shards 2`)"
+    )
+    assert shards.report_hint(_Context(small)) is None  # fewer tests than shards

@@ -29,6 +29,7 @@ from .shards import plan_workload
 
 if TYPE_CHECKING:
     from .estimates import Estimates
+    from .report.hints import HintContext
 
 #: Risk points; a test's value per second is its risk divided by the seconds it adds.
 RISK_BASE = 0.1  # every test can fail
@@ -228,3 +229,31 @@ def _longest_fitting_prefix(
         else:
             hi = mid
     return lo
+
+
+#: The budget the report's hint speaks of: the mission's local loop.
+HINT_BUDGET_S = 300.0
+
+
+def report_hint(context: HintContext) -> Optional[str]:
+    """The report's sentence on the fast subset: what a 5-minute budget would run."""
+    if not context.plannable:
+        return None
+    estimates = context.estimates
+    candidates = [
+        Candidate(
+            e.nodeid,
+            runs=e.runs,
+            last_outcome=e.last_outcome,
+            fail_rate=e.fail_rate,
+            flaky=e.flaky,
+        )
+        for e in estimates.tests.values()
+    ]
+    plan = plan_budget(candidates, estimates, HINT_BUDGET_S)
+    if not plan.left_out:
+        return None  # the whole suite fits: nothing to say
+    return (
+        f"a 5-minute budget runs {len(plan.chosen):,} of {plan.total:,} tests, riskiest first "
+        "(`pytest --feedback-budget=5m`)"
+    )

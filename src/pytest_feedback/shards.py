@@ -12,12 +12,14 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Optional, TypeVar
 
+from .durations import format_duration
 from .errors import ConfigError
 from .planners import PLANNERS, Workload
 from .planners.model import fill_empty_shards
 
 if TYPE_CHECKING:
     from .estimates import Estimates
+    from .report.hints import HintContext
 
 DEFAULT_PLANNER = "local-search"
 SHARD_FORM = "K/N with 1 <= K <= N, e.g. 2/4, or auto"
@@ -174,3 +176,21 @@ def worker_curve(
             stops = here.workers
             break
     return WorkerAdvice(target_s, recommended, stops, tuple(curve))
+
+
+def report_hint(context: HintContext) -> Optional[str]:
+    """The report's sentence on shards: what N shards would take (N: the last run's workers, or
+    4), next to one process."""
+    if not context.plannable:
+        return None
+    estimates = context.estimates
+    n = context.workers if context.workers and context.workers > 1 else 4
+    work = Workload.build(estimates, estimates.tests)
+    if len(work) < n:
+        return None
+    plan = plan_workload(work, n)
+    serial = plan_workload(work, 1).makespan_s
+    return (
+        f"{n} shards: {format_duration(plan.makespan_s)} each instead of "
+        f"{format_duration(serial)} (`pytest-feedback shards {n}`)"
+    )

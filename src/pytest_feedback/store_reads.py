@@ -132,6 +132,10 @@ class HistoryReads:
             if phases is not None
         )
 
+    def test_count(self) -> int:
+        """How many tests have recorded estimates."""
+        return int(self._db.query("SELECT count(*) FROM test_stats")[0][0])
+
     def runs_since(self) -> dict[str, int]:
         """Per recorded test, how many runs this history has seen since the test last ran."""
         newest = self._db.query("SELECT coalesce(max(id), 0) FROM run_index")[0][0]

@@ -8,9 +8,10 @@ of a `HintContext` that returns one short sentence, or None when it has nothing 
         plan = plan_shards(context.estimates, 4)
         return f"4 shards would take {format_duration(plan.makespan_s)} each"
 
-The report shows the sentences joined on one line, and no hint line at all while no planner has
-registered (as now). Providers compute from the history; they never invent figures: rather say
-nothing. Providers are imported only when a report is built.
+The report shows the sentences joined on one line, and no hint line at all when no planner has
+anything to say. Providers compute from the history; they never invent figures: rather say
+nothing. Providers are imported only when a report is built. Planning costs time in proportion to
+the suite, so above `MAX_TESTS` known tests the providers stay silent and the report stays fast.
 """
 
 from __future__ import annotations
@@ -24,7 +25,12 @@ if TYPE_CHECKING:
     from ..store import Store
 
 #: The providers, in the order their sentences appear.
-PROVIDERS: tuple[str, ...] = ()
+PROVIDERS: tuple[str, ...] = (
+    "pytest_feedback.shards:report_hint",
+    "pytest_feedback.budget:report_hint",
+)
+#: Above this many known tests the hints are not computed (the report must stay under a second).
+MAX_TESTS = 20_000
 
 
 class HintContext:
@@ -38,6 +44,11 @@ class HintContext:
     @functools.cached_property
     def estimates(self) -> Estimates:
         return self.store.load_estimates()
+
+    @functools.cached_property
+    def plannable(self) -> bool:
+        """Whether the planners should speak: some tests, and not so many that it is slow."""
+        return 0 < self.store.test_count() <= MAX_TESTS
 
 
 HintProvider = Callable[[HintContext], Optional[str]]
