@@ -212,3 +212,19 @@ def test_the_report_hints_speak_only_with_something_to_say() -> None:
         "2 shards: 5m01s each instead of 10m01s (`pytest-feedback shards 2`)"
     )
     assert shards.report_hint(_Context(small)) is None  # fewer tests than shards
+
+
+def test_under_xdist_the_controller_prints_the_workers_budget_line(
+    pytester: pytest.Pytester,
+) -> None:
+    slow = "import time\n" + "".join(f"def test_s{i}():\n    time.sleep(0.1)\n" for i in range(12))
+    pytester.makepyfile(test_slow=slow)
+    pytester.runpytest("--feedback", "-p", "no:cacheprovider").assert_outcomes(passed=12)
+    result = pytester.runpytest("--feedback-budget=0.35", "-p", "no:cacheprovider", "-n", "2")
+    assert result.parseoutcomes()["passed"] < 12
+    result.stdout.fnmatch_lines(
+        [
+            "feedback: budget 0.35s, 2 workers: running * of 12 tests (predicted *); *",
+            "feedback: budget 0.35s: predicted *, took *",
+        ]
+    )

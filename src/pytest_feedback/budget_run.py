@@ -18,11 +18,9 @@ from typing import Any, Optional
 import pytest
 
 from .budget import BudgetPlan, Candidate, plan_budget
+from .collection_line import CollectionLine
 from .durations import format_budget, format_duration
 from .estimates import Estimates
-
-LINE_KEY = "feedback_budget_line"
-PREDICTED_KEY = "feedback_budget_predicted"
 
 
 def candidates_for(
@@ -61,18 +59,18 @@ def read_history(db_path: Path) -> tuple[Estimates, dict[str, int]]:
         return store.load_estimates(), store.runs_since()
 
 
-class BudgetRun:
+class BudgetRun(CollectionLine):
+    line_key = "feedback_budget_line"
+
     def __init__(
         self, config: pytest.Config, db_path: Path, budget_s: float, base: Optional[str]
     ) -> None:
-        self.config = config
+        super().__init__(config)
         self.db_path = db_path
         self.budget_s = budget_s
         self.base = base
         self.plan: Optional[BudgetPlan] = None
-        self.line: Optional[str] = None
         self.predicted_s: Optional[float] = None
-        self.is_worker = hasattr(config, "workerinput")
         self._start = time.perf_counter()
 
     def pytest_sessionstart(self) -> None:
@@ -132,28 +130,16 @@ class BudgetRun:
             )
             if dropped:
                 self.config.hook.pytest_deselected(items=dropped)
-        if self.is_worker:
-            output = self.config.workeroutput  # type: ignore[attr-defined]
-            output[LINE_KEY] = self.line
-            output[PREDICTED_KEY] = self.predicted_s
+        self.publish(predicted=self.predicted_s)
 
-    def pytest_report_collectionfinish(self) -> Optional[str]:
-        return None if self.is_worker else self.line
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_testnodedown(self, node: Any, error: object) -> None:
-        output = getattr(node, "workeroutput", None) or {}
-        if self.line is None and output.get(LINE_KEY):
-            self.line = str(output[LINE_KEY])
-            predicted = output.get(PREDICTED_KEY)
-            self.predicted_s = float(predicted) if predicted is not None else None
-            self._from_worker = True
+    def received(self, extra: dict[str, Any]) -> None:
+        predicted = extra.get("predicted")
+        self.predicted_s = float(predicted) if predicted is not None else None
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if self.is_worker:
             return
-        if getattr(self, "_from_worker", False) and self.line:
-            terminalreporter.write_line(self.line)
+        self.write_worker_line(terminalreporter)
         if self.predicted_s is not None:
             took = time.perf_counter() - self._start
             terminalreporter.write_line(

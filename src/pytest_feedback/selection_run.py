@@ -10,30 +10,28 @@ the controller prints the line a worker sends back.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import pytest
 
+from .collection_line import CollectionLine
 from .durations import format_duration
 from .estimates import Estimates
 from .select import Selection, Selector, failing_left_out, load_selector
 
-LINE_KEY = "feedback_select_line"
 
+class SelectionRun(CollectionLine):
+    line_key = "feedback_select_line"
 
-class SelectionRun:
     def __init__(self, config: pytest.Config, db_path: Path, base: Optional[str], audit: bool):
-        self.config = config
+        super().__init__(config)
         self.db_path = db_path
         self.base = base
         self.audit = audit
         self.selector: Optional[Selector] = None
         self.selection: Optional[Selection] = None
-        self.line: Optional[str] = None
         self.failed: set[str] = set()
         self.ran: list[str] = []
-        self.is_worker = hasattr(config, "workerinput")
-        self.line_from_worker = False
 
     def _selector(self) -> Selector:
         if self.selector is None:
@@ -64,18 +62,7 @@ class SelectionRun:
                 dropped = [item for item in items if item.nodeid not in keep]
                 items[:] = [item for item in items if item.nodeid in keep]
                 self.config.hook.pytest_deselected(items=dropped)
-        if self.is_worker:
-            self.config.workeroutput[LINE_KEY] = self.line  # type: ignore[attr-defined]
-
-    def pytest_report_collectionfinish(self) -> Optional[str]:
-        return None if self.is_worker else self.line
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_testnodedown(self, node: Any, error: object) -> None:
-        output = getattr(node, "workeroutput", None) or {}
-        if self.line is None and output.get(LINE_KEY):
-            self.line = str(output[LINE_KEY])
-            self.line_from_worker = True
+        self.publish()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "setup":
@@ -86,8 +73,7 @@ class SelectionRun:
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if self.is_worker:
             return
-        if self.line_from_worker and self.line:
-            terminalreporter.write_line(self.line)
+        self.write_worker_line(terminalreporter)
         if not self.audit:
             return
         selector = self._selector()
