@@ -130,6 +130,7 @@ class BudgetRun(CollectionLine):
             )
             if dropped:
                 self.config.hook.pytest_deselected(items=dropped)
+                self.emptied = not items
         self.publish(predicted=self.predicted_s)
 
     def received(self, extra: dict[str, Any]) -> None:

@@ -24,12 +24,16 @@ class CollectionLine:
         self.line: Optional[str] = None
         self.is_worker = hasattr(config, "workerinput")
         self.line_from_worker = False
+        #: This decision deselected every test that was left: "no tests ran" is then no failure
+        #: (the line says why), see `plugin.pytest_sessionfinish`.
+        self.emptied = False
 
     def publish(self, **extra: object) -> None:
         """On a worker, send the line (and ``extra`` values) to the controller."""
         if self.is_worker:
             output = self.config.workeroutput  # type: ignore[attr-defined]
             output[self.line_key] = self.line
+            extra["emptied"] = self.emptied
             output.update({f"{self.line_key}:{k}": v for k, v in extra.items()})
 
     def received(self, extra: dict[str, Any]) -> None:
@@ -45,9 +49,9 @@ class CollectionLine:
             self.line = str(output[self.line_key])
             self.line_from_worker = True
             prefix = f"{self.line_key}:"
-            self.received(
-                {k[len(prefix) :]: v for k, v in output.items() if str(k).startswith(prefix)}
-            )
+            extra = {k[len(prefix) :]: v for k, v in output.items() if str(k).startswith(prefix)}
+            self.emptied = bool(extra.pop("emptied", False))
+            self.received(extra)
 
     def write_worker_line(self, terminalreporter: pytest.TerminalReporter) -> None:
         """Print the line a worker sent (the collection-time line was not printed here)."""

@@ -101,6 +101,8 @@ class ShardSelector:
         self.predicted_s: Optional[float] = None
         self.makespan_s: Optional[float] = None
         self.lower_bound_s: Optional[float] = None
+        #: This shard got no test (more shards than tests): "no tests ran" is then no failure.
+        self.emptied = False
         self._start = time.perf_counter()
 
     def pytest_sessionstart(self) -> None:
@@ -115,6 +117,7 @@ class ShardSelector:
         if drop:
             config.hook.pytest_deselected(items=drop)
             items[:] = keep
+            self.emptied = not keep
         shard = plan.shards[self.k - 1]
         self.tests = len(keep)
         self.predicted_s = shard.estimate_s
@@ -165,6 +168,7 @@ class ShardSelector:
             self.makespan_s = float(data["makespan_s"])
             self.lower_bound_s = float(data["lower_bound_s"])
             self.warning = data["warning"]
+            self.emptied = self.tests == 0
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if self.warning:

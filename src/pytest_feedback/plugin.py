@@ -406,6 +406,20 @@ def pytest_terminal_summary(
         write_terminal_report(terminalreporter, settings.db_path, uuid)
 
 
+#: The collection filters whose emptied collection is a decision, not a failure.
+FILTERS = ("feedback-select", "feedback-budget", "feedback-shard")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """No test ran because our filter left none (nothing affected, an empty shard, a budget
+    nothing fits): the filter's line said so, and that is a success, not pytest's exit 5."""
+    if exitstatus != pytest.ExitCode.NO_TESTS_COLLECTED:
+        return
+    manager = session.config.pluginmanager
+    if any(getattr(manager.get_plugin(name), "emptied", False) for name in FILTERS):
+        session.exitstatus = pytest.ExitCode.OK
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     recorder = config.stash.get(RECORDER_KEY, None)
     if recorder is not None and recorder.outcome_line and "warning" in recorder.outcome_line:

@@ -434,6 +434,11 @@ class RunRecorder:
             self._finish(exitstatus)
         with self.troubles.guard("writing the history"):
             trouble = self.troubles.first or self._probe.troubles.first
+            if trouble is None and not self.run.tests:
+                # An empty run (collection errors, everything deselected) says nothing about
+                # durations, and would push a real run's details out of the history.
+                self.outcome_line = "feedback: nothing recorded: no test ran"
+                return
             if trouble is None:
                 line = self._write(self.run)
                 if self._git_trouble is not None:

@@ -62,6 +62,7 @@ class SelectionRun(CollectionLine):
                 dropped = [item for item in items if item.nodeid not in keep]
                 items[:] = [item for item in items if item.nodeid in keep]
                 self.config.hook.pytest_deselected(items=dropped)
+                self.emptied = not items
         self.publish()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
