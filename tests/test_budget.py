@@ -228,3 +228,16 @@ def test_under_xdist_the_controller_prints_the_workers_budget_line(
             "feedback: budget 0.35s: predicted *, took *",
         ]
     )
+
+
+def test_xdist_bring_up_counts_against_the_budget() -> None:
+    durations = {f"t{i}.py::test": 1.0 for i in range(8)}
+    quiet = estimates(durations)
+    slow_start = Estimates(quiet.tests, xdist_overhead={2: 2.0})
+    cands = [Candidate(n, runs=3) for n in durations]
+    assert len(plan_budget(cands, quiet, 4.0, workers=2).chosen) == 8
+    plan = plan_budget(cands, slow_start, 4.0, workers=2)
+    assert len(plan.chosen) == 4  # 2 s of bring-up leave 2 s on each of 2 workers
+    assert plan.predicted_s == pytest.approx(4.0)
+    assert Estimates(quiet.tests, xdist_overhead={4: 3.0}).bringup_s(2) == 3.0  # nearest known
+    assert slow_start.bringup_s(1) == 0.0

@@ -120,13 +120,14 @@ class BudgetPlan:
         }
 
 
-def predict(work: Workload, tests: Sequence[int], workers: int) -> float:
-    """Predicted wall seconds of running ``tests`` of ``work`` on ``workers`` processes."""
+def predict(work: Workload, tests: Sequence[int], workers: int, bringup_s: float = 0.0) -> float:
+    """Predicted wall seconds of running ``tests`` of ``work`` on ``workers`` processes
+    (``bringup_s``: what xdist adds beyond the busiest worker, see `Estimates.bringup_s`)."""
     if not tests:
         return 0.0
     if workers <= 1:
         return work.cost(tests)
-    return plan_workload(_subset(work, tests), workers).makespan_s
+    return bringup_s + plan_workload(_subset(work, tests), workers).makespan_s
 
 
 def _subset(work: Workload, tests: Sequence[int]) -> Workload:
@@ -159,6 +160,7 @@ def plan_budget(
 ) -> BudgetPlan:
     """Choose and order the candidates that fit ``budget_s`` on ``workers`` processes."""
     workers = max(1, workers)
+    bringup = estimates.bringup_s(workers)
     by_id = {c.nodeid: c for c in candidates}
     work = Workload.build(estimates, by_id)
     cands = [by_id[n] for n in work.nodeids]
@@ -186,9 +188,9 @@ def plan_budget(
             continue
         # The parallel bound (total work spread evenly, and no test longer than the budget)
         # is optimistic; the real plan is checked once below.
-        if work.startup_s + (work_s + cost) / workers > budget_s:
+        if bringup + work.startup_s + (work_s + cost) / workers > budget_s:
             continue
-        if work.cost([t]) > budget_s:  # alone, on one process, it would not fit
+        if bringup + work.cost([t]) > budget_s:  # alone, on one process, it would not fit
             continue
         chosen.append(t)
         work_s += cost
@@ -196,7 +198,7 @@ def plan_budget(
 
     # The even spread was optimistic: keep the longest prefix (in priority order) whose real
     # plan fits.
-    keep = _longest_fitting_prefix(work, chosen, workers, budget_s)
+    keep = _longest_fitting_prefix(work, chosen, workers, budget_s, bringup)
     chosen = chosen[:keep]
     chosen_set = set(chosen)
     left = [t for t in range(len(cands)) if t not in chosen_set]
@@ -210,21 +212,21 @@ def plan_budget(
         workers=workers,
         chosen=tuple(work.nodeids[t] for t in order),
         left_out=tuple(work.nodeids[t] for t in left),
-        predicted_s=predict(work, chosen, workers),
-        left_out_s=predict(work, left, workers),
+        predicted_s=predict(work, chosen, workers, bringup),
+        left_out_s=predict(work, left, workers, bringup),
         affected=sum(1 for c in cands if c.affected) if affected_known else None,
     )
 
 
 def _longest_fitting_prefix(
-    work: Workload, chosen: Sequence[int], workers: int, budget_s: float
+    work: Workload, chosen: Sequence[int], workers: int, budget_s: float, bringup_s: float
 ) -> int:
-    if workers <= 1 or predict(work, chosen, workers) <= budget_s:
+    if workers <= 1 or predict(work, chosen, workers, bringup_s) <= budget_s:
         return len(chosen)
     lo, hi = 0, len(chosen)  # prefix lo fits, prefix hi does not
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if predict(work, chosen[:mid], workers) <= budget_s:
+        if predict(work, chosen[:mid], workers, bringup_s) <= budget_s:
             lo = mid
         else:
             hi = mid

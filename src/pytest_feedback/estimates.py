@@ -284,6 +284,7 @@ class Estimates:
         uses: Optional[dict[str, list[int]]] = None,
         startup_s: float = 0.0,
         per_test_s: float = 0.0,
+        xdist_overhead: Optional[dict[int, float]] = None,
     ) -> None:
         self.tests = tests
         self.fixtures = list(fixtures)
@@ -294,6 +295,8 @@ class Estimates:
         #: Seconds pytest spends per test outside the test's phases (hooks, reporting); planners
         #: add it to every test of a process.
         self.per_test_s = per_test_s
+        #: Per xdist worker count, the seconds a run takes beyond its busiest worker (bring-up).
+        self.xdist_overhead = xdist_overhead or {}
         by_file: dict[str, list[float]] = {}
         for est in tests.values():
             by_file.setdefault(test_file(est.nodeid), []).append(est.estimate_s)
@@ -319,6 +322,14 @@ class Estimates:
         if nodeid in self.tests:
             return "history"
         return "file" if test_file(nodeid) in self._file_median else "suite"
+
+    def bringup_s(self, workers: int) -> float:
+        """Seconds an xdist run on ``workers`` takes beyond its busiest worker's work, from runs
+        with that many workers, else the largest seen with any; 0 without xdist or history."""
+        if workers <= 1 or not self.xdist_overhead:
+            return 0.0
+        found = self.xdist_overhead.get(workers)
+        return found if found is not None else max(self.xdist_overhead.values())
 
     def total(self, nodeids: Iterable[str]) -> float:
         return sum(self.duration(n) for n in nodeids)

@@ -111,7 +111,41 @@ class HistoryReads:
                 " (SELECT id FROM runs ORDER BY started_at DESC LIMIT 10) r ON r.id = w.run_id"
             )
         )
-        return Estimates(tests, fixtures, uses, startup, per_test_s=self._per_test_overhead())
+        return Estimates(
+            tests,
+            fixtures,
+            uses,
+            startup,
+            per_test_s=self._per_test_overhead(),
+            xdist_overhead=self._xdist_overhead(),
+        )
+
+    def _xdist_overhead(self) -> dict[int, float]:
+        """Per xdist worker count, the seconds a run takes beyond its busiest worker's start-up
+        and tests: bringing the workers up, shipping tests and reports (median of recent runs)."""
+        runs = self._db.query(
+            "SELECT r.id, r.wall_s, r.workers FROM runs r WHERE r.workers > 0"
+            " AND r.id NOT IN (SELECT run_id FROM run_parts)"
+            " ORDER BY r.started_at DESC LIMIT 20"
+        )
+        seen: dict[int, list[float]] = {}
+        for run_id, wall, workers in runs:
+            busy = dict(
+                self._db.query(
+                    "SELECT worker, sum(setup_s + call_s + teardown_s) FROM results"
+                    " WHERE run_id = ? GROUP BY worker",
+                    (run_id,),
+                )
+            )
+            collect = dict(
+                self._db.query(
+                    "SELECT worker, collect_s FROM run_workers WHERE run_id = ?", (run_id,)
+                )
+            )
+            loads = [busy[w] + collect.get(w, 0.0) for w in busy if w is not None]
+            if loads:
+                seen.setdefault(int(workers), []).append(max(0.0, wall - max(loads)))
+        return {workers: median(values) for workers, values in seen.items()}
 
     def _per_test_overhead(self) -> float:
         """Seconds pytest spends per test outside its phases (hooks, reporting), from history.
