@@ -278,3 +278,11 @@ def test_parametrized_arguments_are_not_fixtures(pytester: pytest.Pytester, hist
     with Store.open_existing(history) as store:
         names = {f.name for f in store.load_estimates().fixtures}
     assert names == {"real"}
+
+
+def test_a_history_path_alone_records(pytester: pytest.Pytester) -> None:
+    """DESIGN.md: any --feedback-* option records (here the file is the point of the option)."""
+    pytester.makepyfile(test_a="def test_a(): pass")
+    result = pytester.runpytest("--feedback-db=mine.db", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["feedback: recorded run 1 (1 test, 0 fixture executions) *"])
+    assert (pytester.path / "mine.db").is_file()

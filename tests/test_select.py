@@ -199,3 +199,15 @@ def test_ten_thousand_tests_decide_quickly() -> None:
     sel = Selector(big, Estimates({}), ChangeSet(files)).decide(nodeids)
     assert len(sel.selected) == len(range(0, 10_000, 7))
     assert time.perf_counter() - start < 30
+
+
+def test_an_unresolved_base_is_still_named_in_the_json() -> None:
+    from pytest_feedback.estimates import Estimates
+    from pytest_feedback.select import Selector
+
+    selector = Selector(
+        None, Estimates({}), None, fallback="base ref nosuch: unknown", base="nosuch"
+    )
+    document = selector.decide(["a.py::x"]).to_json()
+    assert document["base"] == "nosuch"
+    assert document["fallback"] == "base ref nosuch: unknown"

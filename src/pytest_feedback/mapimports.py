@@ -80,6 +80,7 @@ def watch(loader: Any, probe: Probe) -> None:
     original = loader.exec_module
 
     def exec_module(module: Any) -> Any:
+        __tracebackhide__ = True  # an import error in the user's code shows the user's frames
         spec = getattr(module, "__spec__", None)
         origin = getattr(spec, "origin", None)
         if not probe.active:

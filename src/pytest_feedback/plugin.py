@@ -187,7 +187,9 @@ def load_settings(config: pytest.Config) -> Settings:
     report = bool(config.getoption("feedback_report"))
     cov = bool(config.getoption("feedback_cov")) or bool(config.getini("feedback_cov"))
     selecting = selection_mode(config) is not None or budget_seconds(config) is not None
+    given_db = bool(config.getoption("feedback_db"))  # DESIGN: any --feedback-* option records
     record = bool(explicit) or bool(config.getini("feedback")) or report or cov or selecting
+    record = record or given_db
     if config.getoption("feedback_no_record"):
         record = cov = False
     try:
@@ -373,9 +375,13 @@ def write_history(settings: Settings, run: RunRecord) -> str:
     except Exception as exc:  # never break the user's run because of our trouble
         return f"feedback: warning: this run was not recorded ({type(exc).__name__}: {exc})"
     return (
-        f"feedback: recorded run {run_id} ({len(run.tests):,} tests, "
-        f"{len(run.fixtures):,} fixture executions) into {shown_path(path)}"
+        f"feedback: recorded run {run_id} ({_count(len(run.tests), 'test')}, "
+        f"{_count(len(run.fixtures), 'fixture execution')}) into {shown_path(path)}"
     )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
 def shown_path(path: Path) -> str:

@@ -182,6 +182,7 @@ class Selector:
         fallback: Optional[str] = None,
         current_env: Optional[Mapping[str, str]] = None,
         rootdir: Optional[Path] = None,
+        base: Optional[str] = None,
     ) -> None:
         self.map = dmap
         self.rootdir = rootdir
@@ -189,7 +190,8 @@ class Selector:
         self.estimates = estimates
         self.changes = changes
         self.fallback = fallback
-        self.base = changes.base if changes is not None else None
+        #: The base ref asked for (also when it could not be resolved: the fallback says so).
+        self.base = changes.base if changes is not None else base
         #: node id -> reasons from the changed files (tests outside it are decided per test).
         self._reached: dict[str, list[str]] = {}
         self._test_files: dict[str, str] = {}
@@ -476,11 +478,12 @@ def load_selector(
         changes = collect_changes(rootdir, dmap, base)
         current = fingerprint(rootdir) if recorded_environment(dmap) else {}
     except ChangeError as exc:
-        return Selector(dmap, estimates, None, fallback=str(exc))
+        return Selector(dmap, estimates, None, fallback=str(exc), base=base)
     except Exception as exc:
         return Selector(
             dmap, estimates, None,
             fallback=f"the changes cannot be determined ({type(exc).__name__}: {exc})",
+            base=base,
         )  # fmt: skip
     return Selector(dmap, estimates, changes, current_env=current, rootdir=rootdir)
 

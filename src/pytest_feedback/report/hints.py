@@ -58,7 +58,10 @@ def load_providers(paths: tuple[str, ...] = PROVIDERS) -> list[HintProvider]:
     providers = []
     for path in paths:
         module, _, name = path.partition(":")
-        providers.append(getattr(importlib.import_module(module), name))
+        try:
+            providers.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            continue  # a missing planner costs its sentence, never the report
     return providers
 
 
@@ -70,5 +73,14 @@ def planner_hint(
     if not chosen:
         return ""
     context = HintContext(store, workers)
-    said = (provider(context) for provider in chosen)
+    said = [_ask(provider, context) for provider in chosen]
     return " · ".join(" ".join(s.split()) for s in said if s and s.strip())
+
+
+def _ask(provider: HintProvider, context: HintContext) -> Optional[str]:
+    """One provider's sentence; a provider in trouble says nothing (the hint is optional, the
+    report is not)."""
+    try:
+        return provider(context)
+    except Exception:
+        return None
