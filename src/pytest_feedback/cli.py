@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable, TextIO
 
 from . import __version__
 from .errors import FeedbackError
-from .settings import ENV_DB, find_project_db
+from .settings import DEFAULT_KEEP_RUNS, ENV_DB, find_project_db
 from .sqlitedb import describe_sqlite_error
 
 if TYPE_CHECKING:
@@ -318,6 +318,17 @@ def cmd_workers(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_keep_runs(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--keep-runs",
+        type=_positive_int,
+        default=DEFAULT_KEEP_RUNS,
+        metavar="N",
+        help=f"runs whose details {what} keeps (default {DEFAULT_KEEP_RUNS}; aggregates are "
+        "kept for all)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -347,13 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     merge.add_argument("inputs", nargs="+", metavar="IN.db", help="histories to merge")
     merge.add_argument("-o", "--output", required=True, metavar="OUT.db", help="the merged history")
-    merge.add_argument(
-        "--keep-runs",
-        type=_positive_int,
-        default=50,
-        metavar="N",
-        help="runs whose details OUT keeps (default 50; aggregates are kept for all)",
-    )
+    _add_keep_runs(merge, "OUT")
     merge.set_defaults(func=cmd_merge)
 
     junit = sub.add_parser(
@@ -382,13 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="a file of node ids, one a line (e.g. saved `pytest --collect-only -q` output)",
     )
-    junit.add_argument(
-        "--keep-runs",
-        type=_positive_int,
-        default=50,
-        metavar="N",
-        help="runs whose details the history keeps (default 50)",
-    )
+    _add_keep_runs(junit, "the history")
     junit.set_defaults(func=cmd_import_junit)
     report = sub.add_parser(
         "report",
