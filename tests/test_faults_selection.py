@@ -1,0 +1,93 @@
+"""Git trouble under --feedback-select (docs/reliability.md): a safe selection and a reason.
+
+Maps are recorded in a subprocess, as in test_selection_real.py: one process measuring several
+pytester projects' same-named packages in turn is not what users do.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+PROJECT = {
+    "pkg/__init__.py": "",
+    "pkg/mod.py": "def f():\n    return 1\n",
+    "test_a.py": (
+        "from pkg.mod import f\ndef test_f():\n    assert f() == 1\ndef test_other():\n    pass\n"
+    ),
+    "pytest.ini": "[pytest]\npythonpath = .\n",
+    ".gitignore": "stdout\nstderr\nrunpytest-current\n",  # pytester's own files
+}
+GIT = ("git", "-c", "user.name=t", "-c", "user.email=t@t")
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    for name, text in PROJECT.items():
+        path = pytester.path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return pytester
+
+
+def record(pytester: pytest.Pytester, *args: str) -> None:
+    result = pytester.runpytest_subprocess("--feedback-cov", "-p", "no:cacheprovider", *args)
+    result.assert_outcomes(passed=2)
+
+
+def commit(pytester: pytest.Pytester, message: str) -> None:
+    pytester.run("git", "add", "-A")
+    pytester.run(*GIT, "commit", "-qm", message)
+
+
+def test_not_a_repository_runs_everything_and_says_why(project: pytest.Pytester) -> None:
+    record(project)
+    result = project.runpytest("--feedback-select", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["feedback: running all 2 tests: git is not available here*"])
+
+
+def test_an_unknown_base_runs_everything_and_says_how_to_fetch_it(
+    project: pytest.Pytester,
+) -> None:
+    project.run("git", "init", "-q")
+    commit(project, "one")
+    record(project)
+    result = project.runpytest(
+        "--feedback-select", "--feedback-base=no-such-ref", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        ["feedback: running all 2 tests: the base ref 'no-such-ref' is unknown here*fetch*"]
+    )
+
+
+def test_a_detached_head_selects_by_the_change(project: pytest.Pytester) -> None:
+    project.run("git", "init", "-q")
+    commit(project, "one")
+    record(project)
+    project.run("git", "checkout", "-q", "--detach")
+    (project.path / "pkg" / "mod.py").write_text("def f():\n    return 2\n")
+    result = project.runpytest("--feedback-select", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1, deselected=1)
+    result.stdout.fnmatch_lines(["feedback: 1 of 2 tests affected by 1 changed file*"])
+
+
+def test_a_shallow_clone_without_the_base_runs_everything(project: pytest.Pytester) -> None:
+    origin = project.path
+    project.run("git", "init", "-q")
+    commit(project, "one")
+    (origin / "pkg" / "mod.py").write_text("def f():\n    return 1  # two\n")
+    commit(project, "two")
+    clone = origin / "clone"
+    project.run("git", "clone", "-q", "--depth", "1", f"file://{origin}", str(clone))
+    record(project, f"--rootdir={clone}", str(clone))
+    result = project.runpytest(
+        "--feedback-select",
+        "--feedback-base=HEAD~1",
+        "-p",
+        "no:cacheprovider",
+        f"--rootdir={clone}",
+        str(clone),
+    )
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["feedback: running all 2 tests: the base ref 'HEAD~1'*"])
