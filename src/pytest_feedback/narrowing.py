@@ -287,7 +287,7 @@ def _names_in_strings(node: ast.expr) -> set[str]:
     if isinstance(node, ast.Call):
         func = node.func
         called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
-        if called in ("exec", "eval", "compile"):
+        if isinstance(func, ast.Name) and called in ("exec", "eval", "compile"):
             return {"exec"}  # code from a string may name anything, and runs later
         if called in ("vars", "dir", "getmembers", "globals", "locals"):
             return {"*"}
