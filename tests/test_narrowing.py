@@ -157,3 +157,17 @@ def test_the_default_of_a_stub_reaches_nothing() -> None:
     result = narrow("pkg/api.py", text, text.replace("= 1", "= 2"), {5}, index)
     assert result is not None
     assert result.reach == {"pkg/api.py": set()}
+
+
+def test_code_compiled_from_strings_may_read_any_name() -> None:
+    gen = "def make():\n    return eval('LIMIT + 1', vars(__import__('pkg.mod')))\n"
+    result = run(MOD, MOD.replace("LIMIT = 10", "LIMIT = 11"), {3}, {"pkg/gen.py": gen})
+    assert result is not None
+    assert result.reach["pkg/gen.py"] == {2}
+
+
+def test_a_regex_compile_is_not_code_from_a_string() -> None:
+    regex = "import re\n\nPATTERN = re.compile('x')\n"
+    result = run(MOD, MOD.replace("LIMIT = 10", "LIMIT = 11"), {3}, {"pkg/regex.py": regex})
+    assert result is not None
+    assert "pkg/regex.py" not in result.reach

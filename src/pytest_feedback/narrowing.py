@@ -139,6 +139,8 @@ class NameIndex:
         self._names: Optional[dict[str, dict[str, set[int]]]] = None
         #: path -> lines that read attributes by a computed name (getattr, vars, __dict__)
         self._dynamic: dict[str, set[int]] = {}
+        #: path -> lines that compile code from strings (exec, eval, compile)
+        self._exec: dict[str, set[int]] = {}
         #: module name components that some import statement names
         self._imported: set[str] = set()
         self._classes: dict[str, list[ast.ClassDef]] = {}
@@ -184,7 +186,9 @@ class NameIndex:
                             self._aliases.setdefault(original, set()).add(alias.asname)
                 if isinstance(node, (ast.Call, ast.Attribute)):
                     for name in _names_in_strings(node):
-                        if name == "*":
+                        if name == "exec":
+                            self._exec.setdefault(path, set()).add(node.lineno)
+                        elif name == "*":
                             call_time = node.lineno in in_function
                             where = path if call_time else "import:" + path
                             self._dynamic.setdefault(where, set()).add(node.lineno)
@@ -227,6 +231,11 @@ class NameIndex:
         if stem == "__init__":
             stem = path.rsplit("/", 2)[-2] if path.count("/") else ""
         return stem in self._imported
+
+    def exec_lines(self) -> dict[str, set[int]]:
+        """Lines that compile code from strings: that code may read any name, at any time."""
+        self._build()
+        return self._exec
 
     def dynamic_lines(self, path: str) -> dict[str, set[int]]:
         """Lines that read attributes by a computed name, so may read a name of ``path``.
@@ -278,6 +287,8 @@ def _names_in_strings(node: ast.expr) -> set[str]:
     if isinstance(node, ast.Call):
         func = node.func
         called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+        if isinstance(func, ast.Name) and called in ("exec", "eval", "compile"):
+            return {"exec"}  # code from a string may name anything, and runs later
         if called in ("vars", "dir", "getmembers", "globals", "locals"):
             return {"*"}
         if called in ("getattr", "hasattr", "setattr", "delattr"):
@@ -418,7 +429,7 @@ def _narrow_assignment(
     if unread and name not in _PLAIN_DUNDERS:
         return  # nothing names it: dead, or read some way we cannot see
     result.lines |= span & changed
-    for where, lines in readers.items():
+    for where, lines in [*readers.items(), *index.exec_lines().items()]:
         result.reach.setdefault(where, set()).update(lines)
     for where, lines in index.dynamic_lines(path).items():
         result.dynamic.setdefault(where, set()).update(lines)
