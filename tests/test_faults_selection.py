@@ -91,3 +91,29 @@ def test_a_shallow_clone_without_the_base_runs_everything(project: pytest.Pytest
     )
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["feedback: running all 2 tests: the base ref 'HEAD~1'*"])
+
+
+def test_another_python_or_other_packages_select_everything(project: pytest.Pytester) -> None:
+    import json
+    import sqlite3
+
+    project.run("git", "init", "-q")
+    commit(project, "one")
+    record(project)
+    history = project.path / ".pytest-feedback" / "history.db"
+    con = sqlite3.connect(history)
+    (value,) = con.execute("SELECT value FROM meta WHERE key = 'map_environment'").fetchone()
+    recorded = json.loads(value)
+    assert recorded["python"].split()[1].count(".") == 2
+    assert recorded["packages"]
+    # Nothing changed: nothing runs.
+    quiet = project.runpytest("--feedback-select", "--feedback-no-record", "-p", "no:cacheprovider")
+    quiet.stdout.fnmatch_lines(["feedback: 0 of 2 tests affected*"])
+    # The map was recorded under another Python: everything runs, and the line says why.
+    recorded["python"] = "CPython 2.7.18"
+    con.execute("UPDATE meta SET value = ? WHERE key = 'map_environment'", (json.dumps(recorded),))
+    con.commit()
+    con.close()
+    result = project.runpytest("--feedback-select", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["feedback: running all 2 tests: *Python*2.7.18*"])

@@ -117,6 +117,11 @@ class DependencyMap:
                 out.update(self._tests_using(path))
         return out
 
+    def environment(self) -> dict[str, str]:
+        """The Python version, installed packages and project-wide inputs the map was recorded
+        with (`environment.fingerprint`); {} for a map recorded before they were kept."""
+        return dict(self._raw.environment)
+
     def recorded_files(self) -> dict[str, str]:
         return {path: row[1] for path, row in self._raw.files.items()}
 

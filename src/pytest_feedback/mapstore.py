@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import hashlib
+import json
 import sqlite3
 import zlib
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ from typing import Any, Optional
 from coverage.numbits import numbits_to_nums, nums_to_numbits
 
 from .coverage_map import MapPayload
+from .environment import fingerprint
 from .errors import HistoryError
 from .sourceinfo import analyse
 from .sqlitedb import describe_sqlite_error
@@ -49,6 +51,10 @@ class WriteSummary:
     tests: int
     files: int
     outdated: int
+
+
+#: Key in the ``meta`` table under which the map keeps the environment it was recorded in.
+ENVIRONMENT_KEY = "map_environment"
 
 
 class MapReader:
@@ -80,6 +86,9 @@ class MapReader:
             self.imports: list[tuple[int, int]] = con.execute(
                 "SELECT importer, imported FROM map_imports"
             ).fetchall()
+            row = con.execute("SELECT value FROM meta WHERE key = ?", (ENVIRONMENT_KEY,)).fetchone()
+            #: `environment.fingerprint` of the newest run that wrote the map ({}: not recorded).
+            self.environment: dict[str, str] = json.loads(row[0]) if row else {}
         except sqlite3.Error as exc:
             raise HistoryError(describe_sqlite_error(path, exc)) from exc
         self._path = path
@@ -219,8 +228,13 @@ def _write(
             infos[path] = info
     labels = sorted({*payload.lines, *payload.reads, *payload.spawns})
     outdated = 0
+    environment = json.dumps(fingerprint(rootpath), sort_keys=True)
     with store.db.transaction() as con:
         _ensure_tables(con)
+        con.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+            (ENVIRONMENT_KEY, environment),
+        )
         existing = {
             row[1]: (row[0], row[2], row[3], row[4])
             for row in con.execute("SELECT id, path, sha1, source, module FROM map_files")
