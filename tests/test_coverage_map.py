@@ -185,7 +185,7 @@ def test_joins_a_coverage_measurement_already_running(
     result.stdout.fnmatch_lines(
         [
             "feedback: --feedback-cov adds per-test contexts to the coverage measurement already*",
-            "feedback: mapped 1 tests to * files into *",
+            "feedback: mapped 1 test to * files into *",
         ]
     )
     assert load_map(history).tests_reaching("pkg/calc.py", {5}) == {CLAMP: "executed"}

@@ -5,13 +5,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 import pytest
 
 from .durations import parse_duration
-from .errors import ConfigError, FeedbackError
+from .errors import ConfigError
+from .history import write_history, write_map
 from .settings import (
     DEFAULT_KEEP_RUNS,
     ENV_DB,
@@ -258,34 +258,15 @@ def _configure_map(config: pytest.Config, settings: Settings, worker: Optional[s
             probe.activate()
             config.pluginmanager.register(probe, "feedback-cov-probe")
     if worker is None and settings.cov:
-        collector = MapCollector(probe, lambda payload: write_map(config, settings, payload))
+
+        def write(payload: MapPayload) -> list[str]:
+            recorder = config.stash.get(RECORDER_KEY, None)
+            run_uuid = recorder.run.uuid if recorder is not None else None
+            return write_map(settings, config.rootpath, run_uuid, payload)
+
+        collector = MapCollector(probe, write)
         config.pluginmanager.register(collector, "feedback-cov-collector")
         config.stash[MAP_COLLECTOR_KEY] = collector
-
-
-def write_map(config: pytest.Config, settings: Settings, payload: MapPayload) -> list[str]:
-    """Write the run's map; never raise. Returns the terminal lines that say what happened."""
-    import time
-
-    from .mapstore import write_map as store_map
-    from .store import Store
-
-    recorder = config.stash.get(RECORDER_KEY, None)
-    run_uuid = recorder.run.uuid if recorder is not None else None
-    lines = list(payload.notes)
-    try:
-        with Store(settings.db_path) as store:
-            summary = store_map(store, payload, config.rootpath, run_uuid or "", time.time())
-    except FeedbackError as exc:
-        return [*lines, f"feedback: warning: the coverage map was not recorded: {exc}"]
-    except Exception as exc:  # never break the user's run because of our trouble
-        return [*lines, f"feedback: warning: the coverage map was not recorded ({exc!r})"]
-    outdated = f", {summary.outdated} older rows outdated" if summary.outdated else ""
-    lines.append(
-        f"feedback: mapped {summary.tests:,} tests to {summary.files:,} files{outdated}"
-        f" into {shown_path(settings.db_path)}"
-    )
-    return lines
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -360,36 +341,6 @@ def register_selection(config: pytest.Config, settings: Settings) -> None:
         base = config.getoption("feedback_base")
         run = SelectionRun(config, settings.db_path, base, audit=mode == "audit")
         config.pluginmanager.register(run, "feedback-select")
-
-
-def write_history(settings: Settings, run: RunRecord) -> str:
-    """Write the run; never raise. Returns the terminal line that says what happened."""
-    from .store import Store
-
-    path = settings.db_path
-    try:
-        with Store(path) as store:
-            run_id = store.record_run(run, keep_runs=settings.keep_runs)
-    except FeedbackError as exc:
-        return f"feedback: warning: this run was not recorded: {exc}"
-    except Exception as exc:  # never break the user's run because of our trouble
-        return f"feedback: warning: this run was not recorded ({type(exc).__name__}: {exc})"
-    return (
-        f"feedback: recorded run {run_id} ({_count(len(run.tests), 'test')}, "
-        f"{_count(len(run.fixtures), 'fixture execution')}) into {shown_path(path)}"
-    )
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
-
-
-def shown_path(path: Path) -> str:
-    """``path`` relative to the current directory when it is below it."""
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
 
 
 def pytest_terminal_summary(
