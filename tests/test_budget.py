@@ -45,6 +45,28 @@ def test_affected_tests_come_first_and_the_prediction_fits() -> None:
     )
 
 
+def test_time_already_spent_replaces_the_estimated_start_up() -> None:
+    # The history says collection takes 0.5 s; the run has measured 2.2 s since its process
+    # started (interpreter, imports, conftests, collection): only 1.8 s of the 4 s remain.
+    durations = {f"t.py::test_{i}": 1.0 for i in range(10)}
+    est = estimates(durations, startup_s=0.5)
+    plan = plan_budget([Candidate(n) for n in durations], est, 4.0, spent_s=2.2)
+    assert len(plan.chosen) == 1
+    assert plan.predicted_s == pytest.approx(3.2)
+    parallel = plan_budget([Candidate(n) for n in durations], est, 4.0, 2, spent_s=2.2)
+    assert parallel.predicted_s <= 4.0  # with workers, each worker's start-up is the estimate's
+    assert len(parallel.chosen) == 6
+    too_late = plan_budget([Candidate(n) for n in durations], est, 4.0, spent_s=4.5)
+    assert too_late.chosen == ()
+    assert too_late.predicted_s == pytest.approx(4.5)
+
+
+def test_process_elapsed_counts_from_the_process_start() -> None:
+    from pytest_feedback.budget_run import process_elapsed
+
+    assert 0.0 < process_elapsed() < 24 * 3600
+
+
 def test_risk_per_second_decides_among_the_rest() -> None:
     est = estimates({"a.py::slow_safe": 3.0, "a.py::quick": 1.0, "a.py::failed": 2.0})
     cands = [

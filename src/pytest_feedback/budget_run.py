@@ -10,6 +10,8 @@ line a worker sends back.
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +25,41 @@ from .estimates import Estimates
 
 LINE_KEY = "feedback_budget_line"
 PREDICTED_KEY = "feedback_budget_predicted"
+
+
+_IMPORTED_AT = time.perf_counter()
+
+
+def process_elapsed() -> float:
+    """Seconds since this process started: what the user's wall clock has counted so far.
+
+    From /proc on Linux (interpreter start-up and pytest's imports included); elsewhere, or if
+    /proc cannot be read, since this module was imported (a lower bound).
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            with open("/proc/self/stat", encoding="ascii") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open("/proc/uptime", encoding="ascii") as f:
+                uptime = float(f.read().split()[0])
+            started = int(fields[19]) / os.sysconf("SC_CLK_TCK")
+            if 0 <= uptime - started < 7 * 24 * 3600:
+                return uptime - started
+        except (OSError, ValueError, IndexError):
+            pass
+    return time.perf_counter() - _IMPORTED_AT
+
+
+def run_started(config: pytest.Config) -> float:
+    """When the user's wall clock started for this run, on the `time.perf_counter` scale.
+
+    Run from the command line, that is the process start; run in a process that was already
+    there (``pytest.main``, pytester), now.
+    """
+    now = time.perf_counter()
+    if list(config.invocation_params.args) == sys.argv[1:]:
+        return now - process_elapsed()
+    return now
 
 
 def candidates_for(
@@ -73,10 +110,7 @@ class BudgetRun:
         self.line: Optional[str] = None
         self.predicted_s: Optional[float] = None
         self.is_worker = hasattr(config, "workerinput")
-        self._start = time.perf_counter()
-
-    def pytest_sessionstart(self) -> None:
-        self._start = time.perf_counter()
+        self._start = run_started(config)
 
     def _workers(self) -> int:
         workerinput = getattr(self.config, "workerinput", None)
@@ -114,6 +148,7 @@ class BudgetRun:
                 self.budget_s,
                 self._workers(),
                 affected_known=affected is not None,
+                spent_s=time.perf_counter() - self._start,
             )
         except Exception as exc:  # our trouble must never break or empty the user's run
             self.line = (
