@@ -111,6 +111,8 @@ class BudgetRun:
         self.predicted_s: Optional[float] = None
         self.is_worker = hasattr(config, "workerinput")
         self._start = run_started(config)
+        #: Chosen tests not run because the budget was used up before their turn.
+        self.not_run = 0
 
     def _workers(self) -> int:
         workerinput = getattr(self.config, "workerinput", None)
@@ -172,6 +174,21 @@ class BudgetRun:
             output[LINE_KEY] = self.line
             output[PREDICTED_KEY] = self.predicted_s
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item) -> Optional[bool]:
+        """Past the budget, the chosen tests still waiting are not run (serial runs only).
+
+        The plan is an estimate: a test that fails, or a slower machine, can take longer. Once the
+        budget is used up the run ends after the test in progress, with the tests it ran; it does
+        not stop as interrupted, so a pre-push hook only fails on failures.
+        """
+        if self.plan is None or self.is_worker or self._workers() > 1:
+            return None
+        if self.not_run or time.perf_counter() - self._start >= self.budget_s:
+            self.not_run += 1
+            return True  # handled: pytest's runner does not run it
+        return None
+
     def pytest_report_collectionfinish(self) -> Optional[str]:
         return None if self.is_worker else self.line
 
@@ -189,6 +206,11 @@ class BudgetRun:
             return
         if getattr(self, "_from_worker", False) and self.line:
             terminalreporter.write_line(self.line)
+        if self.not_run:
+            terminalreporter.write_line(
+                f"feedback: budget {format_budget(self.budget_s)} used up: {self.not_run:,} of "
+                f"the chosen tests not run"
+            )
         if self.predicted_s is not None:
             took = time.perf_counter() - self._start
             terminalreporter.write_line(
