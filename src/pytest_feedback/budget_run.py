@@ -129,14 +129,14 @@ class BudgetRun:
             selector = getattr(selection_run, "selector", None)
             if selector is None or selection is None or selection.fallback is not None:
                 return None, {}
-            return set(nodeids), {n: selector.changed_lines(n) for n in nodeids}
+            return set(nodeids), selector.own_changed_lines(nodeids)
         from .select import load_selector
 
         selector = load_selector(self.db_path, self.config.rootpath, self.base)
         decision = selector.decide(nodeids)
         if decision.fallback is not None:
             return None, {}
-        return set(decision.selected), {n: selector.changed_lines(n) for n in decision.selected}
+        return set(decision.selected), selector.own_changed_lines(list(decision.selected))
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
