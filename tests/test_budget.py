@@ -151,15 +151,15 @@ def test_a_budget_runs_what_fits_and_says_what_it_left_out(pytester: pytest.Pyte
     pytester.runpytest("--feedback", "-p", "no:cacheprovider").assert_outcomes(passed=8)
     # In-process, the run has spent its configuration and collection (a few tenths of a second)
     # when it plans; all 8 need that plus 0.9 s.
-    result = pytester.runpytest("--feedback-budget=1", "-p", "no:cacheprovider")
+    result = pytester.runpytest("--feedback-budget=0.8", "-p", "no:cacheprovider")
     outcomes = result.parseoutcomes()
     assert 2 <= outcomes["passed"] < 8
     assert outcomes["passed"] + outcomes["deselected"] == 8
     result.stdout.fnmatch_lines(
         [
-            "feedback: budget 1s: running * of 8 tests (predicted *); * left out "
+            "feedback: budget 0.8s: running * of 8 tests (predicted *); * left out "
             "(predicted *) — run them in CI",
-            "feedback: budget 1s: predicted *, took *",
+            "feedback: budget 0.8s: predicted *, took *",
         ]
     )
 
