@@ -74,9 +74,16 @@ class Suite:
     package: str
 
     def run(
-        self, *extra: str, plugin_dir: Path, timeout: float = 900
+        self,
+        *extra: str,
+        plugin_dir: Path,
+        timeout: float = 900,
+        output: Optional[list[str]] = None,
     ) -> tuple[dict[str, str], float]:
-        """Run pytest with ``extra``; the outcome per node id and the wall seconds."""
+        """Run pytest with ``extra``; the outcome per node id and the wall seconds.
+
+        With ``output``, the run's terminal output is appended to it.
+        """
         out = plugin_dir / "outcomes.json"
         out.unlink(missing_ok=True)
         env = {**os.environ, **self.env, "BENCH_OUTCOMES": str(out)}
@@ -86,11 +93,13 @@ class Suite:
         cmd = [self.python, "-m", "pytest", *self.args, "-p", "bench_outcomes", "-q"]
         cmd += ["-W", "ignore::DeprecationWarning", *extra]  # testmon needs the cache plugin
         start = time.perf_counter()
-        subprocess.run(
-            cmd, cwd=self.root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            timeout=timeout, check=False,
+        proc = subprocess.run(
+            cmd, cwd=self.root, env=env, stderr=subprocess.DEVNULL, timeout=timeout, check=False,
+            stdout=subprocess.PIPE if output is not None else subprocess.DEVNULL,
         )  # fmt: skip
         wall = time.perf_counter() - start
+        if output is not None:
+            output.append(proc.stdout.decode(errors="replace"))
         if not out.exists():
             raise RuntimeError(f"{self.name}: pytest wrote no outcomes ({' '.join(cmd)})")
         return json.loads(out.read_text()), wall

@@ -45,6 +45,28 @@ def test_affected_tests_come_first_and_the_prediction_fits() -> None:
     )
 
 
+def test_time_already_spent_replaces_the_estimated_start_up() -> None:
+    # The history says collection takes 0.5 s; the run has measured 2.2 s since its process
+    # started (interpreter, imports, conftests, collection): only 1.8 s of the 4 s remain.
+    durations = {f"t.py::test_{i}": 1.0 for i in range(10)}
+    est = estimates(durations, startup_s=0.5)
+    plan = plan_budget([Candidate(n) for n in durations], est, 4.0, spent_s=2.2)
+    assert len(plan.chosen) == 1
+    assert plan.predicted_s == pytest.approx(3.2)
+    parallel = plan_budget([Candidate(n) for n in durations], est, 4.0, 2, spent_s=2.2)
+    assert parallel.predicted_s <= 4.0  # with workers, each worker's start-up is the estimate's
+    assert len(parallel.chosen) == 6
+    too_late = plan_budget([Candidate(n) for n in durations], est, 4.0, spent_s=4.5)
+    assert too_late.chosen == ()
+    assert too_late.predicted_s == pytest.approx(4.5)
+
+
+def test_process_elapsed_counts_from_the_process_start() -> None:
+    from pytest_feedback.budget_run import process_elapsed
+
+    assert 0.0 < process_elapsed() < 24 * 3600
+
+
 def test_risk_per_second_decides_among_the_rest() -> None:
     est = estimates({"a.py::slow_safe": 3.0, "a.py::quick": 1.0, "a.py::failed": 2.0})
     cands = [
@@ -119,7 +141,7 @@ def test_budgets_print_as_typed(seconds: float, text: str) -> None:
 SLOW_SUITE = {
     "test_fast.py": "def test_a(): pass\ndef test_b(): pass\n",
     "test_slow.py": (
-        "import time\n" + "".join(f"def test_s{i}():\n    time.sleep(0.1)\n" for i in range(6))
+        "import time\n" + "".join(f"def test_s{i}():\n    time.sleep(0.15)\n" for i in range(6))
     ),
 }
 
@@ -127,15 +149,17 @@ SLOW_SUITE = {
 def test_a_budget_runs_what_fits_and_says_what_it_left_out(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(**SLOW_SUITE)
     pytester.runpytest("--feedback", "-p", "no:cacheprovider").assert_outcomes(passed=8)
-    result = pytester.runpytest("--feedback-budget=0.35", "-p", "no:cacheprovider")
+    # In-process, the run has spent its configuration and collection (a few tenths of a second)
+    # when it plans; all 8 need that plus 0.9 s.
+    result = pytester.runpytest("--feedback-budget=0.8", "-p", "no:cacheprovider")
     outcomes = result.parseoutcomes()
     assert 2 <= outcomes["passed"] < 8
     assert outcomes["passed"] + outcomes["deselected"] == 8
     result.stdout.fnmatch_lines(
         [
-            "feedback: budget 0.35s: running * of 8 tests (predicted *); * left out "
+            "feedback: budget 0.8s: running * of 8 tests (predicted *); * left out "
             "(predicted *) — run them in CI",
-            "feedback: budget 0.35s: predicted *, took *",
+            "feedback: budget 0.8s: predicted *, took *",
         ]
     )
 
@@ -143,12 +167,27 @@ def test_a_budget_runs_what_fits_and_says_what_it_left_out(pytester: pytest.Pyte
 def test_a_new_test_comes_before_known_ones_of_the_same_cost(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(**SLOW_SUITE)
     pytester.runpytest("--feedback", "-p", "no:cacheprovider")
-    pytester.makepyfile(test_slow_new="import time\ndef test_new():\n    time.sleep(0.1)\n")
-    result = pytester.runpytest("--feedback-budget=0.35", "-p", "no:cacheprovider", "-v")
+    pytester.makepyfile(test_slow_new="import time\ndef test_new():\n    time.sleep(0.15)\n")
+    result = pytester.runpytest("--feedback-budget=1", "-p", "no:cacheprovider", "-v")
     ran = [line.split(" ")[0] for line in result.outlines if " PASSED" in line]
     slow = [n for n in ran if "slow" in n]
     assert slow[0] == "test_slow_new.py::test_new"
     assert len(slow) < 7
+
+
+def test_the_run_ends_when_the_budget_is_used_up(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(**SLOW_SUITE)
+    pytester.runpytest("--feedback", "-p", "no:cacheprovider").assert_outcomes(passed=8)
+    # The slow tests got slower than their history says: the plan's tests no longer fit.
+    pytester.makepyfile(test_slow=SLOW_SUITE["test_slow.py"].replace("0.15", "1.5"))
+    result = pytester.runpytest("--feedback-budget=1.5", "-p", "no:cacheprovider")
+    assert result.ret == 0  # not "interrupted": a pre-push hook fails only on failures
+    chosen = 8 - result.parseoutcomes().get("deselected", 0)
+    assert chosen >= 4  # the 2 fast tests and at least 2 slow ones, at their recorded 0.15 s
+    assert result.parseoutcomes()["passed"] == 3  # the first slow test used the budget up
+    result.stdout.fnmatch_lines(
+        [f"feedback: budget 1.5s used up: {chosen - 3} of the chosen tests not run"]
+    )
 
 
 @pytest.mark.parametrize("value", ["-1", "5x", "0", "m"])

@@ -190,3 +190,14 @@ def test_a_constant_changed_since_the_base_reaches_its_readers_only(
             "reasons": ["reaches LIMIT, changed in pkg/mod.py"],
         }
     ]
+
+
+def test_changed_lines_of_many_tests_at_once(mapped: pytest.Pytester) -> None:
+    from pytest_feedback.select import load_selector
+
+    edit(mapped, "pkg/mod.py", "x * 2", "x * 3")
+    selector = load_selector(mapped.path / ".pytest-feedback" / "history.db", mapped.path, None)
+    tests = ["tests/test_mod.py::test_small", "tests/test_mod.py::test_double"]
+    tests.append("tests/test_data.py::test_load")
+    assert selector.own_changed_lines(tests) == {"tests/test_mod.py::test_double": 1}
+    assert [selector.changed_lines(n) for n in tests] == [0, 1, 0]

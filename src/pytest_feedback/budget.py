@@ -157,12 +157,21 @@ def plan_budget(
     workers: int = 1,
     *,
     affected_known: bool = False,
+    spent_s: Optional[float] = None,
 ) -> BudgetPlan:
-    """Choose and order the candidates that fit ``budget_s`` on ``workers`` processes."""
+    """Choose and order the candidates that fit ``budget_s`` on ``workers`` processes.
+
+    ``spent_s``: seconds the run has already taken when it decides (interpreter and pytest
+    start-up, plugins, conftests, collection), measured; it then stands in for the start-up the
+    history estimates, which covers only collection. Serial runs only: under pytest-xdist the
+    start-up that matters is each worker's.
+    """
     workers = max(1, workers)
     bringup = estimates.bringup_s(workers)
     by_id = {c.nodeid: c for c in candidates}
     work = Workload.build(estimates, by_id)
+    if spent_s is not None and workers == 1:
+        work = dataclasses.replace(work, startup_s=max(0.0, spent_s))
     cands = [by_id[n] for n in work.nodeids]
     risks = [risk(c) for c in cands]
     tier = [0 if c.affected else 1 for c in cands]
@@ -212,7 +221,8 @@ def plan_budget(
         workers=workers,
         chosen=tuple(work.nodeids[t] for t in order),
         left_out=tuple(work.nodeids[t] for t in left),
-        predicted_s=predict(work, chosen, workers, bringup),
+        # Nothing chosen, the run still takes what it has spent.
+        predicted_s=(predict(work, chosen, workers, bringup) if chosen else (spent_s or 0.0)),
         left_out_s=predict(work, left, workers, bringup),
         affected=sum(1 for c in cands if c.affected) if affected_known else None,
     )

@@ -10,6 +10,8 @@ line a worker sends back.
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +23,40 @@ from .budget import BudgetPlan, Candidate, plan_budget
 from .collection_line import CollectionLine
 from .durations import format_budget, format_duration
 from .estimates import Estimates
+
+_IMPORTED_AT = time.perf_counter()
+
+
+def process_elapsed() -> float:
+    """Seconds since this process started: what the user's wall clock has counted so far.
+
+    From /proc on Linux (interpreter start-up and pytest's imports included); elsewhere, or if
+    /proc cannot be read, since this module was imported (a lower bound).
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            with open("/proc/self/stat", encoding="ascii") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open("/proc/uptime", encoding="ascii") as f:
+                uptime = float(f.read().split()[0])
+            started = int(fields[19]) / os.sysconf("SC_CLK_TCK")
+            if 0 <= uptime - started < 7 * 24 * 3600:
+                return uptime - started
+        except (OSError, ValueError, IndexError):
+            pass
+    return time.perf_counter() - _IMPORTED_AT
+
+
+def run_started(config: pytest.Config) -> float:
+    """When the user's wall clock started for this run, on the `time.perf_counter` scale.
+
+    Run from the command line, that is the process start; run in a process that was already
+    there (``pytest.main``, pytester), now.
+    """
+    now = time.perf_counter()
+    if list(config.invocation_params.args) == sys.argv[1:]:
+        return now - process_elapsed()
+    return now
 
 
 def candidates_for(
@@ -71,10 +107,9 @@ class BudgetRun(CollectionLine):
         self.base = base
         self.plan: Optional[BudgetPlan] = None
         self.predicted_s: Optional[float] = None
-        self._start = time.perf_counter()
-
-    def pytest_sessionstart(self) -> None:
-        self._start = time.perf_counter()
+        self._start = run_started(config)
+        #: Chosen tests not run because the budget was used up before their turn.
+        self.not_run = 0
 
     def _workers(self) -> int:
         workerinput = getattr(self.config, "workerinput", None)
@@ -91,14 +126,14 @@ class BudgetRun(CollectionLine):
             selector = getattr(selection_run, "selector", None)
             if selector is None or selection is None or selection.fallback is not None:
                 return None, {}
-            return set(nodeids), {n: selector.changed_lines(n) for n in nodeids}
+            return set(nodeids), selector.own_changed_lines(nodeids)
         from .select import load_selector
 
         selector = load_selector(self.db_path, self.config.rootpath, self.base)
         decision = selector.decide(nodeids)
         if decision.fallback is not None:
             return None, {}
-        return set(decision.selected), {n: selector.changed_lines(n) for n in decision.selected}
+        return set(decision.selected), selector.own_changed_lines(list(decision.selected))
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
@@ -112,6 +147,7 @@ class BudgetRun(CollectionLine):
                 self.budget_s,
                 self._workers(),
                 affected_known=affected is not None,
+                spent_s=time.perf_counter() - self._start,
             )
         except Exception as exc:  # our trouble must never break or empty the user's run
             self.line = (
@@ -137,10 +173,30 @@ class BudgetRun(CollectionLine):
         predicted = extra.get("predicted")
         self.predicted_s = float(predicted) if predicted is not None else None
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item) -> Optional[bool]:
+        """Past the budget, the chosen tests still waiting are not run (serial runs only).
+
+        The plan is an estimate: a test that fails, or a slower machine, can take longer. Once the
+        budget is used up the run ends after the test in progress, with the tests it ran; it does
+        not stop as interrupted, so a pre-push hook only fails on failures.
+        """
+        if self.plan is None or self.is_worker or self._workers() > 1:
+            return None
+        if self.not_run or time.perf_counter() - self._start >= self.budget_s:
+            self.not_run += 1
+            return True  # handled: pytest's runner does not run it
+        return None
+
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if self.is_worker:
             return
         self.write_worker_line(terminalreporter)
+        if self.not_run:
+            terminalreporter.write_line(
+                f"feedback: budget {format_budget(self.budget_s)} used up: {self.not_run:,} of "
+                f"the chosen tests not run"
+            )
         if self.predicted_s is not None:
             took = time.perf_counter() - self._start
             terminalreporter.write_line(

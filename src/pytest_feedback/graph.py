@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import posixpath
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Optional
 
 from coverage.numbits import numbits_to_nums
@@ -171,6 +171,25 @@ class DependencyMap:
         if posixpath.basename(path) == "conftest.py" or path in self._tests_by_file():
             return COLLECTION_TIME
         return IMPORT_TIME
+
+    def own_lines_in(
+        self, nodeids: Sequence[str], paths: Iterable[str]
+    ) -> dict[str, dict[str, set[int]]]:
+        """The lines each test itself executed in ``paths`` (not import or collection time).
+
+        One query for all tests, and only the wanted files' line sets decoded: what
+        `dependencies` would give for those files' own lines, at a fraction of its cost.
+        """
+        wanted = {self._file_id[p]: p for p in paths if p in self._file_id}
+        ids = {self._tests[n]: n for n in nodeids if n in self._tests}
+        out: dict[str, dict[str, set[int]]] = {}
+        if not wanted or not ids:
+            return out
+        for context_id, file_id, bits in self._raw.lines_of_contexts(sorted(ids)):
+            path = wanted.get(file_id)
+            if path is not None:
+                out.setdefault(ids[context_id], {})[path] = set(numbits_to_nums(bits))
+        return out
 
     def dependencies(self, nodeid: str) -> Optional[TestDeps]:
         context_id = self._tests.get(nodeid)

@@ -355,6 +355,33 @@ class Selector:
                 count += len(executed & change.lines)
         return count
 
+    def own_changed_lines(self, nodeids: Sequence[str]) -> dict[str, int]:
+        """Per test, the changed lines it executed while it ran (import time left out).
+
+        For ranking many tests at once (the budget): one map query instead of one
+        `dependencies` per test. Tests that executed none are left out.
+        """
+        if self.map is None or self.changes is None or self.fallback is not None:
+            return {}
+        own_lines_in = getattr(self.map, "own_lines_in", None)
+        if own_lines_in is None:  # a map without the batch query: one test at a time
+            each = {n: self.changed_lines(n) for n in nodeids}
+            return {n: c for n, c in each.items() if c}
+        changes = [c for c in self.changes.significant if c.lines is not None]
+        executed: dict[str, dict[str, set[int]]] = own_lines_in(
+            nodeids, {c.recorded_path for c in changes}
+        )
+        counts: dict[str, int] = {}
+        for nodeid, files in executed.items():
+            count = 0
+            for change in changes:
+                lines = files.get(change.recorded_path)
+                if lines and change.lines is not None:
+                    count += len(lines & change.lines)
+            if count:
+                counts[nodeid] = count
+        return counts
+
     def reasons(self, nodeid: str) -> list[str]:
         """Why ``nodeid`` is selected (empty: it is not)."""
         if self.fallback is not None:

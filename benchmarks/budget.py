@@ -1,0 +1,286 @@
+"""Does `--feedback-budget` keep its time, predict it, and catch breakage? Real suites, mutations.
+
+For each real suite (copied to a temp dir first), the benchmark records a few full runs with
+`--feedback-cov` (history and a coverage map), measures the full suite's wall time T, then for
+budgets of 10%, 25% and 50% of T:
+
+- runs `pytest --feedback-budget=B` on the clean tree and on every mutation of the selection
+  benchmark (`benchmarks/selection.py`: flipped comparisons, changed return values, constants, ...)
+  and compares its wall time with the budget (goal: within budget + 5%) and the plugin's predicted
+  time (`feedback: budget ...: predicted X, took Y`) with the wall time (goal: within 10%);
+- finds with a full run the tests each mutation breaks and counts the mutations the budget run
+  catches (at least one broken test fails), against two baselines filling the same budget from
+  the same history: the fastest tests first, and random tests (mean over seeded draws).
+
+    python benchmarks/budget.py [--corpora arrow,attrs] [--per-kind 1] [--workers 1]
+
+Needs the corpora of /tmp/pytest-feedback-corpora; our code is loaded from this checkout's ``src``
+with PYTHONPATH, nothing is installed into the corpus venvs. History runs are recorded; the
+measured runs use `--feedback-no-record`, so every budget run plans from the same history.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import random
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional
+
+from selection import (
+    OUTCOMES_PLUGIN,
+    SRC,
+    Mutation,
+    Suite,
+    broken_by,
+    copy_suite,
+    failing,
+    pick_mutations,
+)
+
+sys.path.insert(0, str(SRC))
+from pytest_feedback.estimates import Estimates
+from pytest_feedback.store import Store
+
+BUDGETS = (0.10, 0.25, 0.50)
+RANDOM_DRAWS = 50
+PREDICTED = re.compile(r"feedback: budget \S+: predicted (\S+), took (\S+)")
+RUNNING = re.compile(r"feedback: budget [^:]*: running (?:all )?([\d,]+)")
+
+
+@dataclasses.dataclass
+class BudgetRun:
+    wall_s: float
+    predicted_s: Optional[float]
+    took_s: Optional[float]
+    ran: int
+    failed: set[str]
+
+
+@dataclasses.dataclass
+class Row:
+    suite: str
+    share: float
+    budget_s: float
+    runs: list[BudgetRun] = dataclasses.field(default_factory=list)
+    breaking: int = 0
+    caught_ours: int = 0
+    caught_fastest: int = 0
+    caught_random: float = 0.0
+
+
+def budget_run(
+    suite: Suite, db: Path, budget_s: float, plugin_dir: Path, workers: int
+) -> BudgetRun:
+    out: list[str] = []
+    extra = ["-p", "pytest_feedback.plugin", f"--feedback-db={db}", "--feedback-no-record"]
+    extra.append(f"--feedback-budget={budget_s:.2f}s")
+    if workers > 1:
+        extra += ["-n", str(workers)]
+    outcomes, wall = suite.run(*extra, plugin_dir=plugin_dir, output=out)
+    text = out[0]
+    found = PREDICTED.search(text)
+    running = RUNNING.search(text)
+    if running is None:
+        sys.stderr.write(text[-2000:])
+        raise RuntimeError(f"{suite.name}: the budget run printed no budget line")
+    return BudgetRun(
+        wall_s=wall,
+        predicted_s=seconds(found.group(1)) if found else None,
+        took_s=seconds(found.group(2)) if found else None,
+        ran=int(running.group(1).replace(",", "")),
+        failed=failing(outcomes),
+    )
+
+
+def seconds(text: str) -> float:
+    """A `format_duration` text (``0.42s``, ``12s``, ``3m05s``, ``1h02m``) in seconds."""
+    parts = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:([\d.]+)s)?", text)
+    if parts is None or not text:
+        raise ValueError(f"not a duration: {text!r}")
+    h, m, s = (float(g) if g else 0.0 for g in parts.groups())
+    return h * 3600 + m * 60 + s
+
+
+def fill(order: list[str], estimates: Estimates, budget_s: float, startup_s: float) -> set[str]:
+    """Tests taken in ``order`` while the serial estimate (start-up included) fits the budget."""
+    used = startup_s
+    chosen: set[str] = set()
+    for nodeid in order:
+        cost = estimates.duration(nodeid) + estimates.per_test_s
+        if used + cost <= budget_s:
+            chosen.add(nodeid)
+            used += cost
+    return chosen
+
+
+def measure(
+    suite: Suite,
+    mutations: list[Mutation],
+    plugin_dir: Path,
+    history: int,
+    cov_runs: int,
+    workers: int,
+    seed: int,
+    log: list[str],
+) -> list[Row]:
+    db = plugin_dir / f"{suite.name}.db"
+    record = ["-p", "pytest_feedback.plugin", "--feedback", f"--feedback-db={db}"]
+    baseline: dict[str, str] = {}
+    for i in range(history):
+        # The first run maps coverage; the others time the tests as they run without tracing.
+        cov = ["--feedback-cov"] if i < cov_runs else []
+        outcomes, wall = suite.run(*record, *cov, plugin_dir=plugin_dir)
+        baseline = baseline or outcomes
+        log.append(f"{suite.name}: history run {i + 1} {' '.join(cov)}: {wall:.1f} s")
+    full = ["-p", "pytest_feedback.plugin", f"--feedback-db={db}", "--feedback-no-record"]
+    if workers > 1:
+        full += ["-n", str(workers)]
+    walls = [suite.run(*full, plugin_dir=plugin_dir)[1] for _ in range(2)]
+    total_s = statistics.median(walls)
+    log.append(f"{suite.name}: full suite T = {total_s:.2f} s (median of {len(walls)})")
+    tests = sorted(n for n in baseline if not n.startswith("collect-error::"))
+    with Store(db, create=False, readonly=True) as store:
+        estimates = store.load_estimates()
+    fastest = sorted(tests, key=lambda n: (estimates.duration(n), n))
+    # The baselines start up like any run: a budget nothing fits makes the plugin predict
+    # exactly the seconds spent before the first test (interpreter, imports, collection).
+    empty = [budget_run(suite, db, 0.01, plugin_dir, workers).predicted_s for _ in range(3)]
+    startup_s = statistics.median(p for p in empty if p is not None)
+    log.append(f"{suite.name}: start-up before the first test {startup_s:.2f} s (median of 3)")
+    rows = [Row(suite.name, share, total_s * share) for share in BUDGETS]
+    for row in rows:
+        row.runs.append(budget_run(suite, db, row.budget_s, plugin_dir, workers))
+    for mutation in mutations:
+        path = suite.root / mutation.path
+        original = path.read_text(encoding="utf-8")
+        path.write_text(mutation.text, encoding="utf-8")
+        try:
+            now, _ = suite.run(*full, plugin_dir=plugin_dir)
+            broken = broken_by(now, baseline)
+            runs = (
+                [budget_run(suite, db, row.budget_s, plugin_dir, workers) for row in rows]
+                if broken
+                else []
+            )
+        finally:
+            path.write_text(original, encoding="utf-8")
+        if not broken:
+            print(f"  [{suite.name}] breaks nothing  {mutation.describe()}", flush=True)
+            continue
+        marks = []
+        for row, run in zip(rows, runs):
+            row.runs.append(run)
+            row.breaking += 1
+            ours = bool(run.failed & broken)
+            fast = bool(fill(fastest, estimates, row.budget_s, startup_s) & broken)
+            rng = random.Random(f"{seed}:{suite.name}:{row.share}:{mutation.describe()}")
+            hits = 0
+            for _ in range(RANDOM_DRAWS):
+                order = tests[:]
+                rng.shuffle(order)
+                hits += bool(fill(order, estimates, row.budget_s, startup_s) & broken)
+            row.caught_ours += ours
+            row.caught_fastest += fast
+            row.caught_random += hits / RANDOM_DRAWS
+            marks.append(f"{row.share:.0%}:{'Y' if ours else '-'}{'Y' if fast else '-'}")
+        print(
+            f"  [{suite.name}] broken {len(broken):4}  caught ours/fastest {' '.join(marks)}"
+            f"  {mutation.describe()}",
+            flush=True,
+        )
+    return rows
+
+
+def ratio(values: list[float]) -> str:
+    return f"{statistics.median(values):5.2f} ({min(values):.2f}-{max(values):.2f})"
+
+
+def table(rows: list[Row]) -> list[str]:
+    head = (
+        f"{'suite':10} {'budget':>6} {'budget s':>8} {'wall s':>7} {'wall/budget':>17} "
+        f"{'predicted s':>11} {'predicted/wall':>17} {'predicted/took':>14} {'tests':>6} "
+        f"{'mutations':>9}  caught % ours / fastest-first / random"
+    )
+    lines = [head, "-" * len(head)]
+    for row in rows:
+        walls = [r.wall_s for r in row.runs]
+        predicted = [r.predicted_s for r in row.runs if r.predicted_s is not None]
+        per_wall = [r.predicted_s / r.wall_s for r in row.runs if r.predicted_s is not None]
+        per_took = [r.predicted_s / r.took_s for r in row.runs if r.predicted_s and r.took_s]
+        n = row.breaking
+        caught = (
+            f"{row.caught_ours / n:6.0%} / {row.caught_fastest / n:6.0%} / "
+            f"{row.caught_random / n:6.0%}"
+            if n
+            else "     - /      - /      -"
+        )
+        lines.append(
+            f"{row.suite:10} {row.share:6.0%} {row.budget_s:8.2f} {statistics.median(walls):7.2f} "
+            f"{ratio([w / row.budget_s for w in walls]):>17} "
+            f"{statistics.median(predicted) if predicted else float('nan'):11.2f} "
+            f"{ratio(per_wall) if per_wall else '-':>17} "
+            f"{statistics.median(per_took) if per_took else float('nan'):14.2f} "
+            f"{statistics.median(r.ran for r in row.runs):6.0f} {n:9}  {caught}"
+        )
+    return lines
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--corpora", default="arrow,attrs")
+    parser.add_argument("--per-kind", type=int, default=1, help="mutations per kind per suite")
+    parser.add_argument("--history", type=int, default=3, help="recorded full runs")
+    parser.add_argument(
+        "--cov-runs", type=int, default=1, help="how many of them with --feedback-cov"
+    )
+    parser.add_argument("--workers", type=int, default=1, help="-n for the measured runs")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir")
+    args = parser.parse_args(argv)
+    # Without pyc files pytest rewrites every test module's asserts on every run: a start-up
+    # no user has, and which would swamp the small budgets.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    rng = random.Random(args.seed)
+    work = Path(tempfile.mkdtemp(prefix="budget-bench-"))
+    plugin_dir = work / "plugin"
+    plugin_dir.mkdir()
+    (plugin_dir / "bench_outcomes.py").write_text(OUTCOMES_PLUGIN)
+    log: list[str] = []
+    rows: list[Row] = []
+    start = time.perf_counter()
+    try:
+        for name in [n for n in args.corpora.split(",") if n]:
+            suite = copy_suite(name, work)
+            mutations = pick_mutations(suite, args.per_kind, rng)
+            rows += measure(
+                suite,
+                mutations,
+                plugin_dir,
+                args.history,
+                args.cov_runs,
+                args.workers,
+                args.seed,
+                log,
+            )
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    print()
+    print("\n".join(log))
+    print()
+    print(f"workers: {args.workers}; ratios are median (min-max) over the clean and mutated runs")
+    print("\n".join(table(rows)))
+    print(f"benchmark wall time {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
