@@ -33,9 +33,9 @@ def corpus_command(name: str, args: Sequence[str]) -> tuple[list[str], Path, dic
     _, rest = line.split(" && exec env ", 1)
     words = rest.replace('"$@"', "").split()
     env_words = [w for w in words if "=" in w and not w.startswith("-")]
-    index = next(i for i, w in enumerate(words) if w.endswith("python") or w.endswith('python"'))
+    index = next(i for i, w in enumerate(words) if w.strip('"').endswith("python"))
     python = words[index].strip('"')
-    extra = words[index + 3 :]
+    extra = [w.strip('"') for w in words[index + 3 :]]
     env = dict(os.environ)
     env.update(dict(w.split("=", 1) for w in env_words))
     env["PYTHONPATH"] = str(SRC)

@@ -19,7 +19,7 @@ from _common import alternate, corpus, corpus_command, fresh_dir, summary
 GENERATED_FILES = 40
 TESTS_PER_FILE = 50  # 2,000 tests
 
-CONFTEST = '''
+CONFTEST = """
 import pytest
 
 @pytest.fixture(scope="session")
@@ -33,9 +33,9 @@ def table(config):
 @pytest.fixture
 def item(table):
     return table[len(table) // 2]
-'''
+"""
 
-TEST_FILE = '''
+TEST_FILE = """
 import pytest
 
 def work(n):
@@ -46,7 +46,7 @@ def test_param(n, item):
     assert work({scale} * (1 + n % 5)) >= 0
 
 {plain}
-'''
+"""
 
 
 def generate_suite(root: Path, work_ms: float = 0.0) -> Path:
@@ -100,11 +100,15 @@ def main() -> int:
             cdb = tmpdir / f"{name}.db"
             plain_cmd, cwd, env = corpus_command(name, common)
             feedback_cmd, _, _ = corpus_command(
-                name, [*common, "-p", "pytest_feedback.plugin", "--feedback", f"--feedback-db={cdb}"]
+                name,
+                [*common, "-p", "pytest_feedback.plugin", "--feedback", f"--feedback-db={cdb}"],
             )
             print(f"corpus {name}: {args.reps} reps", flush=True)
             times = alternate(
-                {"plain pytest": (plain_cmd, cwd, env), "pytest --feedback": (feedback_cmd, cwd, env)},
+                {
+                    "plain pytest": (plain_cmd, cwd, env),
+                    "pytest --feedback": (feedback_cmd, cwd, env),
+                },
                 args.reps,
             )
             print("\n".join(summary(times, "plain pytest")), flush=True)

@@ -12,7 +12,6 @@ machine they are the steadier figure.
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import shutil
 import statistics
@@ -23,27 +22,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-SRC = ROOT / "src"
-CORPORA = Path(os.environ.get("CORPORA_DIR", "/tmp/pytest-feedback-corpora"))
-
-
-def corpus_command(name: str, args: Sequence[str]) -> tuple[list[str], Path, dict[str, str]]:
-    """How to run a corpus's pytest with our source tree importable (not installed there)."""
-    base = CORPORA / name
-    wrapper = (base / "pytest").read_text()
-    # The wrapper is: cd SRC && exec env ENVS PYTHON -m pytest ARGS "$@"
-    line = next(ln for ln in wrapper.splitlines() if ln.startswith("cd "))
-    _, rest = line.split(" && exec env ", 1)
-    words = rest.replace('"$@"', "").split()
-    env_words = [w for w in words if "=" in w and not w.startswith("-")]
-    index = next(i for i, w in enumerate(words) if w.strip('"').endswith("python"))
-    python = words[index].strip('"')
-    extra = [w.strip('"') for w in words[index + 3 :]]
-    env = dict(os.environ)
-    env.update(dict(w.split("=", 1) for w in env_words))
-    env["PYTHONPATH"] = str(SRC)
-    return [python, "-m", "pytest", *extra, *args], base / "src", env
+from _common import CORPORA, corpus_command
 
 
 def timed(cmd: Sequence[str], cwd: Path, env: Mapping[str, str]) -> tuple[float, float]:

@@ -105,34 +105,26 @@ class MapReader:
             "SELECT context_id, numbits FROM map_lines WHERE file_id = ?", (file_id,)
         )
 
+    def _query_in(self, select: str, column: str, ids: Sequence[int]) -> list[Any]:
+        """The rows of ``select`` whose ``column`` is one of ``ids``, in chunks of placeholders
+        (``select`` and ``column`` are constants of this class's callers)."""
+        rows: list[Any] = []
+        for start in range(0, len(ids), _CHUNK):
+            chunk = tuple(ids[start : start + _CHUNK])
+            marks = ",".join("?" * len(chunk))
+            rows += self._query(f"{select} WHERE {column} IN ({marks})", chunk)
+        return rows
+
     def lines_of_contexts(self, context_ids: Sequence[int]) -> list[tuple[int, int, bytes]]:
         """(context id, file id, numbits) of the given contexts."""
-        rows: list[tuple[int, int, bytes]] = []
-        for start in range(0, len(context_ids), _CHUNK):
-            chunk = tuple(context_ids[start : start + _CHUNK])
-            marks = ",".join("?" * len(chunk))
-            rows += self._query(
-                "SELECT context_id, file_id, numbits FROM map_lines"  # noqa: S608
-                f" WHERE context_id IN ({marks})",
-                chunk,
-            )
-        return rows
+        return self._query_in(
+            "SELECT context_id, file_id, numbits FROM map_lines", "context_id", context_ids
+        )
 
     def contexts_touching(self, file_ids: Sequence[int]) -> set[int]:
         """Contexts with lines in (or an import of) any of the files."""
-        found: set[int] = set()
-        for start in range(0, len(file_ids), _CHUNK):
-            chunk = tuple(file_ids[start : start + _CHUNK])
-            marks = ",".join("?" * len(chunk))
-            found.update(
-                row[0]
-                for row in self._query(
-                    "SELECT DISTINCT context_id FROM map_lines"  # noqa: S608
-                    f" WHERE file_id IN ({marks})",
-                    chunk,
-                )
-            )
-        return found
+        rows = self._query_in("SELECT DISTINCT context_id FROM map_lines", "file_id", file_ids)
+        return {row[0] for row in rows}
 
     def reads_of_file(self, file_id: int) -> list[int]:
         return [
@@ -141,16 +133,9 @@ class MapReader:
         ]
 
     def reads_of_contexts(self, context_ids: Sequence[int]) -> list[tuple[int, int]]:
-        rows: list[tuple[int, int]] = []
-        for start in range(0, len(context_ids), _CHUNK):
-            chunk = tuple(context_ids[start : start + _CHUNK])
-            marks = ",".join("?" * len(chunk))
-            rows += self._query(
-                "SELECT context_id, file_id FROM map_reads"  # noqa: S608
-                f" WHERE context_id IN ({marks})",
-                chunk,
-            )
-        return rows
+        return self._query_in(
+            "SELECT context_id, file_id FROM map_reads", "context_id", context_ids
+        )
 
     def source(self, file_id: int) -> Optional[str]:
         rows = self._query("SELECT source FROM map_files WHERE id = ?", (file_id,))
