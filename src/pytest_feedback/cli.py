@@ -183,14 +183,24 @@ def cmd_why(args: argparse.Namespace) -> int:
     dmap, rootdir = _load_map(args)
     assert isinstance(dmap, DependencyMap)
     deps = dmap.dependencies(args.nodeid)
-    if deps is None:
-        raise FeedbackError(
-            f"{args.nodeid} has no coverage map ({len(dmap.mapped_tests()):,} tests have one); "
-            "check the node id (as pytest prints it) or run it with `pytest --feedback-cov`"
-        )
     from .selection_cli import why_selection
 
     decision = why_selection(args, args.nodeid)
+    if deps is None:
+        # A test the map does not know (new, or never run with --feedback-cov): selection still
+        # decides about it, and that decision is what `why` must explain.
+        if args.format == "json":
+            document = {"version": 1, "nodeid": args.nodeid, "mapped": False}
+            print(json.dumps({**document, "selection": decision}, indent=2))
+        else:
+            mapped = len(dmap.mapped_tests())
+            have = "test has" if mapped == 1 else "tests have"
+            print(
+                f"{args.nodeid} has no coverage map ({mapped:,} {have} one): a new test, or one "
+                "not run with `pytest --feedback-cov` (check the node id as pytest prints it)"
+            )
+            print("\n".join(decision))
+        return 0
     if args.format == "json":
         print(json.dumps({**why_json(args.nodeid, deps), "selection": decision}, indent=2))
     else:
