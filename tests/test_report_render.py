@@ -93,12 +93,12 @@ Last run: run 6 · 2023-11-14 22:13 UTC · commit 0123456789
 History: 6 runs · 3 tests · expected test time 3.61s
 
 Slowest tests (of 3)
-test                                                   estimate   this run    set/call/tear   trend
-────────────────────────────────────────────────────────────────────────────────────────────────────
-tests/test_api.py::TestOrders::test_checkout_with_ma      3.20s      3.40s   0.20/3.00/0.20   ▃▃▃▇██
-ny_items[postgres-large]
-tests/test_net.py::test_retry                             0.40s          ~                ~   ████
-tests/test_api.py::test_ping                              0.01s      0.01s   0.00/0.01/0.00   █
+test                                              estimate   this run    set/call/tear   trend
+───────────────────────────────────────────────────────────────────────────────────────────────
+tests/test_api.py::TestOrders::                      3.20s      3.40s   0.20/3.00/0.20   ▃▃▃▇██
+  test_checkout_with_many_items[postgres-large]
+tests/test_net.py::test_retry                        0.40s          ~                ~   ████
+tests/test_api.py::test_ping                         0.01s      0.01s   0.00/0.01/0.00   █
 
 Slowest fixtures (of 2, by cost per run)
 fixture            scope      per exec   execs/run   per run   used by
@@ -113,10 +113,10 @@ tests/test_api.py       2      3.21s     89%
 tests/test_net.py       1      0.40s     11%
 
 Slowed down (1: recent runs against their history)
-test                                                               before   recent   slower   trend
-────────────────────────────────────────────────────────────────────────────────────────────────────
-tests/test_api.py::TestOrders::test_checkout_with_many_items[pos    1.00s    3.20s     3.0x   ▃▃▃▇██
-tgres-large]
+test                                              before   recent   slower   trend
+───────────────────────────────────────────────────────────────────────────────────
+tests/test_api.py::TestOrders::                    1.00s    3.20s     3.0x   ▃▃▃▇██
+  test_checkout_with_many_items[postgres-large]
 
 Flaky (1: passed and failed with no code change between)
 test                            fail rate   runs   last     outcomes
@@ -161,7 +161,7 @@ def test_text_report_does_not_read_history_text_as_markup() -> None:
 def test_text_report_in_ascii() -> None:
     output = render_text(sample_report(), ascii_only=True)
     assert output.isascii()
-    assert "test_retry                             0.40s          -" in output
+    assert "test_retry                        0.40s          -" in output
     assert "--------" in output
 
 

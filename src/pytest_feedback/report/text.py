@@ -8,6 +8,7 @@ console's encoding cannot show the box and bar characters.
 from __future__ import annotations
 
 import os
+import re
 from typing import Optional, TextIO
 
 from rich import box
@@ -23,6 +24,10 @@ ASCII_HEAD = box.Box("    \n    \n -- \n    \n    \n    \n    \n    \n", ascii=T
 _NAMES = frozenset({"test", "fixture", "file"})
 _LEFT = frozenset({"trend", "outcomes", "scope", "last"})
 _ASCII_GLYPHS = str.maketrans({fmt.UNKNOWN: "-", "·": "|", "∞": "inf", "…": "..."})
+
+
+#: What the figures beside a node id take in a table row of the report, at most (columns and gaps).
+_FIGURES_WIDTH = 52
 
 
 def make_console(out: TextIO, *, width: Optional[int] = None, color: bool = False) -> Console:
@@ -44,15 +49,19 @@ def render(report: Report, console: Console, *, ascii_only: Optional[bool] = Non
     """Print ``report`` on ``console``."""
     if ascii_only is None:
         ascii_only = console.options.ascii_only
-    console.print(TextReport(report, ascii_only=ascii_only).renderable())
+    console.print(TextReport(report, ascii_only=ascii_only, width=console.width).renderable())
 
 
 class TextReport:
     """Builds the rich renderables of one report."""
 
-    def __init__(self, report: Report, *, ascii_only: bool = False) -> None:
+    def __init__(
+        self, report: Report, *, ascii_only: bool = False, width: Optional[int] = None
+    ) -> None:
         self.report = report
         self.ascii_only = ascii_only
+        #: Room for a node id beside the figures of a table row (None: as wide as it likes).
+        self.id_width = None if width is None else max(16, width - _FIGURES_WIDTH)
         self.box = ASCII_HEAD if ascii_only else box.SIMPLE_HEAD
 
     def renderable(self) -> RenderableType:
@@ -187,7 +196,23 @@ class TextReport:
         return table
 
     def nodeid(self, row: TestRow) -> Text:
-        return self.plain(row.nodeid)
+        """The node id; too long for its column, it breaks after a ``::`` so that names stay
+        whole (rich would otherwise cut them at any character)."""
+        nodeid = row.nodeid
+        if self.id_width is None or len(nodeid) <= self.id_width or "::" not in nodeid:
+            return self.plain(nodeid)
+        lines: list[str] = []
+        for part in re.split(r"(?<=::)", nodeid):
+            if lines and len(lines[-1]) + len(part) <= self.id_width:
+                lines[-1] += part
+            else:
+                lines.append(part if not lines else "  " + part)
+        text = Text()
+        for number, line in enumerate(lines):
+            if number:
+                text.append("\n")
+            text.append_text(self.plain(line))
+        return text
 
     @staticmethod
     def plain(value: str) -> Text:
