@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Optional
 
 from ..durations import format_duration
@@ -111,3 +111,15 @@ def run_figures(run: RunSummary) -> list[str]:
         f"{seconds(run.test_time_s)}",
         use,
     ]
+
+
+def run_heading(run: RunSummary, quote: Callable[[str], str] = str) -> str:
+    """``run 6 · 2023-11-14 22:13 UTC · commit abc · shard 2/4``; ``quote`` wraps the values
+    that come from the history (markdown puts them in code spans)."""
+    parts = [f"run {run.run_id}", timestamp(run.started_at)]
+    commit = commit_label(run.git_commit, run.git_dirty)
+    if commit:
+        parts.append(f"commit {quote(commit)}")
+    if run.shard:
+        parts.append(f"shard {quote(run.shard)}")
+    return " · ".join(parts)

@@ -108,21 +108,11 @@ def summary(report: Report) -> list[str]:
     if run is None:
         return ["No runs recorded yet; run `pytest --feedback`."]
     return [
-        f"**Last run:** {heading(run)}  ",
+        f"**Last run:** {fmt.run_heading(run, code)}  ",
         f"{figures(run)}  ",
         f"**History:** {report.runs:,} runs · {report.test_count:,} tests · expected test time "
         f"{fmt.seconds(report.total_estimate_s)}",
     ]
-
-
-def heading(run: RunSummary) -> str:
-    parts = [f"run {run.run_id}", fmt.timestamp(run.started_at)]
-    commit = fmt.commit_label(run.git_commit, run.git_dirty)
-    if commit:
-        parts.append(f"commit {code(commit)}")
-    if run.shard:
-        parts.append(f"shard {code(run.shard)}")
-    return " · ".join(parts)
 
 
 def figures(run: RunSummary) -> str:

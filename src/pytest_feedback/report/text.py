@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import formatting as fmt
-from .model import Report, RunSummary, TestRow
+from .model import Report, TestRow
 
 ASCII_HEAD = box.Box("    \n    \n -- \n    \n    \n    \n    \n    \n", ascii=True)
 #: Columns of names (fold onto further lines) and of words (left-aligned); the rest are figures.
@@ -119,7 +119,7 @@ class TextReport:
         if run is None:
             return Text("No runs recorded yet; run `pytest --feedback`.")
         return Group(
-            Text.assemble(("Last run: ", "bold"), self.g(run_heading(run))),
+            Text.assemble(("Last run: ", "bold"), self.g(fmt.run_heading(run))),
             *(Text("  " + self.g(line)) for line in fmt.run_figures(run)),
             Text.assemble(
                 ("History: ", "bold"),
@@ -218,13 +218,3 @@ class TextReport:
     def plain(value: str) -> Text:
         """Text from the history as a `Text`, never a str: not rich markup ("[b]" stays literal)."""
         return Text(fmt.visible(value))
-
-
-def run_heading(run: RunSummary) -> str:
-    parts = [f"run {run.run_id}", fmt.timestamp(run.started_at)]
-    commit = fmt.commit_label(run.git_commit, run.git_dirty)
-    if commit:
-        parts.append(f"commit {commit}")
-    if run.shard:
-        parts.append(f"shard {run.shard}")
-    return " · ".join(parts)
