@@ -148,7 +148,7 @@ def add_selection_options(group: pytest.OptionGroup) -> None:
     )
 
 
-def selection_mode(config: pytest.Config) -> Optional[str]:
+def selection_mode(config: pytest.Config, budget_s: Optional[float]) -> Optional[str]:
     """``select``, ``audit`` or None; bad combinations are usage errors."""
     select = bool(config.getoption("feedback_select"))
     audit = bool(config.getoption("feedback_audit"))
@@ -156,7 +156,7 @@ def selection_mode(config: pytest.Config) -> Optional[str]:
         raise pytest.UsageError(
             "--feedback-select and --feedback-audit exclude each other: the audit runs everything"
         )
-    if config.getoption("feedback_base") and not (select or audit or budget_seconds(config)):
+    if config.getoption("feedback_base") and not (select or audit or budget_s):
         raise pytest.UsageError(
             "--feedback-base needs --feedback-select, --feedback-audit or --feedback-budget"
         )
@@ -186,7 +186,9 @@ def load_settings(config: pytest.Config) -> Settings:
     explicit: Optional[bool] = config.getoption("feedback")
     report = bool(config.getoption("feedback_report"))
     cov = bool(config.getoption("feedback_cov")) or bool(config.getini("feedback_cov"))
-    selecting = selection_mode(config) is not None or budget_seconds(config) is not None
+    budget_s = budget_seconds(config)
+    selection = selection_mode(config, budget_s)
+    selecting = selection is not None or budget_s is not None
     given_db = bool(config.getoption("feedback_db"))  # DESIGN: any --feedback-* option records
     record = bool(explicit) or bool(config.getini("feedback")) or report or cov or selecting
     record = record or given_db
@@ -212,7 +214,15 @@ def load_settings(config: pytest.Config) -> Settings:
     )
     if misread is not None:
         raise pytest.UsageError(misread)
-    return Settings(record=record, db_path=db_path, keep_runs=keep_runs, report=report, cov=cov)
+    return Settings(
+        record=record,
+        db_path=db_path,
+        keep_runs=keep_runs,
+        report=report,
+        cov=cov,
+        selection=selection,
+        budget_s=budget_s,
+    )
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -323,18 +333,17 @@ def configure_parallel(config: pytest.Config, settings: Settings) -> Optional[Pa
 
 
 def register_budget(config: pytest.Config, settings: Settings) -> None:
-    budget = budget_seconds(config)
-    if budget is not None:
+    if settings.budget_s is not None:
         from .budget_run import BudgetRun
 
         base = config.getoption("feedback_base")
         config.pluginmanager.register(
-            BudgetRun(config, settings.db_path, budget, base), "feedback-budget"
+            BudgetRun(config, settings.db_path, settings.budget_s, base), "feedback-budget"
         )
 
 
 def register_selection(config: pytest.Config, settings: Settings) -> None:
-    mode = selection_mode(config)
+    mode = settings.selection
     if mode is not None:
         from .selection_run import SelectionRun
 

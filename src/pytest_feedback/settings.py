@@ -33,6 +33,10 @@ class Settings:
     report: bool = False
     #: Map tests to the code and files they use (``--feedback-cov``); implies ``record``.
     cov: bool = False
+    #: ``select`` (``--feedback-select``), ``audit`` (``--feedback-audit``) or None.
+    selection: Optional[str] = None
+    #: ``--feedback-budget`` / ini ``feedback_budget`` in seconds; None without one.
+    budget_s: Optional[float] = None
 
     @property
     def enabled(self) -> bool:
