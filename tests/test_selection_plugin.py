@@ -6,12 +6,10 @@ pytest's own narrowing are real.
 
 from __future__ import annotations
 
-import subprocess
-from pathlib import Path
-
 import pytest
 
 from fake_map import FakeDeps, FakeMap
+from gitrepo import git
 from pytest_feedback import select
 
 PKG = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n"
@@ -22,15 +20,6 @@ TESTS = {
         "@pytest.mark.slow\ndef test_sub_big():\n    assert sub(30, 20) == 10\n"
     ),
 }
-
-
-def git(cwd: Path, *args: str) -> None:
-    subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-    )
 
 
 @pytest.fixture

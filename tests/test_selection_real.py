@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from gitrepo import git
 from pytest_feedback.cli import main
 
 FILES = {
@@ -32,15 +33,6 @@ FILES = {
         "from pkg.data import load\n\n\ndef test_load():\n    assert load() == {'a': 1}\n"
     ),
 }
-
-
-def git(cwd: Path, *args: str) -> None:
-    subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-    )
 
 
 @pytest.fixture(scope="module")
