@@ -6,7 +6,11 @@ from ../shared/corpora. Goal (issue 4): our overhead over plain pytest at most 0
 CPU seconds (user + sys of the pytest process and its children) are printed too: on a shared
 machine they are the steadier figure.
 
-    .venv/bin/python benchmarks/overhead_cov.py [--reps 3] [--corpus attrs]
+    .venv/bin/python benchmarks/overhead_cov.py [--reps 3] [--corpus attrs] [--python PATH]
+
+``--python``: run the suite with another interpreter than the corpus's venv (a venv with the
+corpus installed, pytest-testmon, coverage, networkx and rich). On Python 3.12+ the map uses
+coverage.py's sys.monitoring core; testmon, which needs dynamic contexts, stays on the C tracer.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--corpus", default="attrs")
+    parser.add_argument("--python", help="interpreter to run the suite with (default: its venv)")
     args = parser.parse_args()
     if not (CORPORA / args.corpus / "pytest").exists():
         print(f"{args.corpus}: corpus not set up under {CORPORA}; nothing measured")
@@ -63,12 +68,18 @@ def main() -> int:
                 "-p",
                 "pytest_feedback.plugin",
                 "--feedback-cov",
-                "--feedback-db",
-                str(db),
+                f"--feedback-db={db}",
             ],
         )
         theirs = corpus_command(args.corpus, [*cache, "--testmon"])
         theirs[2]["TESTMON_DATAFILE"] = str(testmon)
+        if args.python:
+            for cmd, _, _ in (plain, ours, theirs):
+                cmd[0] = args.python
+        probe = "import sys, coverage; print(sys.version.split()[0], coverage.__version__)"
+        version = subprocess.run(
+            [plain[0][0], "-c", probe], capture_output=True, text=True, check=True
+        ).stdout.split()
 
         def fresh() -> None:
             for path in tmpdir.iterdir():
@@ -81,7 +92,10 @@ def main() -> int:
         variants = {"plain pytest": plain, "--feedback-cov": ours, "--testmon": theirs}
         walls: dict[str, list[float]] = {name: [] for name in variants}
         cpus: dict[str, list[float]] = {name: [] for name in variants}
-        print(f"corpus {args.corpus}: {args.reps} reps after a warm-up round, first runs")
+        print(
+            f"corpus {args.corpus}: Python {version[0]}, coverage {version[1]}: {args.reps} reps"
+            " after a warm-up round, first runs"
+        )
         for round_no in range(args.reps + 1):
             for name, (cmd, cwd, env) in variants.items():
                 fresh()

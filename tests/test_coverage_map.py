@@ -160,6 +160,30 @@ def test_partial_run_keeps_other_rows_and_carries_lines_over(
     assert load_map(history).outdated_tests() == {CLAMP}
 
 
+def test_each_test_gets_the_lines_an_earlier_test_ran_too(
+    pytester: pytest.Pytester, history: Path
+) -> None:
+    """On Python 3.12+ the map uses sys.monitoring, which reports a line once: the events are
+    restarted at each test, or the second test would seem not to run the shared code."""
+    pytester.makeini("[pytest]\npythonpath = .\n")
+    pytester.makepyfile(
+        **{
+            "shared/__init__.py": "",
+            "shared/steps.py": "def step(n):\n    total = 0\n    for i in range(n):\n"
+            "        total += i\n    return total\n",
+            "tests/test_steps.py": "from shared.steps import step\n\n\ndef test_first():\n"
+            "    assert step(3) == 3\n\n\ndef test_second():\n    assert step(4) == 6\n",
+        }
+    )
+    pytester.runpytest("--feedback-cov", "-p", "no:cacheprovider").assert_outcomes(passed=2)
+    reached = load_map(history).tests_reaching("shared/steps.py", {2, 3, 4, 5})
+    assert reached == {
+        "tests/test_steps.py::test_first": "executed",
+        "tests/test_steps.py::test_second": "executed",
+    }
+    assert load_map(history).tests_reaching("shared/steps.py", {4}) == reached
+
+
 def test_without_feedback_cov_nothing_is_measured(pytester: pytest.Pytester, history: Path) -> None:
     make_project(pytester)
     result = pytester.runpytest("--feedback", "-p", "no:cacheprovider")

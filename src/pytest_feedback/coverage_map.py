@@ -90,7 +90,12 @@ _QUIET = [
     "already-imported",
     "no-sysmon",
     "dynamic-conflict",
+    # Contexts are complete with core=sysmon here: `_switch` restarts the disabled events.
+    "no-sysmon-context",
 ]
+#: sys.monitoring (Python 3.12+) reports each line once until events are restarted: a tracer
+#: that costs nothing measurable once a line is seen, where sys.settrace slows down all code.
+_SYSMON = sys.version_info >= (3, 12)
 
 
 @dataclasses.dataclass
@@ -173,6 +178,8 @@ class MapProbe:
         self._edges: set[tuple[str, str]] = set()
         self._subdir: Optional[str] = None
         self._child_env: Optional[Callable[[str], str]] = None
+        #: sys.monitoring.restart_events while the measurement we switch uses core=sysmon.
+        self._restart: Optional[Callable[[], None]] = None
         self.notes: list[str] = []
         self.payload: Optional[MapPayload] = None
 
@@ -223,8 +230,11 @@ class MapProbe:
                 messages=False,
             )
             cov.set_option("run:disable_warnings", _QUIET)
+            if _SYSMON and not os.environ.get("COVERAGE_CORE"):
+                cov.set_option("run:core", "sysmon")
             cov.start()
             self._cov = self._mine = cov
+            self._restart = _sysmon_restart(cov)
         self._active = True
         self._switch("c:")
         self._start_subprocess_measurement()
@@ -251,6 +261,7 @@ class MapProbe:
         if self._cov is not None and all(c is not self._cov for c in self._extra):
             self._extra.append(self._cov)
         self._cov = current
+        self._restart = _sysmon_restart(current)
         if current is not self._mine and _JOINED not in self.notes:
             self.notes.append(_JOINED)
 
@@ -274,6 +285,10 @@ class MapProbe:
         self._follow()
         with contextlib.suppress(Exception):
             self._cov.switch_context(label)
+            if self._restart is not None:
+                # sys.monitoring disabled each line after its first report; the new context
+                # must see the lines again.
+                self._restart()
 
     def pause_tracing(self) -> bool:
         """Stop tracing for a while (a library import); True when it did.
@@ -283,6 +298,8 @@ class MapProbe:
         """
         if self._paused or self._mine is None or self._cov is not self._mine:
             return False
+        if self._restart is not None:
+            return False  # sys.monitoring: code that is not measured costs nothing already
         collector = getattr(self._mine, "_collector", None)
         tracers = getattr(collector, "tracers", None)
         if collector is None or tracers is None or len(tracers) > 1:
@@ -403,6 +420,8 @@ class MapProbe:
         config.patch = ["subprocess"]
         config.disable_warnings = list(_QUIET)
         config.config_file = "feedback"
+        if _SYSMON and not os.environ.get("COVERAGE_CORE"):
+            config.core = "sysmon"  # a child has one (static) context: sysmon is exact
         template = base64.b64decode(config.serialize()).decode()
         if _PLACEHOLDER not in template:
             return
@@ -552,6 +571,24 @@ class MapProbe:
             old = files.get(rel)
             files[rel] = numbits_union(old, bits) if old else bits
         return labels
+
+
+def _sysmon_restart(cov: Any) -> Optional[Callable[[], None]]:
+    """`sys.monitoring.restart_events` when ``cov`` measures with coverage.py's sysmon core.
+
+    That core returns DISABLE for a line once it has seen it, so on its own it gives a line only
+    to the first context that ran it; restarting the events after each switch gives each
+    context all of its lines (benchmarks/map_cores.py: attrs and click map alike with either core).
+    """
+    if not _SYSMON:
+        return None
+    core = getattr(cov, "_core", None)
+    tracer = getattr(core, "tracer_class", None)
+    if getattr(tracer, "__name__", "") != "SysMonitor":
+        return None
+    monitoring = getattr(sys, "monitoring", None)
+    restart = getattr(monitoring, "restart_events", None)
+    return restart if callable(restart) else None
 
 
 def _numbits_by_context(data: Any) -> Iterator[tuple[str, str, bytes]]:
