@@ -18,22 +18,20 @@ xdist worker ships it through ``workeroutput``); the controller's `MapCollector`
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import dataclasses
 import fnmatch
-import json
 import os
-import shutil
 import sqlite3
 import sys
-import tempfile
 from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import pytest
 
+from .mapaccess import AccessWatch
+from .mapchildren import ChildMeasurement
 from .mapimports import ImportTracker
 
 #: Key in ``config.workeroutput`` that carries a worker's payload to the controller.
@@ -61,12 +59,6 @@ DEFAULT_OMIT = (
     "*/.coverage.*",
     "*/.testmondata*",
 )
-#: Audit events that start a process; "os.fork" children are never measured.
-SPAWN_EVENTS = frozenset(
-    {"subprocess.Popen", "os.exec", "os.posix_spawn", "os.spawn", "os.system", "os.fork"}
-)
-_SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "fish", "cmd", "cmd.exe", "powershell"})
-_SUBPROCESS_DATA = ".feedback-sub"
 _REFUSED = (
     "feedback: warning: --feedback-cov cannot map tests while another coverage measurement"
     " (pytest-cov --cov) runs in xdist workers; no map this run: map without --cov or without -n"
@@ -77,8 +69,6 @@ _JOINED = (
 )
 #: The coverage.py data schema whose tables `_numbits_by_context` reads directly.
 _COVERAGE_SCHEMA = 7
-#: Stands for the context label in the serialized child configuration.
-_PLACEHOLDER = "@@feedback-context@@"
 _QUIET = [
     "no-data-collected",
     "module-not-measured",
@@ -172,12 +162,15 @@ class MapProbe:
         self._label = "c:"
         self._stack: list[str] = []
         self._active = False
-        self._reads: dict[str, set[str]] = {}
-        self._spawns: dict[str, int] = {}
+        self._access = AccessWatch(self._root_prefix, options.omit, lambda: self._label)
         self._imports: dict[str, set[str]] = {}
         self._edges: set[tuple[str, str]] = set()
-        self._subdir: Optional[str] = None
-        self._child_env: Optional[Callable[[str], str]] = None
+        self._children = ChildMeasurement(
+            self._include_patterns(),
+            options.omit,
+            _QUIET,
+            core="sysmon" if _SYSMON and not os.environ.get("COVERAGE_CORE") else None,
+        )
         #: sys.monitoring.restart_events while the measurement we switch uses core=sysmon.
         self._restart: Optional[Callable[[], None]] = None
         self.notes: list[str] = []
@@ -237,8 +230,8 @@ class MapProbe:
             self._restart = _sysmon_restart(cov)
         self._active = True
         self._switch("c:")
-        self._start_subprocess_measurement()
-        _listen(self)
+        self._children.start()
+        self._access.listen()
         sys.meta_path.insert(0, ImportTracker(self))
 
     def _include_patterns(self) -> list[str]:
@@ -335,118 +328,6 @@ class MapProbe:
         if self._active and self._stack:
             self._switch(self._stack.pop())
 
-    def _audit(self, event: str, args: tuple[Any, ...]) -> None:
-        if not self._active:
-            return
-        try:
-            if event == "open":
-                self._opened(args)
-            elif event in SPAWN_EVENTS:
-                self._spawned(event, args)
-        except Exception:  # an audit hook's exception would fail the user's open()
-            return
-
-    def _opened(self, args: tuple[Any, ...]) -> None:
-        path, mode = args[0], args[1]
-        if isinstance(mode, str):
-            if "r" not in mode and "+" not in mode:
-                return
-        elif mode is None and len(args) > 2 and isinstance(args[2], int) and args[2] & os.O_WRONLY:
-            return
-        if isinstance(path, bytes):
-            path = os.fsdecode(path)
-        elif not isinstance(path, str):
-            path = getattr(path, "__fspath__", lambda: None)()
-            if not isinstance(path, str):
-                return
-        if path.endswith((".py", ".pyc", ".pyo", ".pth")):
-            return
-        absolute = path if os.path.isabs(path) else os.path.join(os.getcwd(), path)
-        if not absolute.startswith(self._root_prefix):
-            return
-        absolute = os.path.normpath(absolute)
-        if any(fnmatch.fnmatch(absolute, pattern) for pattern in self.options.omit):
-            return
-        rel = absolute[len(self._root_prefix) :].replace(os.sep, "/")
-        self._reads.setdefault(self._label, set()).add(rel)
-
-    def _spawned(self, event: str, args: tuple[Any, ...]) -> None:
-        program: Any
-        if event == "os.fork":
-            program = sys.executable
-        elif event == "os.system":
-            program = "sh"
-        elif event == "os.spawn":
-            program = args[1] if len(args) > 1 else ""
-        else:
-            program = args[0] if args else ""
-            if program is None and event == "subprocess.Popen" and len(args) > 1:
-                argv = args[1]
-                program = argv if isinstance(argv, (str, bytes)) else (argv[0] if argv else "")
-        if isinstance(program, bytes):
-            program = os.fsdecode(program)
-        program = str(program or "")
-        if self._may_run_project_code(program, event):
-            self._spawns[self._label] = self._spawns.get(self._label, 0) + 1
-
-    def _may_run_project_code(self, program: str, event: str) -> bool:
-        """Python, a shell, or a program inside the project or the environment: maybe."""
-        if event == "os.fork":
-            return True
-        name = os.path.basename(program.split()[0] if program.strip() else program).lower()
-        if name.startswith(("python", "pypy")) or name in _SHELLS or not name:
-            return True
-        resolved = program if os.path.isabs(program) else (shutil.which(program) or "")
-        return bool(resolved) and resolved.startswith((self._root_prefix, sys.prefix))
-
-    # -- subprocesses ------------------------------------------------------------------------
-
-    def _start_subprocess_measurement(self) -> None:
-        try:
-            from coverage.config import CoverageConfig
-        except ImportError:  # pragma: no cover - coverage>=7.10 is a dependency
-            return
-        self._subdir = tempfile.mkdtemp(prefix="feedback-cov-")
-        data_file = os.path.join(self._subdir, _SUBPROCESS_DATA)
-        include = self._include_patterns()
-        omit = list(self.options.omit)
-
-        config = CoverageConfig()
-        config.data_file = data_file
-        config.parallel = True
-        config.run_include = include
-        config.run_omit = omit
-        config.context = _PLACEHOLDER
-        config.patch = ["subprocess"]
-        config.disable_warnings = list(_QUIET)
-        config.config_file = "feedback"
-        if _SYSMON and not os.environ.get("COVERAGE_CORE"):
-            config.core = "sysmon"  # a child has one (static) context: sysmon is exact
-        template = base64.b64decode(config.serialize()).decode()
-        if _PLACEHOLDER not in template:
-            return
-
-        def serialized(label: str) -> str:
-            text = template.replace(_PLACEHOLDER, json.dumps(label)[1:-1])
-            return base64.b64encode(text.encode()).decode()
-
-        self._child_env = serialized
-
-    @contextlib.contextmanager
-    def _child_measurement(self, label: str) -> Generator[None, None, None]:
-        if self._child_env is None:
-            yield
-            return
-        previous = os.environ.get("COVERAGE_PROCESS_CONFIG")
-        os.environ["COVERAGE_PROCESS_CONFIG"] = self._child_env(label)
-        try:
-            yield
-        finally:
-            if previous is None:
-                os.environ.pop("COVERAGE_PROCESS_CONFIG", None)
-            else:
-                os.environ["COVERAGE_PROCESS_CONFIG"] = previous
-
     # -- pytest hooks ------------------------------------------------------------------------
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -465,7 +346,7 @@ class MapProbe:
         # No switch back afterwards: nothing of the project runs between two tests, and each
         # switch costs coverage.py a flush of its data.
         self._switch(label)
-        with self._child_measurement(label):
+        with self._children.around(label):
             return (yield)
 
     @pytest.hookimpl(wrapper=True, trylast=True)
@@ -496,15 +377,13 @@ class MapProbe:
         """Stop measuring and watching imports, remove the subprocess data (the audit hook
         goes quiet). Idempotent."""
         self._active = False
-        _unlisten(self)
+        self._access.stop()
         self.resume_tracing()
         if self._mine is not None:
             with contextlib.suppress(Exception):
                 self._mine.stop()
         sys.meta_path[:] = [f for f in sys.meta_path if getattr(f, "_probe", None) is not self]
-        if self._subdir:
-            shutil.rmtree(self._subdir, ignore_errors=True)
-            self._subdir = None
+        self._children.cleanup()
 
     def discard(self) -> None:
         """This process runs no tests (an xdist controller): stop without collecting."""
@@ -524,17 +403,14 @@ class MapProbe:
         for cov in sources:
             self._add_data(payload, cov.get_data(), child=False)
         measured: dict[str, int] = {}
-        if self._subdir:
-            from coverage import CoverageData
+        from coverage import CoverageData
 
-            for name in sorted(os.listdir(self._subdir)):
-                if not name.startswith(_SUBPROCESS_DATA + "."):
-                    continue
-                data = CoverageData(os.path.join(self._subdir, name))
-                with contextlib.suppress(Exception):
-                    data.read()
-                    for label in self._add_data(payload, data, child=True):
-                        measured[label] = measured.get(label, 0) + 1
+        for name in self._children.data_files():
+            data = CoverageData(name)
+            with contextlib.suppress(Exception):
+                data.read()
+                for label in self._add_data(payload, data, child=True):
+                    measured[label] = measured.get(label, 0) + 1
         if self._cov is self._mine:
             # A test that ran no project line (skipped in set-up) still has a map: its own file.
             for label in self._ran:
@@ -543,9 +419,10 @@ class MapProbe:
             files = payload.lines.setdefault(label, {})
             for path in paths:
                 files.setdefault(path, b"")
-        payload.reads = {label: sorted(paths) for label, paths in self._reads.items()}
-        for label in {*self._spawns, *measured}:
-            payload.spawns[label] = [self._spawns.get(label, 0), measured.get(label, 0)]
+        spawns = self._access.spawns
+        payload.reads = {label: sorted(paths) for label, paths in self._access.reads.items()}
+        for label in {*spawns, *measured}:
+            payload.spawns[label] = [spawns.get(label, 0), measured.get(label, 0)]
         payload.edges = [list(edge) for edge in sorted(self._edges)]
         for name, module in list(sys.modules.items()):
             filename = getattr(module, "__file__", None)
@@ -626,32 +503,6 @@ def _numbits_by_context(data: Any) -> Iterator[tuple[str, str, bytes]]:
                 per_label.setdefault(context, []).append(line)
         for label, lines in per_label.items():
             yield filename, label, nums_to_numbits(lines)
-
-
-#: The probe the process's audit hook reports to. Audit hooks cannot be removed, so one hook is
-#: added per process, the first time, and is a single global lookup while nothing records.
-_listener: Optional[MapProbe] = None
-_hook_added = False
-
-
-def _audit_hook(event: str, args: tuple[Any, ...]) -> None:
-    probe = _listener
-    if probe is not None:
-        probe._audit(event, args)
-
-
-def _listen(probe: MapProbe) -> None:
-    global _listener, _hook_added
-    _listener = probe
-    if not _hook_added:
-        sys.addaudithook(_audit_hook)
-        _hook_added = True
-
-
-def _unlisten(probe: MapProbe) -> None:
-    global _listener
-    if _listener is probe:
-        _listener = None
 
 
 def _collector_id(nodeid: str) -> str:
