@@ -260,13 +260,48 @@ def test_under_xdist_the_controller_prints_the_workers_budget_line(
     pytester.makepyfile(test_slow=slow)
     pytester.runpytest("--feedback", "-p", "no:cacheprovider").assert_outcomes(passed=12)
     result = pytester.runpytest("--feedback-budget=0.35", "-p", "no:cacheprovider", "-n", "2")
-    assert result.parseoutcomes()["passed"] < 12
+    # Bringing the workers up may use the whole budget: then the workers stop at once.
+    assert result.parseoutcomes().get("passed", 0) < 12
     result.stdout.fnmatch_lines(
         [
             "feedback: budget 0.35s, 2 workers: running * of 12 tests (predicted *); *",
             "feedback: budget 0.35s: predicted *, took *",
         ]
     )
+
+
+def test_under_xdist_the_workers_stop_at_the_deadline_too(pytester: pytest.Pytester) -> None:
+    fast = "import time\n" + "".join(f"def test_s{i}():\n    time.sleep(0.02)\n" for i in range(12))
+    pytester.makepyfile(test_slow=fast)
+    pytester.runpytest("--feedback", "-p", "no:cacheprovider").assert_outcomes(passed=12)
+    # Much slower than the history says: all 12 are chosen, the budget runs out after a few.
+    pytester.makepyfile(test_slow=fast.replace("0.02", "1.0"))
+    result = pytester.runpytest("--feedback-budget=2.5", "-p", "no:cacheprovider", "-n", "2")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["feedback: budget 2.5s, 2 workers: running all 12 tests *"])
+    passed = result.parseoutcomes().get("passed", 0)
+    assert passed < 12
+    result.stdout.fnmatch_lines(
+        [f"feedback: budget 2.5s used up: {12 - passed} of the chosen tests not run"]
+    )
+
+
+def test_under_xdist_the_workers_get_their_tests_by_the_budget_plan(
+    pytester: pytest.Pytester,
+) -> None:
+    """The budget's prediction for -n N is the shard planner's plan: xdist's `load` would spread
+    fixture families over workers that each pay the set-up."""
+    pytester.makepyfile(**SLOW_SUITE)
+    pytester.runpytest("--feedback", "-p", "no:cacheprovider").assert_outcomes(passed=8)
+    result = pytester.runpytest("--feedback-budget=30", "-p", "no:cacheprovider", "-n", "2")
+    result.assert_outcomes(passed=8)
+    result.stdout.fnmatch_lines(["feedback: predicted/measured per worker: gw* *, gw* *"])
+    # Another --dist mode chosen by the user stays.
+    result = pytester.runpytest(
+        "--feedback-budget=30", "-p", "no:cacheprovider", "-n", "2", "--dist", "loadfile"
+    )
+    result.assert_outcomes(passed=8)
+    assert "per worker" not in result.stdout.str()
 
 
 def test_xdist_bring_up_counts_against_the_budget() -> None:
@@ -278,5 +313,8 @@ def test_xdist_bring_up_counts_against_the_budget() -> None:
     plan = plan_budget(cands, slow_start, 4.0, workers=2)
     assert len(plan.chosen) == 4  # 2 s of bring-up leave 2 s on each of 2 workers
     assert plan.predicted_s == pytest.approx(4.0)
+    # What the controller spent before starting the workers counts the same way.
+    late = plan_budget(cands, quiet, 4.0, workers=2, before_workers_s=2.0)
+    assert (len(late.chosen), late.predicted_s) == (4, pytest.approx(4.0))
     assert Estimates(quiet.tests, xdist_overhead={4: 3.0}).bringup_s(2) == 3.0  # nearest known
     assert slow_start.bringup_s(1) == 0.0

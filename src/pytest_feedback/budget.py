@@ -158,16 +158,18 @@ def plan_budget(
     *,
     affected_known: bool = False,
     spent_s: Optional[float] = None,
+    before_workers_s: float = 0.0,
 ) -> BudgetPlan:
     """Choose and order the candidates that fit ``budget_s`` on ``workers`` processes.
 
     ``spent_s``: seconds the run has already taken when it decides (interpreter and pytest
     start-up, plugins, conftests, collection), measured; it then stands in for the start-up the
     history estimates, which covers only collection. Serial runs only: under pytest-xdist the
-    start-up that matters is each worker's.
+    start-up that matters is each worker's, and ``before_workers_s`` is what the controller had
+    spent before it started them (added to the bring-up the history learnt).
     """
     workers = max(1, workers)
-    bringup = estimates.bringup_s(workers)
+    bringup = estimates.bringup_s(workers) + (max(0.0, before_workers_s) if workers > 1 else 0.0)
     by_id = {c.nodeid: c for c in candidates}
     work = Workload.build(estimates, by_id)
     if spent_s is not None and workers == 1:

@@ -25,6 +25,12 @@ from .durations import format_budget, format_duration
 from .estimates import Estimates
 
 _IMPORTED_AT = time.perf_counter()
+#: ``workerinput`` key: when the budget runs out, as a `time.time` value.
+DEADLINE_KEY = "feedback_budget_deadline"
+#: ``workeroutput`` key: how many chosen tests a worker did not run, the budget being used up.
+NOT_RUN_KEY = "feedback_budget_not_run"
+#: ``workerinput`` key: seconds the controller spent before it started the workers.
+SPENT_KEY = "feedback_budget_spent"
 
 
 def process_elapsed() -> float:
@@ -110,6 +116,7 @@ class BudgetRun(CollectionLine):
         self._start = run_started(config)
         #: Chosen tests not run because the budget was used up before their turn.
         self.not_run = 0
+        self._spent_before_workers: Optional[float] = None
 
     def _workers(self) -> int:
         workerinput = getattr(self.config, "workerinput", None)
@@ -148,6 +155,7 @@ class BudgetRun(CollectionLine):
                 self._workers(),
                 affected_known=affected is not None,
                 spent_s=time.perf_counter() - self._start,
+                before_workers_s=self._before_workers(),
             )
         except Exception as exc:  # our trouble must never break or empty the user's run
             self.line = (
@@ -173,20 +181,54 @@ class BudgetRun(CollectionLine):
         predicted = extra.get("predicted")
         self.predicted_s = float(predicted) if predicted is not None else None
 
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """Tell each xdist worker when the budget runs out, on the wall clock (its own start is
+        later than the user's), and what the controller spent before starting workers: one value
+        for all of them, because their plans must agree (xdist checks that they collect alike)."""
+        if self._spent_before_workers is None:
+            self._spent_before_workers = time.perf_counter() - self._start
+        node.workerinput[DEADLINE_KEY] = (
+            time.time() + self.budget_s - (time.perf_counter() - self._start)
+        )
+        node.workerinput[SPENT_KEY] = self._spent_before_workers
+
+    def _before_workers(self) -> float:
+        if not self.is_worker:
+            return 0.0
+        return float(self.config.workerinput.get(SPENT_KEY, 0.0))  # type: ignore[attr-defined]
+
+    def _used_up(self) -> bool:
+        if self.is_worker:
+            deadline = self.config.workerinput.get(DEADLINE_KEY)  # type: ignore[attr-defined]
+            return deadline is not None and time.time() >= float(deadline)
+        return time.perf_counter() - self._start >= self.budget_s
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item) -> Optional[bool]:
-        """Past the budget, the chosen tests still waiting are not run (serial runs only).
+        """Past the budget, the chosen tests still waiting are not run.
 
         The plan is an estimate: a test that fails, or a slower machine, can take longer. Once the
-        budget is used up the run ends after the test in progress, with the tests it ran; it does
-        not stop as interrupted, so a pre-push hook only fails on failures.
+        budget is used up the run ends after the tests in progress, with the tests it ran; it does
+        not stop as interrupted, so a pre-push hook only fails on failures. Under xdist each
+        worker stops at the deadline the controller gave it and reports how many it left.
         """
-        if self.plan is None or self.is_worker or self._workers() > 1:
+        if self.plan is None:
             return None
-        if self.not_run or time.perf_counter() - self._start >= self.budget_s:
+        if self.not_run or self._used_up():
             self.not_run += 1
             return True  # handled: pytest's runner does not run it
         return None
+
+    def pytest_sessionfinish(self) -> None:
+        if self.is_worker:
+            self.config.workeroutput[NOT_RUN_KEY] = self.not_run  # type: ignore[attr-defined]
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        super().pytest_testnodedown(node, error)
+        output = getattr(node, "workeroutput", None) or {}
+        self.not_run += int(output.get(NOT_RUN_KEY, 0) or 0)
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
         if self.is_worker:

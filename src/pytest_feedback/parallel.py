@@ -43,14 +43,22 @@ class ParallelOptions:
 
 
 def read_options(
-    config: pytest.Config, environ: Mapping[str, str] = os.environ
+    config: pytest.Config, environ: Mapping[str, str] = os.environ, *, budget: bool = False
 ) -> Optional[ParallelOptions]:
-    """The parallel options of this session, or None; bad values are `pytest.UsageError`."""
+    """The parallel options of this session, or None; bad values are `pytest.UsageError`.
+
+    ``budget``: ``--feedback-budget`` is on. Its plan for ``-n N`` is the shard planner's, so
+    unless the user chose another ``--dist`` mode the workers get their tests by that plan
+    (``--feedback-dist``): with xdist's ``load`` a fixture family spreads over workers that
+    each pay its set-up, and the prediction would not hold.
+    """
     text: Optional[str] = config.getoption("feedback_shard")
     what = "--feedback-shard"
     if text is None and environ.get(ENV_SHARD):
         text, what = environ[ENV_SHARD], f"${ENV_SHARD}"
     dist = bool(config.getoption("feedback_dist"))
+    if budget and not dist and config.getoption("numprocesses", None):
+        dist = config.getoption("dist", "no") in ("load", "no")
     if text is None and not dist:
         return None
     shard = None

@@ -313,7 +313,7 @@ def configure_parallel(config: pytest.Config, settings: Settings) -> Optional[Pa
     """Register the shard filter and the xdist scheduler when asked for (parallel.py)."""
     from .parallel import FeedbackDist, ShardSelector, read_options
 
-    options = read_options(config)
+    options = read_options(config, budget=settings.budget_s is not None)
     if options is None:
         return None
     config.stash[PARALLEL_KEY] = options
