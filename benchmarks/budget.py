@@ -1,8 +1,8 @@
 """Does `--feedback-budget` keep its time, predict it, and catch breakage? Real suites, mutations.
 
-For each real suite (copied to a temp dir first), the benchmark records a few full runs with
-`--feedback-cov` (history and a coverage map), measures the full suite's wall time T, then for
-budgets of 10%, 25% and 50% of T:
+For each suite (a corpus copied to a temp dir, or the generated one), the benchmark records a few
+full runs (the first with `--feedback-cov`: history and a coverage map), measures the full suite's
+wall time T, then for budgets of 10%, 25% and 50% of T:
 
 - runs `pytest --feedback-budget=B` on the clean tree and on every mutation of the selection
   benchmark (`benchmarks/selection.py`: flipped comparisons, changed return values, constants, ...)
@@ -12,9 +12,18 @@ budgets of 10%, 25% and 50% of T:
   catches (at least one broken test fails), against two baselines filling the same budget from
   the same history: the fastest tests first, and random tests (mean over seeded draws).
 
-    python benchmarks/budget.py [--corpora arrow,attrs] [--per-kind 1] [--workers 1]
+The corpora (arrow, attrs) run in 3-8 s, so their budgets are mostly interpreter start-up. The
+feature is meant for suites of minutes: ``--corpora generated`` writes one
+(`benchmarks/budget_suite.py`): a 13-module ``shop`` package and about 650 tests in 32 modules
+whose costs are sleeps (log-normal, median ~50 ms, a few end-to-end tests of 1-5 s, module
+fixtures of 0.5-3 s, a session fixture of 1.5 s), about 100 s in a serial run, in its own git
+repository, run with this checkout's venv. Its full runs that find what a mutation breaks use
+``--find-workers`` (4) xdist workers; the measured budget runs stay serial unless ``--workers``.
+With the default 6 mutations it takes about 20 minutes.
 
-Needs the corpora of /tmp/pytest-feedback-corpora; our code is loaded from this checkout's ``src``
+    python benchmarks/budget.py [--corpora arrow,attrs|generated] [--per-kind 1] [--workers 1]
+
+The corpora come from /tmp/pytest-feedback-corpora; our code is loaded from this checkout's ``src``
 with PYTHONPATH, nothing is installed into the corpus venvs. History runs are recorded; the
 measured runs use `--feedback-no-record`, so every budget run plans from the same history.
 """
@@ -34,6 +43,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from budget_suite import generated_suite
 from selection import (
     OUTCOMES_PLUGIN,
     SRC,
@@ -53,6 +63,7 @@ BUDGETS = (0.10, 0.25, 0.50)
 RANDOM_DRAWS = 50
 PREDICTED = re.compile(r"feedback: budget \S+: predicted (\S+), took (\S+)")
 RUNNING = re.compile(r"feedback: budget [^:]*: running (?:all )?([\d,]+)")
+USED_UP = re.compile(r"feedback: budget \S+ used up: ([\d,]+) of the chosen tests not run")
 
 
 @dataclasses.dataclass
@@ -60,7 +71,9 @@ class BudgetRun:
     wall_s: float
     predicted_s: Optional[float]
     took_s: Optional[float]
-    ran: int
+    chosen: int
+    #: Chosen tests the plugin did not start because the budget was used up.
+    not_run: int
     failed: set[str]
 
 
@@ -88,6 +101,7 @@ def budget_run(
     text = out[0]
     found = PREDICTED.search(text)
     running = RUNNING.search(text)
+    used_up = USED_UP.search(text)
     if running is None:
         sys.stderr.write(text[-2000:])
         raise RuntimeError(f"{suite.name}: the budget run printed no budget line")
@@ -95,7 +109,8 @@ def budget_run(
         wall_s=wall,
         predicted_s=seconds(found.group(1)) if found else None,
         took_s=seconds(found.group(2)) if found else None,
-        ran=int(running.group(1).replace(",", "")),
+        chosen=int(running.group(1).replace(",", "")),
+        not_run=int(used_up.group(1).replace(",", "")) if used_up else 0,
         failed=failing(outcomes),
     )
 
@@ -130,6 +145,7 @@ def measure(
     workers: int,
     seed: int,
     log: list[str],
+    find_workers: int = 1,
 ) -> list[Row]:
     db = plugin_dir / f"{suite.name}.db"
     record = ["-p", "pytest_feedback.plugin", "--feedback", f"--feedback-db={db}"]
@@ -143,6 +159,8 @@ def measure(
     full = ["-p", "pytest_feedback.plugin", f"--feedback-db={db}", "--feedback-no-record"]
     if workers > 1:
         full += ["-n", str(workers)]
+    # What a mutation breaks: a full run, on more workers when the suite is a long one.
+    find = [*full, "-n", str(find_workers)] if find_workers > 1 and workers <= 1 else full
     walls = [suite.run(*full, plugin_dir=plugin_dir)[1] for _ in range(2)]
     total_s = statistics.median(walls)
     log.append(f"{suite.name}: full suite T = {total_s:.2f} s (median of {len(walls)})")
@@ -158,12 +176,14 @@ def measure(
     rows = [Row(suite.name, share, total_s * share) for share in BUDGETS]
     for row in rows:
         row.runs.append(budget_run(suite, db, row.budget_s, plugin_dir, workers))
+    timing = "  ".join(f"{row.share:.0%}: {timing_mark(row.runs[0], row)}" for row in rows)
+    print(f"  [{suite.name}] clean tree  wall/budget, predicted/wall  {timing}", flush=True)
     for mutation in mutations:
         path = suite.root / mutation.path
         original = path.read_text(encoding="utf-8")
         path.write_text(mutation.text, encoding="utf-8")
         try:
-            now, _ = suite.run(*full, plugin_dir=plugin_dir)
+            now, _ = suite.run(*find, plugin_dir=plugin_dir)
             broken = broken_by(now, baseline)
             runs = (
                 [budget_run(suite, db, row.budget_s, plugin_dir, workers) for row in rows]
@@ -190,13 +210,23 @@ def measure(
             row.caught_ours += ours
             row.caught_fastest += fast
             row.caught_random += hits / RANDOM_DRAWS
-            marks.append(f"{row.share:.0%}:{'Y' if ours else '-'}{'Y' if fast else '-'}")
+            marks.append(
+                f"{row.share:.0%}:{'Y' if ours else '-'}{'Y' if fast else '-'} "
+                f"{timing_mark(run, row)}"
+            )
         print(
-            f"  [{suite.name}] broken {len(broken):4}  caught ours/fastest {' '.join(marks)}"
-            f"  {mutation.describe()}",
+            f"  [{suite.name}] broken {len(broken):4}  caught ours/fastest, wall/budget, "
+            f"predicted/wall  {'  '.join(marks)}  {mutation.describe()}",
             flush=True,
         )
     return rows
+
+
+def timing_mark(run: BudgetRun, row: Row) -> str:
+    """``wall/budget predicted/wall``, and how many chosen tests the plugin did not start."""
+    text = f"{run.wall_s / row.budget_s:.2f}"
+    text += f" {run.predicted_s / run.wall_s:.2f}" if run.predicted_s is not None else " -"
+    return text + (f" ({run.not_run} not run)" if run.not_run else "")
 
 
 def ratio(values: list[float]) -> str:
@@ -206,8 +236,8 @@ def ratio(values: list[float]) -> str:
 def table(rows: list[Row]) -> list[str]:
     head = (
         f"{'suite':10} {'budget':>6} {'budget s':>8} {'wall s':>7} {'wall/budget':>17} "
-        f"{'predicted s':>11} {'predicted/wall':>17} {'predicted/took':>14} {'tests':>6} "
-        f"{'mutations':>9}  caught % ours / fastest-first / random"
+        f"{'predicted s':>11} {'predicted/wall':>17} {'predicted/took':>14} {'chosen':>6} "
+        f"{'not run':>9} {'mutations':>9}  caught % ours / fastest-first / random"
     )
     lines = [head, "-" * len(head)]
     for row in rows:
@@ -216,6 +246,7 @@ def table(rows: list[Row]) -> list[str]:
         per_wall = [r.predicted_s / r.wall_s for r in row.runs if r.predicted_s is not None]
         per_took = [r.predicted_s / r.took_s for r in row.runs if r.predicted_s and r.took_s]
         n = row.breaking
+        cut = f"{sum(1 for r in row.runs if r.not_run)}/{len(row.runs)}"
         caught = (
             f"{row.caught_ours / n:6.0%} / {row.caught_fastest / n:6.0%} / "
             f"{row.caught_random / n:6.0%}"
@@ -228,7 +259,8 @@ def table(rows: list[Row]) -> list[str]:
             f"{statistics.median(predicted) if predicted else float('nan'):11.2f} "
             f"{ratio(per_wall) if per_wall else '-':>17} "
             f"{statistics.median(per_took) if per_took else float('nan'):14.2f} "
-            f"{statistics.median(r.ran for r in row.runs):6.0f} {n:9}  {caught}"
+            f"{statistics.median(r.chosen for r in row.runs):6.0f} "
+            f"{max(r.not_run for r in row.runs):5} {cut:>3} {n:9}  {caught}"
         )
     return lines
 
@@ -242,6 +274,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         "--cov-runs", type=int, default=1, help="how many of them with --feedback-cov"
     )
     parser.add_argument("--workers", type=int, default=1, help="-n for the measured runs")
+    parser.add_argument(
+        "--find-workers",
+        type=int,
+        default=4,
+        help="-n for the full runs that find what a mutation breaks (generated suite only)",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")
     args = parser.parse_args(argv)
@@ -258,7 +296,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     start = time.perf_counter()
     try:
         for name in [n for n in args.corpora.split(",") if n]:
-            suite = copy_suite(name, work)
+            generated = name == "generated"
+            suite = generated_suite(work, args.seed) if generated else copy_suite(name, work)
             mutations = pick_mutations(suite, args.per_kind, rng)
             rows += measure(
                 suite,
@@ -269,6 +308,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                 args.workers,
                 args.seed,
                 log,
+                args.find_workers if generated else 1,
             )
     finally:
         if not args.keep:
@@ -276,7 +316,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     print()
     print("\n".join(log))
     print()
-    print(f"workers: {args.workers}; ratios are median (min-max) over the clean and mutated runs")
+    print(
+        f"workers: {args.workers}; ratios are median (min-max) over the clean and mutated runs; "
+        "not run: the most chosen tests a run did not start (budget used up), in how many runs"
+    )
     print("\n".join(table(rows)))
     print(f"benchmark wall time {time.perf_counter() - start:.0f} s")
     return 0
