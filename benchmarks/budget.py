@@ -10,7 +10,8 @@ wall time T, then for budgets of 10%, 25% and 50% of T:
   time (`feedback: budget ...: predicted X, took Y`) with the wall time (goal: within 10%);
 - finds with a full run the tests each mutation breaks and counts the mutations the budget run
   catches (at least one broken test fails), against two baselines filling the same budget from
-  the same history: the fastest tests first, and random tests (mean over seeded draws).
+  the same history: the fastest tests first, and random tests (mean over seeded draws); like the
+  plugin's plan, they pay for each wider-scope fixture instance (module, session) once.
 
 The corpora (arrow, attrs) run in 3-8 s, so their budgets are mostly interpreter start-up. The
 feature is meant for suites of minutes: ``--corpora generated`` writes one
@@ -56,7 +57,7 @@ from selection import (
 )
 
 sys.path.insert(0, str(SRC))
-from pytest_feedback.estimates import Estimates
+from pytest_feedback.planners.model import Workload
 from pytest_feedback.store import Store
 
 BUDGETS = (0.10, 0.25, 0.50)
@@ -124,15 +125,24 @@ def seconds(text: str) -> float:
     return h * 3600 + m * 60 + s
 
 
-def fill(order: list[str], estimates: Estimates, budget_s: float, startup_s: float) -> set[str]:
-    """Tests taken in ``order`` while the serial estimate (start-up included) fits the budget."""
+def fill(order: list[str], work: Workload, budget_s: float, startup_s: float) -> set[str]:
+    """Tests taken in ``order`` while the serial estimate (start-up included) fits the budget.
+
+    Like the planner, a test pays for the wider-scope fixture instances (a module's database,
+    the session's warehouse) no test taken before it has paid for: a baseline that ran the
+    tests of a slow module fixture for their own seconds only would be flattered.
+    """
+    index = {nodeid: t for t, nodeid in enumerate(work.nodeids)}
     used = startup_s
+    paid: set[int] = set()
     chosen: set[str] = set()
     for nodeid in order:
-        cost = estimates.duration(nodeid) + estimates.per_test_s
+        t = index[nodeid]
+        cost = work.own[t] + sum(work.resource_cost[r] for r in work.needs[t] if r not in paid)
         if used + cost <= budget_s:
             chosen.add(nodeid)
             used += cost
+            paid.update(work.needs[t])
     return chosen
 
 
@@ -168,6 +178,7 @@ def measure(
     with Store(db, create=False, readonly=True) as store:
         estimates = store.load_estimates()
     fastest = sorted(tests, key=lambda n: (estimates.duration(n), n))
+    work = Workload.build(estimates, tests)
     # The baselines start up like any run: a budget nothing fits makes the plugin predict
     # exactly the seconds spent before the first test (interpreter, imports, collection).
     empty = [budget_run(suite, db, 0.01, plugin_dir, workers).predicted_s for _ in range(3)]
@@ -200,13 +211,13 @@ def measure(
             row.runs.append(run)
             row.breaking += 1
             ours = bool(run.failed & broken)
-            fast = bool(fill(fastest, estimates, row.budget_s, startup_s) & broken)
+            fast = bool(fill(fastest, work, row.budget_s, startup_s) & broken)
             rng = random.Random(f"{seed}:{suite.name}:{row.share}:{mutation.describe()}")
             hits = 0
             for _ in range(RANDOM_DRAWS):
                 order = tests[:]
                 rng.shuffle(order)
-                hits += bool(fill(order, estimates, row.budget_s, startup_s) & broken)
+                hits += bool(fill(order, work, row.budget_s, startup_s) & broken)
             row.caught_ours += ours
             row.caught_fastest += fast
             row.caught_random += hits / RANDOM_DRAWS
