@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pytest_feedback.budget import Candidate, plan_budget, risk
 from pytest_feedback.estimates import Estimates, FixtureEstimate, TestEstimate
+from pytest_feedback.store import Store
 
 
 def estimates(
@@ -302,6 +305,33 @@ def test_under_xdist_the_workers_get_their_tests_by_the_budget_plan(
     )
     result.assert_outcomes(passed=8)
     assert "per worker" not in result.stdout.str()
+
+
+def test_the_session_end_counts_by_the_share_of_work_that_runs() -> None:
+    durations = {f"t{i}.py::test": 1.0 for i in range(10)}
+    quiet = estimates(durations)
+    cands = [Candidate(n, runs=3) for n in durations]
+    slow_end = Estimates(quiet.tests, session_end_s=1.0)  # 1 s after 10 s of tests
+    plan = plan_budget(cands, slow_end, 5.5)
+    assert (len(plan.chosen), plan.predicted_s) == (5, pytest.approx(5.5))
+    assert len(plan_budget(cands, quiet, 5.5).chosen) == 5  # 5 x 1 s; a sixth would not fit
+    assert plan_budget(cands, slow_end, 20.0).predicted_s == pytest.approx(11.0)
+
+
+def test_a_plugins_session_end_is_not_a_cost_of_each_test(
+    pytester: pytest.Pytester, history: Path
+) -> None:
+    """Like pytest-benchmark's summary: seconds after the loop, in every run of the suite."""
+    pytester.makeconftest(
+        "import time, pytest\n\n@pytest.hookimpl(wrapper=True)\n"
+        "def pytest_sessionfinish():\n    time.sleep(0.6)\n    return (yield)\n"
+    )
+    pytester.makepyfile(test_many="".join(f"def test_{i}(): pass\n" for i in range(20)))
+    pytester.runpytest("--feedback", "-p", "no:cacheprovider").assert_outcomes(passed=20)
+    with Store.open_existing(history) as store:
+        found = store.load_estimates()
+    assert found.session_end_s >= 0.5
+    assert found.per_test_s < 0.01  # spread over the tests it would be 0.03 s each
 
 
 def test_xdist_bring_up_counts_against_the_budget() -> None:

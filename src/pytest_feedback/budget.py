@@ -120,13 +120,20 @@ class BudgetPlan:
         }
 
 
-def predict(work: Workload, tests: Sequence[int], workers: int, bringup_s: float = 0.0) -> float:
+def predict(
+    work: Workload,
+    tests: Sequence[int],
+    workers: int,
+    bringup_s: float = 0.0,
+    end_rate: float = 0.0,
+) -> float:
     """Predicted wall seconds of running ``tests`` of ``work`` on ``workers`` processes
-    (``bringup_s``: what xdist adds beyond the busiest worker, see `Estimates.bringup_s`)."""
+    (``bringup_s``: what xdist adds beyond the busiest worker, see `Estimates.bringup_s`;
+    ``end_rate``: seconds of session end per second of test work, serial runs)."""
     if not tests:
         return 0.0
     if workers <= 1:
-        return work.cost(tests)
+        return work.cost(tests) + end_rate * (work.cost(tests) - work.startup_s)
     return bringup_s + plan_workload(_subset(work, tests), workers).makespan_s
 
 
@@ -175,6 +182,11 @@ def plan_budget(
     if spent_s is not None and workers == 1:
         work = dataclasses.replace(work, startup_s=max(0.0, spent_s))
     cands = [by_id[n] for n in work.nodeids]
+    # A serial run's session end (a plugin's summary, session fixtures' tear-down) comes with the
+    # work it follows: counted in proportion to the share of the suite's work that runs. (Under
+    # xdist the learnt bring-up holds it.)
+    whole = sum(work.own) + sum(work.resource_cost)
+    end_rate = estimates.session_end_s / whole if workers == 1 and whole > 0 else 0.0
     risks = [risk(c) for c in cands]
     tier = [0 if c.affected else 1 for c in cands]
 
@@ -199,7 +211,7 @@ def plan_budget(
             continue
         # The parallel bound (total work spread evenly, and no test longer than the budget)
         # is optimistic; the real plan is checked once below.
-        if bringup + work.startup_s + (work_s + cost) / workers > budget_s:
+        if bringup + work.startup_s + (work_s + cost) * (1 + end_rate) / workers > budget_s:
             continue
         if bringup + work.cost([t]) > budget_s:  # alone, on one process, it would not fit
             continue
@@ -224,8 +236,10 @@ def plan_budget(
         chosen=tuple(work.nodeids[t] for t in order),
         left_out=tuple(work.nodeids[t] for t in left),
         # Nothing chosen, the run still takes what it has spent.
-        predicted_s=(predict(work, chosen, workers, bringup) if chosen else (spent_s or 0.0)),
-        left_out_s=predict(work, left, workers, bringup),
+        predicted_s=(
+            predict(work, chosen, workers, bringup, end_rate) if chosen else (spent_s or 0.0)
+        ),
+        left_out_s=predict(work, left, workers, bringup, end_rate),
         affected=sum(1 for c in cands if c.affected) if affected_known else None,
     )
 

@@ -285,6 +285,7 @@ class Estimates:
         startup_s: float = 0.0,
         per_test_s: float = 0.0,
         xdist_overhead: Optional[dict[int, float]] = None,
+        session_end_s: float = 0.0,
     ) -> None:
         self.tests = tests
         self.fixtures = list(fixtures)
@@ -297,6 +298,9 @@ class Estimates:
         self.per_test_s = per_test_s
         #: Per xdist worker count, the seconds a run takes beyond its busiest worker (bring-up).
         self.xdist_overhead = xdist_overhead or {}
+        #: Seconds a serial run of the whole suite spends after its test loop (a plugin's
+        #: session-end work, session fixtures' tear-down), a median of recent runs.
+        self.session_end_s = session_end_s
         by_file: dict[str, list[float]] = {}
         for est in tests.values():
             by_file.setdefault(test_file(est.nodeid), []).append(est.estimate_s)

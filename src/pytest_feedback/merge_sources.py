@@ -27,6 +27,7 @@ RUN_COLUMNS: dict[str, Any] = {
     "finished_at": 0.0,
     "wall_s": 0.0,
     "collect_s": None,
+    "loop_s": None,
     "git_commit": None,
     "git_branch": None,
     "git_dirty": None,

@@ -338,6 +338,16 @@ class RunRecorder:
     def pytest_collection_finish(self) -> None:
         self.run.collect_s = _RealClock.perf() - self._start
 
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self) -> Generator[None, object, object]:
+        # Apart from the loop, a session can spend seconds at its end (a plugin's summary,
+        # session fixtures): not a cost of each test (see `Store._per_test_overhead`).
+        start = _RealClock.perf()
+        try:
+            return (yield)
+        finally:
+            self.run.loop_s = _RealClock.perf() - start
+
     # -- xdist -------------------------------------------------------------------------------
 
     @pytest.hookimpl(optionalhook=True)

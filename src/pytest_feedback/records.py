@@ -78,6 +78,8 @@ class RunRecord:
     finished_at: float = 0.0
     wall_s: float = 0.0
     collect_s: Optional[float] = None
+    #: The test loop's seconds (pytest_runtestloop), on the process that wrote the run.
+    loop_s: Optional[float] = None
     git_commit: Optional[str] = None
     git_branch: Optional[str] = None
     git_dirty: Optional[bool] = None

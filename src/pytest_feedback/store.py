@@ -62,6 +62,8 @@ CREATE TABLE IF NOT EXISTS runs (
     finished_at REAL NOT NULL,
     wall_s      REAL NOT NULL,
     collect_s   REAL,              -- session start to collection finished (controller)
+    loop_s      REAL,              -- the test loop alone (what follows it, such as plugins'
+                                   -- session-end work, is wall_s - collect_s - loop_s)
     git_commit  TEXT,
     git_branch  TEXT,
     git_dirty   INTEGER,           -- 1: uncommitted changes to tracked files

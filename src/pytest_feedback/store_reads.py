@@ -118,6 +118,7 @@ class HistoryReads:
             startup,
             per_test_s=self._per_test_overhead(),
             xdist_overhead=self._xdist_overhead(),
+            session_end_s=self._session_end(),
         )
 
     def _xdist_overhead(self) -> dict[int, float]:
@@ -147,23 +148,37 @@ class HistoryReads:
                 seen.setdefault(int(workers), []).append(max(0.0, wall - max(loads)))
         return {workers: median(values) for workers, values in seen.items()}
 
-    def _per_test_overhead(self) -> float:
-        """Seconds pytest spends per test outside its phases (hooks, reporting), from history.
-
-        Median over the last serial runs of (wall - collection - test phases) / tests; xdist runs
-        and merged CI pipelines are left out: their wall time is not one process's.
-        """
-        rows = self._db.query(
-            "SELECT r.wall_s, r.collect_s, r.tests,"
+    def _serial_runs(self) -> list[tuple[float, float, Optional[float], int, Optional[float]]]:
+        """(wall, collection, loop, tests, test phases) of the last 10 serial runs; xdist runs and
+        merged CI pipelines are left out: their wall time is not one process's."""
+        return self._db.query(
+            "SELECT r.wall_s, r.collect_s, r.loop_s, r.tests,"
             " (SELECT sum(setup_s + call_s + teardown_s) FROM results WHERE run_id = r.id)"
             " FROM runs r WHERE r.workers = 0 AND r.collect_s IS NOT NULL AND r.tests > 0"
             " AND r.id NOT IN (SELECT run_id FROM run_parts)"
             " ORDER BY r.started_at DESC LIMIT 10"
         )
+
+    def _per_test_overhead(self) -> float:
+        """Seconds pytest spends per test outside its phases (hooks, reporting), from history.
+
+        Median over the last serial runs of (test loop - test phases) / tests. Runs recorded
+        before the loop was timed use (wall - collection - phases) / tests, which also spreads
+        the session's end over the tests.
+        """
         return median(
-            max(0.0, (wall - collect - phases) / tests)
-            for wall, collect, tests, phases in rows
+            max(0.0, ((loop if loop is not None else wall - collect) - phases) / tests)
+            for wall, collect, loop, tests, phases in self._serial_runs()
             if phases is not None
+        )
+
+    def _session_end(self) -> float:
+        """Seconds a serial run spends after its test loop (plugins' session-end work, session
+        fixtures' tear-down): median of wall - collection - loop over the last serial runs."""
+        return median(
+            max(0.0, wall - collect - loop)
+            for wall, collect, loop, _, _ in self._serial_runs()
+            if loop is not None
         )
 
     def test_count(self) -> int:

@@ -110,10 +110,10 @@ def insert_run(con: sqlite3.Connection, run: RunRecord, run_id: Optional[int] = 
         run_id = index_run(con, run.uuid, run.started_at)
     failed = sum(1 for t in run.tests.values() if t.outcome in FAILING)
     con.execute(
-        "INSERT INTO runs (id, uuid, started_at, finished_at, wall_s, collect_s, git_commit,"
-        " git_branch, git_dirty, python, platform, workers, exit_status, args, rootdir, shard,"
-        " pipeline, tests, failed)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO runs (id, uuid, started_at, finished_at, wall_s, collect_s, loop_s,"
+        " git_commit, git_branch, git_dirty, python, platform, workers, exit_status, args,"
+        " rootdir, shard, pipeline, tests, failed)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             run_id,
             run.uuid,
@@ -121,6 +121,7 @@ def insert_run(con: sqlite3.Connection, run: RunRecord, run_id: Optional[int] = 
             run.finished_at,
             run.wall_s,
             run.collect_s,
+            run.loop_s,
             run.git_commit,
             run.git_branch,
             None if run.git_dirty is None else int(run.git_dirty),
