@@ -30,6 +30,26 @@ def test_schema_version_is_recorded(tmp_path: Path) -> None:
     assert int(version) == SCHEMA_VERSION
 
 
+def test_a_history_from_before_loop_s_is_read_and_upgraded(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "h.db"
+    with Store(path) as store:
+        store.record_run(make_run("u1", 100.0, {"t.py::a": 0.5}))
+    con = sqlite3.connect(path)
+    con.execute("ALTER TABLE runs DROP COLUMN loop_s")  # as a development version wrote it
+    con.commit()
+    con.close()
+    with Store(path, create=False, readonly=True) as store:
+        assert store.load_estimates().session_end_s == 0.0
+    run = make_run("u2", 200.0, {"t.py::a": 0.5})
+    run.collect_s, run.loop_s = 0.1, 0.6
+    with Store(path) as store:
+        store.record_run(run)
+        assert store.has_column("runs", "loop_s")
+        assert store.load_estimates().session_end_s == pytest.approx(0.3)  # 1.0 - 0.1 - 0.6
+
+
 def test_recording_the_same_run_twice_adds_nothing(tmp_path: Path) -> None:
     run = make_run("u1", 100.0, {"t.py::a": 1.0})
     with Store(tmp_path / "h.db") as store:

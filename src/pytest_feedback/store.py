@@ -313,6 +313,8 @@ class Store(HistoryReads):
         if not readonly:
             self._db.use_wal()
         if version == SCHEMA_VERSION:
+            if not readonly:
+                self._add_late_columns()
             return
         if version is not None and version > SCHEMA_VERSION:
             raise HistoryError(
@@ -338,6 +340,17 @@ class Store(HistoryReads):
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
             )
+
+    def _add_late_columns(self) -> None:
+        """Columns schema 1 gained before its first release (``runs.loop_s``): added to a
+        history written by an earlier development version."""
+        try:
+            if not self.has_column("runs", "loop_s"):
+                with self._db.transaction() as con:
+                    if not self.has_column("runs", "loop_s"):
+                        con.execute("ALTER TABLE runs ADD COLUMN loop_s REAL")
+        except sqlite3.Error as exc:
+            raise HistoryError(describe_sqlite_error(self.path, exc)) from exc
 
     def _read_version(self) -> Optional[int]:
         con = self._db.connection

@@ -22,10 +22,24 @@ def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
+_SERIAL_RUNS_REST = (
+    " r.tests, (SELECT sum(setup_s + call_s + teardown_s) FROM results WHERE run_id = r.id)"
+    " FROM runs r WHERE r.workers = 0 AND r.collect_s IS NOT NULL AND r.tests > 0"
+    " AND r.id NOT IN (SELECT run_id FROM run_parts)"
+    " ORDER BY r.started_at DESC LIMIT 10"
+)
+_SERIAL_RUNS = "SELECT r.wall_s, r.collect_s, r.loop_s," + _SERIAL_RUNS_REST
+_SERIAL_RUNS_NO_LOOP = "SELECT r.wall_s, r.collect_s, NULL," + _SERIAL_RUNS_REST
+
+
 class HistoryReads:
     """The read side of `Store`."""
 
     _db: SqliteDb
+
+    def has_column(self, table: str, column: str) -> bool:
+        rows = self._db.query("SELECT 1 FROM pragma_table_info(?) WHERE name = ?", (table, column))
+        return bool(rows)
 
     def run_count(self) -> int:
         return int(self._db.query("SELECT count(*) FROM runs")[0][0])
@@ -151,13 +165,9 @@ class HistoryReads:
     def _serial_runs(self) -> list[tuple[float, float, Optional[float], int, Optional[float]]]:
         """(wall, collection, loop, tests, test phases) of the last 10 serial runs; xdist runs and
         merged CI pipelines are left out: their wall time is not one process's."""
-        return self._db.query(
-            "SELECT r.wall_s, r.collect_s, r.loop_s, r.tests,"
-            " (SELECT sum(setup_s + call_s + teardown_s) FROM results WHERE run_id = r.id)"
-            " FROM runs r WHERE r.workers = 0 AND r.collect_s IS NOT NULL AND r.tests > 0"
-            " AND r.id NOT IN (SELECT run_id FROM run_parts)"
-            " ORDER BY r.started_at DESC LIMIT 10"
-        )
+        # A history from before runs.loop_s (a development version of schema 1), read-only.
+        sql = _SERIAL_RUNS if self.has_column("runs", "loop_s") else _SERIAL_RUNS_NO_LOOP
+        return self._db.query(sql)
 
     def _per_test_overhead(self) -> float:
         """Seconds pytest spends per test outside its phases (hooks, reporting), from history.
