@@ -224,7 +224,8 @@ class MapProbe:
             )
             cov.set_option("run:disable_warnings", _QUIET)
             if _SYSMON and not os.environ.get("COVERAGE_CORE"):
-                cov.set_option("run:core", "sysmon")
+                with contextlib.suppress(Exception):  # a coverage.py without the setting
+                    cov.set_option("run:core", "sysmon")
             cov.start()
             self._cov = self._mine = cov
             self._restart = _sysmon_restart(cov)
