@@ -316,6 +316,8 @@ def test_the_session_end_counts_by_the_share_of_work_that_runs() -> None:
     assert (len(plan.chosen), plan.predicted_s) == (5, pytest.approx(5.5))
     assert len(plan_budget(cands, quiet, 5.5).chosen) == 5  # 5 x 1 s; a sixth would not fit
     assert plan_budget(cands, slow_end, 20.0).predicted_s == pytest.approx(11.0)
+    # Narrowed to 2 of the 10 tests (-k, selection): they carry a fifth of the session end.
+    assert plan_budget(cands[:2], slow_end, 20.0).predicted_s == pytest.approx(2.2)
 
 
 def test_a_plugins_session_end_is_not_a_cost_of_each_test(

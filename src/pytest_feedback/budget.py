@@ -185,7 +185,10 @@ def plan_budget(
     # A serial run's session end (a plugin's summary, session fixtures' tear-down) comes with the
     # work it follows: counted in proportion to the share of the suite's work that runs. (Under
     # xdist the learnt bring-up holds it.)
-    whole = sum(work.own) + sum(work.resource_cost)
+    # The share is of the whole recorded suite, not of the candidates (`-k` or selection may
+    # have narrowed them).
+    suite_s = sum(e.estimate_s for e in estimates.tests.values())
+    whole = max(sum(work.own) + sum(work.resource_cost), suite_s)
     end_rate = estimates.session_end_s / whole if workers == 1 and whole > 0 else 0.0
     risks = [risk(c) for c in cands]
     tier = [0 if c.affected else 1 for c in cands]
