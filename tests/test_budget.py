@@ -94,6 +94,19 @@ def test_a_paid_fixture_makes_its_other_users_cheap() -> None:
     assert plan.predicted_s == pytest.approx(5.3)
 
 
+def test_tests_sharing_a_module_fixture_run_together() -> None:
+    """A mixed order would make pytest set the fixture up again after every other test."""
+    db = FixtureEstimate("db", "module", "conftest.py::db", 1.0, 0.0, 1.0, 4)
+    durations = {"m.py::a": 0.1, "m.py::b": 0.1, "n.py::x": 0.05, "n.py::y": 0.3}
+    est = estimates(durations, (db,), {"m.py::a": [0], "m.py::b": [0]})
+    cands = [Candidate(n, runs=3) for n in durations]
+    cands[0] = Candidate("m.py::a", runs=3, last_outcome="failed")  # the riskiest: first
+    plan = plan_budget(cands, est, 100.0)
+    # By risk per second alone x would run between a and b, and the fixture twice.
+    assert plan.chosen[:2] == ("m.py::a", "m.py::b")
+    assert plan.chosen[2:] == ("n.py::x", "n.py::y")
+
+
 def test_parallel_plans_stay_within_the_budget() -> None:
     durations = {f"t{i % 7}.py::test_{i}": 0.2 + (i % 5) * 0.3 for i in range(60)}
     est = estimates(durations, startup_s=0.4)
