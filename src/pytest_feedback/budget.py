@@ -133,7 +133,8 @@ def predict(
     if not tests:
         return 0.0
     if workers <= 1:
-        return work.cost(tests) + end_rate * (work.cost(tests) - work.startup_s)
+        cost = work.cost(tests)
+        return cost + end_rate * (cost - work.startup_s)
     return bringup_s + plan_workload(_subset(work, tests), workers).makespan_s
 
 
@@ -187,8 +188,7 @@ def plan_budget(
     # xdist the learnt bring-up holds it.)
     # The share is of the whole recorded suite, not of the candidates (`-k` or selection may
     # have narrowed them).
-    suite_s = sum(e.estimate_s for e in estimates.tests.values())
-    whole = max(sum(work.own) + sum(work.resource_cost), suite_s)
+    whole = max(sum(work.own) + sum(work.resource_cost), estimates.total(estimates.tests))
     end_rate = estimates.session_end_s / whole if workers == 1 and whole > 0 else 0.0
     risks = [risk(c) for c in cands]
     tier = [0 if c.affected else 1 for c in cands]

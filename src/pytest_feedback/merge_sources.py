@@ -17,7 +17,7 @@ from typing import Any, Optional
 from .errors import HistoryError
 from .estimates import FixtureSample
 from .records import FixtureExecution, FixtureKey, RunRecord, TestRecord, WorkerRecord
-from .sqlitedb import SqliteDb, describe_sqlite_error
+from .sqlitedb import SqliteDb, describe_sqlite_error, table_columns
 
 #: The runs columns a merge reads, with the value an older schema's missing column reads as.
 RUN_COLUMNS: dict[str, Any] = {
@@ -178,7 +178,7 @@ class HistoryView:
         """Rows of ``table`` as dicts; columns the table lacks read as their default."""
         if table not in self._tables:
             return []
-        present = {row[1] for row in self.con.execute(f"PRAGMA table_info({table})")}
+        present = table_columns(self.con, table)
         names = list(columns)
         exprs = [name if name in present else "NULL" for name in names]
         sql = f"SELECT {', '.join(exprs)} FROM {table} {where}"  # noqa: S608 (names are ours)

@@ -44,6 +44,11 @@ def describe_sqlite_error(path: Path, exc: sqlite3.Error) -> str:
     return f"cannot use {path} ({text}); check the file and its disk, or {CHOOSE_ANOTHER}"
 
 
+def table_columns(con: sqlite3.Connection, table: str) -> set[str]:
+    """The column names of ``table`` (empty when there is no such table)."""
+    return {row[0] for row in con.execute("SELECT name FROM pragma_table_info(?)", (table,))}
+
+
 class SqliteDb:
     """One connection to one SQLite file, in autocommit mode with explicit transactions."""
 

@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 from .estimates import Estimates, FixtureEstimate, Sample, TestEstimate, median
 from .records import storable_text, test_file
-from .sqlitedb import SqliteDb
+from .sqlitedb import SqliteDb, table_columns
 
 CHUNK = 500
 
@@ -32,14 +32,17 @@ _SERIAL_RUNS = "SELECT r.wall_s, r.collect_s, r.loop_s," + _SERIAL_RUNS_REST
 _SERIAL_RUNS_NO_LOOP = "SELECT r.wall_s, r.collect_s, NULL," + _SERIAL_RUNS_REST
 
 
+#: (wall, collection, loop, tests, test phases) of one serial run.
+SerialRun = tuple[float, float, Optional[float], int, Optional[float]]
+
+
 class HistoryReads:
     """The read side of `Store`."""
 
     _db: SqliteDb
 
     def has_column(self, table: str, column: str) -> bool:
-        rows = self._db.query("SELECT 1 FROM pragma_table_info(?) WHERE name = ?", (table, column))
-        return bool(rows)
+        return column in table_columns(self._db.connection, table)
 
     def run_count(self) -> int:
         return int(self._db.query("SELECT count(*) FROM runs")[0][0])
@@ -118,6 +121,7 @@ class HistoryReads:
         ):
             if fixture_id in index:
                 uses.setdefault(nodeid, []).append(index[fixture_id])
+        serial = self._serial_runs()
         startup = median(
             row[0]
             for row in self._db.query(
@@ -130,9 +134,9 @@ class HistoryReads:
             fixtures,
             uses,
             startup,
-            per_test_s=self._per_test_overhead(),
+            per_test_s=_per_test_overhead(serial),
             xdist_overhead=self._xdist_overhead(),
-            session_end_s=self._session_end(),
+            session_end_s=_session_end(serial),
         )
 
     def _xdist_overhead(self) -> dict[int, float]:
@@ -162,34 +166,12 @@ class HistoryReads:
                 seen.setdefault(int(workers), []).append(max(0.0, wall - max(loads)))
         return {workers: median(values) for workers, values in seen.items()}
 
-    def _serial_runs(self) -> list[tuple[float, float, Optional[float], int, Optional[float]]]:
+    def _serial_runs(self) -> list[SerialRun]:
         """(wall, collection, loop, tests, test phases) of the last 10 serial runs; xdist runs and
         merged CI pipelines are left out: their wall time is not one process's."""
         # A history from before runs.loop_s (a development version of schema 1), read-only.
         sql = _SERIAL_RUNS if self.has_column("runs", "loop_s") else _SERIAL_RUNS_NO_LOOP
         return self._db.query(sql)
-
-    def _per_test_overhead(self) -> float:
-        """Seconds pytest spends per test outside its phases (hooks, reporting), from history.
-
-        Median over the last serial runs of (test loop - test phases) / tests. Runs recorded
-        before the loop was timed use (wall - collection - phases) / tests, which also spreads
-        the session's end over the tests.
-        """
-        return median(
-            max(0.0, ((loop if loop is not None else wall - collect) - phases) / tests)
-            for wall, collect, loop, tests, phases in self._serial_runs()
-            if phases is not None
-        )
-
-    def _session_end(self) -> float:
-        """Seconds a serial run spends after its test loop (plugins' session-end work, session
-        fixtures' tear-down): median of wall - collection - loop over the last serial runs."""
-        return median(
-            max(0.0, wall - collect - loop)
-            for wall, collect, loop, _, _ in self._serial_runs()
-            if loop is not None
-        )
 
     def test_count(self) -> int:
         """How many tests have recorded estimates."""
@@ -284,4 +266,26 @@ def _test_estimate(row: Sequence[Any]) -> TestEstimate:
     nodeid, est, setup, call, teardown, runs, fail_rate, flaky, slow, last = row
     return TestEstimate(
         nodeid, est, setup, call, teardown, runs, fail_rate, bool(flaky), slow, last
+    )
+
+
+def _per_test_overhead(serial: list[SerialRun]) -> float:
+    """Seconds pytest spends per test outside its phases (hooks, reporting), from history.
+
+    Median over the last serial runs of (test loop - test phases) / tests. Runs recorded
+    before the loop was timed use (wall - collection - phases) / tests, which also spreads
+    the session's end over the tests.
+    """
+    return median(
+        max(0.0, ((loop if loop is not None else wall - collect) - phases) / tests)
+        for wall, collect, loop, tests, phases in serial
+        if phases is not None
+    )
+
+
+def _session_end(serial: list[SerialRun]) -> float:
+    """Seconds a serial run spends after its test loop (plugins' session-end work, session
+    fixtures' tear-down): median of wall - collection - loop over the last serial runs."""
+    return median(
+        max(0.0, wall - collect - loop) for wall, collect, loop, _, _ in serial if loop is not None
     )
