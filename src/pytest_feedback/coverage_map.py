@@ -169,7 +169,7 @@ class MapProbe:
             self._include_patterns(),
             options.omit,
             _QUIET,
-            core="sysmon" if _SYSMON and not os.environ.get("COVERAGE_CORE") else None,
+            core="sysmon" if _choose_sysmon() else None,
         )
         #: sys.monitoring.restart_events while the measurement we switch uses core=sysmon.
         self._restart: Optional[Callable[[], None]] = None
@@ -223,7 +223,7 @@ class MapProbe:
                 messages=False,
             )
             cov.set_option("run:disable_warnings", _QUIET)
-            if _SYSMON and not os.environ.get("COVERAGE_CORE"):
+            if _choose_sysmon():
                 with contextlib.suppress(Exception):  # a coverage.py without the setting
                     cov.set_option("run:core", "sysmon")
             cov.start()
@@ -449,6 +449,11 @@ class MapProbe:
             old = files.get(rel)
             files[rel] = numbits_union(old, bits) if old else bits
         return labels
+
+
+def _choose_sysmon() -> bool:
+    """Ask coverage.py for its sys.monitoring core: on 3.12+, unless the user set COVERAGE_CORE."""
+    return _SYSMON and not os.environ.get("COVERAGE_CORE")
 
 
 def _sysmon_restart(cov: Any) -> Optional[Callable[[], None]]:
