@@ -38,6 +38,7 @@ import random
 import re
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -194,13 +195,17 @@ def measure(
         original = path.read_text(encoding="utf-8")
         path.write_text(mutation.text, encoding="utf-8")
         try:
-            now, _ = suite.run(*find, plugin_dir=plugin_dir)
+            # A mutation can make a test loop forever (cattrs: a changed default argument).
+            now, _ = suite.run(*find, plugin_dir=plugin_dir, timeout=max(60.0, 4 * total_s))
             broken = broken_by(now, baseline)
             runs = (
                 [budget_run(suite, db, row.budget_s, plugin_dir, workers) for row in rows]
                 if broken
                 else []
             )
+        except subprocess.TimeoutExpired:
+            print(f"  [{suite.name}] hangs, skipped  {mutation.describe()}", flush=True)
+            continue
         finally:
             path.write_text(original, encoding="utf-8")
         if not broken:

@@ -107,6 +107,31 @@ def test_tests_sharing_a_module_fixture_run_together() -> None:
     assert plan.chosen[2:] == ("n.py::x", "n.py::y")
 
 
+def test_the_pacer_starts_only_tests_that_still_end_within_the_budget() -> None:
+    db = FixtureEstimate("db", "module", "conftest.py::db", 1.0, 0.0, 1.0, 4)
+    durations = {"m.py::a": 0.5, "m.py::b": 0.5, "n.py::x": 2.0, "n.py::y": 0.2}
+    est = estimates(durations, (db,), {"m.py::a": [0], "m.py::b": [0]})
+    plan = plan_budget([Candidate(n, runs=3) for n in durations], est, 100.0)
+    pacer = plan.pacer
+    assert pacer is not None
+    assert pacer.cost("m.py::a") == pytest.approx(1.5)  # its own time and the module's db
+    assert not pacer.fits("m.py::a", 1.4)
+    assert pacer.fits("m.py::a", 1.5)
+    pacer.started("m.py::a")
+    assert pacer.cost("m.py::b") == pytest.approx(0.5)  # the db is paid for
+    assert not pacer.fits("n.py::x", 1.0)  # behind schedule: x would end past the budget ...
+    assert pacer.fits("n.py::y", 1.0)  # ... but y, after it, still fits
+    assert not pacer.fits("n.py::y", 0.0)  # nothing starts once the budget is used up
+    # On schedule everything fits: the prediction is the sum of the costs, in the plan's order.
+    fresh = plan_budget([Candidate(n, runs=3) for n in durations], est, 100.0).pacer
+    assert fresh is not None
+    total = 0.0
+    for nodeid in plan.chosen:
+        total += fresh.cost(nodeid)
+        fresh.started(nodeid)
+    assert total == pytest.approx(plan.predicted_s)
+
+
 def test_parallel_plans_stay_within_the_budget() -> None:
     durations = {f"t{i % 7}.py::test_{i}": 0.2 + (i % 5) * 0.3 for i in range(60)}
     est = estimates(durations, startup_s=0.4)
@@ -204,6 +229,30 @@ def test_the_run_ends_when_the_budget_is_used_up(pytester: pytest.Pytester) -> N
     result.stdout.fnmatch_lines(
         [f"feedback: budget 1.5s used up: {chosen - 3} of the chosen tests not run"]
     )
+
+
+def test_a_test_that_would_end_past_the_budget_is_left_for_a_cheaper_one(
+    pytester: pytest.Pytester,
+) -> None:
+    failing = "import time\ndef test_it():\n    time.sleep({})\n    assert False\n"
+    cheap = "import time\n" + "".join(f"def test_c{i}():\n    time.sleep(0.05)\n" for i in range(4))
+    pytester.makepyfile(
+        test_a_slow=failing.format(0.2), test_b_big=failing.format(1.2), test_c_cheap=cheap
+    )
+    pytester.runpytest("--feedback", "-p", "no:cacheprovider")
+    # Both failed last time: the slow one (more risk per second) runs first, then the big one,
+    # then the cheap ones; all fit 2.5 s. Now the slow one takes 1.5 s, not 0.2 s: the big one
+    # (1.2 s) would end past the budget and is left, the cheap ones after it still fit.
+    pytester.makepyfile(test_a_slow=failing.format(1.5))
+    result = pytester.runpytest(
+        "--feedback-budget=2.5", "-p", "no:cacheprovider", "-v", "--feedback-no-record"
+    )
+    ran = [line.split(" ")[0] for line in result.outlines if " PASSED" in line or " FAILED" in line]
+    assert result.parseoutcomes().get("deselected", 0) == 0  # all six were chosen
+    assert ran[0] == "test_a_slow.py::test_it"
+    assert "test_b_big.py::test_it" not in ran
+    assert any(n.startswith("test_c_cheap.py::") for n in ran)
+    result.stdout.fnmatch_lines(["feedback: budget 2.5s used up: * of the chosen tests not run"])
 
 
 @pytest.mark.parametrize("value", ["-1", "5x", "0", "m"])

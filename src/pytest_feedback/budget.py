@@ -85,6 +85,8 @@ class BudgetPlan:
     left_out_s: float
     #: How many candidates were affected by the change (None: no change information).
     affected: Optional[int] = None
+    #: What each chosen test is expected to add when its turn comes (see `Pacer`).
+    pacer: Optional[Pacer] = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
     def total(self) -> int:
@@ -118,6 +120,39 @@ class BudgetPlan:
             "left_out": list(self.left_out),
             "left_out_s": round(self.left_out_s, 3),
         }
+
+
+class Pacer:
+    """Whether a chosen test still fits when its turn comes, given the time the run has taken.
+
+    The plan is an estimate: a failing test, a busy machine or a test slower in this order than
+    in the history can put the run behind. A test is started only when its expected cost (its own
+    time, the wider-scope fixture instances no test run so far has paid for, and its share of the
+    session end) ends within the budget; one that does not is left, and a cheaper one after it
+    may still fit. On schedule, every chosen test fits: the plan's prediction is these costs'
+    sum.
+    """
+
+    def __init__(self, work: Workload, tests: Sequence[int], end_rate: float) -> None:
+        self._own = {work.nodeids[t]: work.own[t] for t in tests}
+        self._needs = {work.nodeids[t]: work.needs[t] for t in tests}
+        self._resource_cost = work.resource_cost
+        self._end_rate = max(0.0, end_rate)
+        self._paid: set[int] = set()
+
+    def cost(self, nodeid: str) -> float:
+        """Seconds the test is expected to add to the run now, session end share included."""
+        extra = sum(
+            self._resource_cost[r] for r in self._needs.get(nodeid, ()) if r not in self._paid
+        )
+        return (self._own.get(nodeid, 0.0) + extra) * (1 + self._end_rate)
+
+    def fits(self, nodeid: str, remaining_s: float) -> bool:
+        return remaining_s > 0 and self.cost(nodeid) <= remaining_s
+
+    def started(self, nodeid: str) -> None:
+        """The test runs: the fixture instances it needs are paid for."""
+        self._paid.update(self._needs.get(nodeid, ()))
 
 
 def predict(
@@ -257,6 +292,7 @@ def plan_budget(
         ),
         left_out_s=predict(work, left, workers, bringup, end_rate),
         affected=sum(1 for c in cands if c.affected) if affected_known else None,
+        pacer=Pacer(work, chosen, end_rate),
     )
 
 

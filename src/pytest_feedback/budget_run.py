@@ -198,26 +198,31 @@ class BudgetRun(CollectionLine):
             return 0.0
         return float(self.config.workerinput.get(SPENT_KEY, 0.0))  # type: ignore[attr-defined]
 
-    def _used_up(self) -> bool:
+    def _remaining(self) -> float:
+        """Seconds left of the budget: under xdist, to the deadline the controller gave."""
         if self.is_worker:
             deadline = self.config.workerinput.get(DEADLINE_KEY)  # type: ignore[attr-defined]
-            return deadline is not None and time.time() >= float(deadline)
-        return time.perf_counter() - self._start >= self.budget_s
+            return float("inf") if deadline is None else float(deadline) - time.time()
+        return self.budget_s - (time.perf_counter() - self._start)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item) -> Optional[bool]:
-        """Past the budget, the chosen tests still waiting are not run.
+        """A chosen test that would no longer end within the budget is not run.
 
-        The plan is an estimate: a test that fails, or a slower machine, can take longer. Once the
-        budget is used up the run ends after the tests in progress, with the tests it ran; it does
-        not stop as interrupted, so a pre-push hook only fails on failures. Under xdist each
-        worker stops at the deadline the controller gave it and reports how many it left.
+        The plan is an estimate: a test that fails, or a slower machine, can take longer. When the
+        run falls behind, a test whose expected cost (fixtures not yet paid for and its share of
+        the session end included, see `budget.Pacer`) would end past the budget is left and the
+        run goes on with the next ones that still fit; it does not stop as interrupted, so a
+        pre-push hook only fails on failures. Under xdist each worker keeps to the deadline the
+        controller gave it and reports how many it left.
         """
-        if self.plan is None:
+        pacer = self.plan.pacer if self.plan is not None else None
+        if pacer is None:
             return None
-        if self.not_run or self._used_up():
+        if not pacer.fits(item.nodeid, self._remaining()):
             self.not_run += 1
             return True  # handled: pytest's runner does not run it
+        pacer.started(item.nodeid)
         return None
 
     def pytest_sessionfinish(self) -> None:
