@@ -167,6 +167,50 @@ def test_outcomes(pytester: pytest.Pytester, history: Path) -> None:
     }
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_subtests_fail_their_test_and_are_not_timed_twice(
+    pytester: pytest.Pytester, history: Path, workers: int
+) -> None:
+    if not hasattr(pytest, "Subtests"):
+        pytest.skip("pytest < 9 has no built-in subtests")
+    pytester.makepyfile(
+        """
+        import time, unittest
+
+        def test_fixture(subtests):
+            for i in range(3):
+                with subtests.test(i=i):
+                    time.sleep(0.1)
+                    assert i != 1
+
+        def test_all_pass(subtests):
+            for i in range(3):
+                with subtests.test(i=i):
+                    time.sleep(0.1)
+
+        class T(unittest.TestCase):
+            def test_unittest(self):
+                for i in range(3):
+                    with self.subTest(i=i):
+                        self.assertNotEqual(i, 1)
+        """
+    )
+    xdist = ["-n", str(workers)] if workers else []
+    pytester.runpytest("--feedback", "-p", "no:cacheprovider", *xdist)
+    with Store.open_existing(history) as store:
+        run = store.runs()[0]
+        rows = {r["nodeid"].split("::")[-1]: r for r in store.results(run["id"])}
+        assert run["failed"] == 2
+    # unittest's own report says passed; the failed subtest fails it, as pytest's summary does.
+    assert {n: r["outcome"] for n, r in rows.items()} == {
+        "test_fixture": "failed",
+        "test_all_pass": "passed",
+        "test_unittest": "failed",
+    }
+    # Three subtests of 0.1 s: 0.3 s, not the subtests' and the test's time added up.
+    assert 0.3 <= rows["test_all_pass"]["call_s"] < 0.55
+
+
 def test_run_metadata_and_git(pytester: pytest.Pytester, history: Path) -> None:
     pytester.makepyfile(test_a="def test_a(): pass")
     pytester.run("git", "init", "-q", "-b", "trunk")

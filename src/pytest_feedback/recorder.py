@@ -313,6 +313,8 @@ class RunRecorder:
         self._workers_up = 0
         #: Tests whose last phase was reported: an interrupted test never gets there.
         self._complete: set[str] = set()
+        #: Tests of this run with a failed subtest (pytest 9 subtests, unittest subTest).
+        self._failed_subtests: set[str] = set()
         self.troubles = Troubles()
         #: What the terminal summary says: "recorded ..." or a warning.
         self.outcome_line: Optional[str] = None
@@ -387,6 +389,14 @@ class RunRecorder:
             # A fresh setup starts the test anew (reruns, duplicated node ids).
             record = self.run.tests[nodeid] = TestRecord(nodeid, worker=worker)
             self._complete.discard(nodeid)
+            self._failed_subtests.discard(nodeid)
+        if _is_subtest(report):
+            # A subtest's time is part of its test's call, which reports it again; a failed
+            # subtest fails the test, even when the test's own report (unittest's) says passed.
+            if report.failed:
+                self._failed_subtests.add(nodeid)
+                record.outcome = "failed"
+            return
         if when not in ("setup", "call"):  # teardown, or xdist's "???" for a crash
             self._complete.add(nodeid)
         duration = float(extra.get(DURATION_ATTR) or report.duration or 0.0)
@@ -398,6 +408,8 @@ class RunRecorder:
             record.call_s += duration
         if report.outcome != "passed" or when == "call":
             record.outcome = _outcome(report, record.outcome)
+            if record.outcome == "passed" and nodeid in self._failed_subtests:
+                record.outcome = "failed"
         events = extra.get(EVENTS_ATTR)
         if events:
             for event in events:
@@ -489,6 +501,12 @@ class RunRecorder:
 def _is_parameter(fixturedef: pytest.FixtureDef[Any]) -> bool:
     """A pseudo-fixture pytest makes for a directly parametrized argument, not a real fixture."""
     return getattr(fixturedef.func, "__name__", "") == "get_direct_param_fixture_func"
+
+
+def _is_subtest(report: pytest.TestReport) -> bool:
+    """A subtest's report: pytest's own (9.0+, ``SubtestReport``) or pytest-subtests'
+    (``SubTestReport``); xdist rebuilds either class on the controller."""
+    return type(report).__name__.lower() == "subtestreport"
 
 
 def _outcome(report: pytest.TestReport, current: str) -> str:
