@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_feedback.budget import Candidate, plan_budget, risk
+from pytest_feedback.budget import BudgetPlan, Candidate, plan_budget, risk
 from pytest_feedback.estimates import Estimates, FixtureEstimate, TestEstimate
 from pytest_feedback.store import Store
 
@@ -107,7 +107,50 @@ def test_tests_sharing_a_module_fixture_run_together() -> None:
     assert plan.chosen[2:] == ("n.py::x", "n.py::y")
 
 
-def test_the_pacer_starts_only_tests_that_still_end_within_the_budget() -> None:
+def _simulate(plan: BudgetPlan, took: dict[str, float], startup_s: float, end_rate: float) -> float:
+    """A serial run of ``plan`` under its pacer: the clock advances by what each test really took
+    (``took``, own time and fixtures), then the session end of the work that ran. Returns the wall
+    time; the tests left are those the pacer did not let start."""
+    pacer = plan.pacer
+    assert pacer is not None
+    clock, work = startup_s, 0.0
+    for nodeid in plan.chosen:
+        if pacer.fits(nodeid, plan.budget_s - clock):
+            pacer.started(nodeid)
+            clock += took[nodeid]
+            work += took[nodeid]
+    return clock + end_rate * work
+
+
+def test_the_pacer_keeps_a_run_that_falls_behind_within_the_budget() -> None:
+    db = FixtureEstimate("db", "module", "conftest.py::db", 1.0, 0.0, 1.0, 4)
+    durations = {f"m.py::t{i}": 0.5 for i in range(4)} | {f"n.py::u{i}": 1.0 for i in range(8)}
+    est = Estimates(
+        {
+            n: TestEstimate(n, s, 0.0, s, 0.0, 5, 0.0, False, 1.0, "passed")
+            for n, s in durations.items()
+        },
+        (db,),
+        {f"m.py::t{i}": [0] for i in range(4)},
+        startup_s=0.5,
+        session_end_s=2.0,  # over 11 s of suite work: a rate of 2/11
+    )
+    end_rate = 2.0 / 11.0
+    plan = plan_budget([Candidate(n, runs=3) for n in durations], est, 12.0)
+    # On schedule the pacer lets every chosen test start, and the run ends at the prediction.
+    on_time = {n: durations[n] for n in plan.chosen}
+    on_time[next(n for n in plan.chosen if n.startswith("m.py"))] += 1.0  # who sets the db up
+    assert _simulate(plan, on_time, 0.5, end_rate) == pytest.approx(plan.predicted_s)
+    assert plan.predicted_s <= 12.0
+    # Behind schedule (the first test takes 3 s more): tests are left, the session end included
+    # the run still ends within the budget.
+    first = plan.chosen[0]
+    late = on_time | {first: on_time[first] + 3.0}
+    plan = plan_budget([Candidate(n, runs=3) for n in durations], est, 12.0)
+    assert _simulate(plan, late, 0.5, end_rate) <= 12.0
+
+
+def test_the_pacer_leaves_a_test_that_would_end_late_for_a_cheaper_one() -> None:
     db = FixtureEstimate("db", "module", "conftest.py::db", 1.0, 0.0, 1.0, 4)
     durations = {"m.py::a": 0.5, "m.py::b": 0.5, "n.py::x": 2.0, "n.py::y": 0.2}
     est = estimates(durations, (db,), {"m.py::a": [0], "m.py::b": [0]})
@@ -122,14 +165,6 @@ def test_the_pacer_starts_only_tests_that_still_end_within_the_budget() -> None:
     assert not pacer.fits("n.py::x", 1.0)  # behind schedule: x would end past the budget ...
     assert pacer.fits("n.py::y", 1.0)  # ... but y, after it, still fits
     assert not pacer.fits("n.py::y", 0.0)  # nothing starts once the budget is used up
-    # On schedule everything fits: the prediction is the sum of the costs, in the plan's order.
-    fresh = plan_budget([Candidate(n, runs=3) for n in durations], est, 100.0).pacer
-    assert fresh is not None
-    total = 0.0
-    for nodeid in plan.chosen:
-        total += fresh.cost(nodeid)
-        fresh.started(nodeid)
-    assert total == pytest.approx(plan.predicted_s)
 
 
 def test_parallel_plans_stay_within_the_budget() -> None:
@@ -234,25 +269,55 @@ def test_the_run_ends_when_the_budget_is_used_up(pytester: pytest.Pytester) -> N
 def test_a_test_that_would_end_past_the_budget_is_left_for_a_cheaper_one(
     pytester: pytest.Pytester,
 ) -> None:
-    failing = "import time\ndef test_it():\n    time.sleep({})\n    assert False\n"
-    cheap = "import time\n" + "".join(f"def test_c{i}():\n    time.sleep(0.05)\n" for i in range(4))
-    pytester.makepyfile(
-        test_a_slow=failing.format(0.2), test_b_big=failing.format(1.2), test_c_cheap=cheap
+    module = """
+        import pathlib, time
+        import pytest
+
+        @pytest.fixture(scope="module")
+        def resource():
+            yield
+            pathlib.Path("torn-down").write_text("yes")
+
+        def test_slow(resource):
+            time.sleep(SLOW)
+            assert False
+
+        def test_big(resource):
+            time.sleep(1.8)
+            assert False
+    """
+    cheap = "import time\n" + "".join(
+        f"def test_c{i}():\n    time.sleep(0.075)\n" for i in range(4)
     )
+    pytester.makepyfile(test_a=module.replace("SLOW", "0.3"), test_b_cheap=cheap)
     pytester.runpytest("--feedback", "-p", "no:cacheprovider")
-    # Both failed last time: the slow one (more risk per second) runs first, then the big one,
-    # then the cheap ones; all fit 2.5 s. Now the slow one takes 1.5 s, not 0.2 s: the big one
-    # (1.2 s) would end past the budget and is left, the cheap ones after it still fit.
-    pytester.makepyfile(test_a_slow=failing.format(1.5))
-    result = pytester.runpytest(
-        "--feedback-budget=2.5", "-p", "no:cacheprovider", "-v", "--feedback-no-record"
-    )
+    # Both failed last time: test_slow (more risk per second) runs first, then test_big, which
+    # shares its module fixture, then the cheap ones; all fit 3.75 s. Now test_slow takes 2.25 s:
+    # test_big (1.8 s) would end past the budget and is skipped, the cheap ones still fit.
+    pytester.makepyfile(test_a=module.replace("SLOW", "2.25"))
+    (pytester.path / "torn-down").unlink(missing_ok=True)
+    result = pytester.runpytest("--feedback-budget=3.75", "-p", "no:cacheprovider", "-v", "-rs")
     ran = [line.split(" ")[0] for line in result.outlines if " PASSED" in line or " FAILED" in line]
-    assert result.parseoutcomes().get("deselected", 0) == 0  # all six were chosen
-    assert ran[0] == "test_a_slow.py::test_it"
-    assert "test_b_big.py::test_it" not in ran
-    assert any(n.startswith("test_c_cheap.py::") for n in ran)
-    result.stdout.fnmatch_lines(["feedback: budget 2.5s used up: * of the chosen tests not run"])
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("deselected", 0) == 0  # all six were chosen
+    assert ran[0] == "test_a.py::test_slow"
+    assert "test_a.py::test_big" not in ran
+    assert outcomes.get("skipped") == 1  # pytest says so too, with the reason
+    assert any(n.startswith("test_b_cheap.py::") for n in ran)
+    assert "error" not in outcomes  # the module fixture was finished before the next module
+    assert (pytester.path / "torn-down").read_text() == "yes"
+    result.stdout.fnmatch_lines(
+        [
+            "feedback: budget 3.75s used up: 1 of the chosen tests not run",
+            "SKIPPED [[]1[]] test_a.py:*: feedback: budget 3.75s used up before this test's turn",
+        ]
+    )
+    # A test the budget left did not run: the history gets no result for it.
+    with Store.open_existing(pytester.path / ".pytest-feedback" / "history.db") as store:
+        latest = max(store.runs(), key=lambda r: r["id"])
+        recorded = {r["nodeid"] for r in store.results(latest["id"])}
+    assert "test_a.py::test_slow" in recorded
+    assert "test_a.py::test_big" not in recorded
 
 
 @pytest.mark.parametrize("value", ["-1", "5x", "0", "m"])

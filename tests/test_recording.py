@@ -176,17 +176,24 @@ def test_subtests_fail_their_test_and_are_not_timed_twice(
     pytester.makepyfile(
         """
         import time, unittest
+        import pytest
 
-        def test_fixture(subtests):
+        @pytest.fixture(scope="module")
+        def catalogue():
+            time.sleep(0.2)
+            yield
+
+        def test_fixture(subtests, request):
             for i in range(3):
                 with subtests.test(i=i):
-                    time.sleep(0.1)
+                    if i == 0:
+                        request.getfixturevalue("catalogue")  # set up inside a subtest
                     assert i != 1
 
         def test_all_pass(subtests):
             for i in range(3):
                 with subtests.test(i=i):
-                    time.sleep(0.1)
+                    time.sleep(0.3)
 
         class T(unittest.TestCase):
             def test_unittest(self):
@@ -201,14 +208,18 @@ def test_subtests_fail_their_test_and_are_not_timed_twice(
         run = store.runs()[0]
         rows = {r["nodeid"].split("::")[-1]: r for r in store.results(run["id"])}
         assert run["failed"] == 2
+        fixtures = _fixture_rows(store, "catalogue")
     # unittest's own report says passed; the failed subtest fails it, as pytest's summary does.
     assert {n: r["outcome"] for n, r in rows.items()} == {
         "test_fixture": "failed",
         "test_all_pass": "passed",
         "test_unittest": "failed",
     }
-    # Three subtests of 0.1 s: 0.3 s, not the subtests' and the test's time added up.
-    assert 0.3 <= rows["test_all_pass"]["call_s"] < 0.55
+    # The fixture a subtest set up is recorded (its report carried the event).
+    assert len(fixtures) == 1
+    assert fixtures[0]["setup_s"] >= 0.2
+    # Three subtests of 0.3 s: 0.9 s, not the subtests' and the test's time added up (1.8 s).
+    assert 0.9 <= rows["test_all_pass"]["call_s"] < 1.5
 
 
 def test_run_metadata_and_git(pytester: pytest.Pytester, history: Path) -> None:

@@ -126,11 +126,12 @@ class Pacer:
     """Whether a chosen test still fits when its turn comes, given the time the run has taken.
 
     The plan is an estimate: a failing test, a busy machine or a test slower in this order than
-    in the history can put the run behind. A test is started only when its expected cost (its own
-    time, the wider-scope fixture instances no test run so far has paid for, and its share of the
-    session end) ends within the budget; one that does not is left, and a cheaper one after it
-    may still fit. On schedule, every chosen test fits: the plan's prediction is these costs'
-    sum.
+    in the history can put the run behind. A test is started only when it still ends within the
+    budget with the session end that follows the run: its expected cost (its own time and the
+    wider-scope fixture instances no test run so far has paid for) plus the session end's share
+    of all the work started so far. One that does not fit is left, and a cheaper one after it
+    may still fit. On schedule every chosen test fits: the plan's prediction is start-up plus
+    these costs with their session-end share.
     """
 
     def __init__(self, work: Workload, tests: Sequence[int], end_rate: float) -> None:
@@ -139,19 +140,23 @@ class Pacer:
         self._resource_cost = work.resource_cost
         self._end_rate = max(0.0, end_rate)
         self._paid: set[int] = set()
+        #: Expected work of the tests started so far (session end not included).
+        self._done_s = 0.0
 
     def cost(self, nodeid: str) -> float:
-        """Seconds the test is expected to add to the run now, session end share included."""
-        extra = sum(
-            self._resource_cost[r] for r in self._needs.get(nodeid, ()) if r not in self._paid
-        )
-        return (self._own.get(nodeid, 0.0) + extra) * (1 + self._end_rate)
+        """Seconds of work the test is expected to add now (fixtures not yet paid included)."""
+        needs = self._needs.get(nodeid, ())
+        extra = sum(self._resource_cost[r] for r in needs if r not in self._paid)
+        return self._own.get(nodeid, 0.0) + extra
 
     def fits(self, nodeid: str, remaining_s: float) -> bool:
-        return remaining_s > 0 and self.cost(nodeid) <= remaining_s
+        """Whether the test, then the session end of all work so far, ends in ``remaining_s``."""
+        cost = self.cost(nodeid)
+        return remaining_s > 0 and cost + self._end_rate * (self._done_s + cost) <= remaining_s
 
     def started(self, nodeid: str) -> None:
         """The test runs: the fixture instances it needs are paid for."""
+        self._done_s += self.cost(nodeid)
         self._paid.update(self._needs.get(nodeid, ()))
 
 

@@ -23,6 +23,7 @@ from .budget import BudgetPlan, Candidate, plan_budget
 from .collection_line import CollectionLine
 from .durations import format_budget, format_duration
 from .estimates import Estimates
+from .records import BUDGET_NOT_RUN
 
 _IMPORTED_AT = time.perf_counter()
 #: ``workerinput`` key: when the budget runs out, as a `time.time` value.
@@ -206,24 +207,31 @@ class BudgetRun(CollectionLine):
         return self.budget_s - (time.perf_counter() - self._start)
 
     @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_protocol(self, item: pytest.Item) -> Optional[bool]:
-        """A chosen test that would no longer end within the budget is not run.
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        """A chosen test that would no longer end within the budget is skipped.
 
         The plan is an estimate: a test that fails, or a slower machine, can take longer. When the
-        run falls behind, a test whose expected cost (fixtures not yet paid for and its share of
-        the session end included, see `budget.Pacer`) would end past the budget is left and the
-        run goes on with the next ones that still fit; it does not stop as interrupted, so a
-        pre-push hook only fails on failures. Under xdist each worker keeps to the deadline the
-        controller gave it and reports how many it left.
+        run falls behind, a test whose expected cost (fixtures not yet paid for and the session
+        end included, see `budget.Pacer`) would end past the budget is skipped before its
+        fixtures are set up, and the run goes on with the next ones that still fit. Skipped in
+        its set-up, the test is torn down by pytest as usual: the fixtures it shared with the test
+        before it are finished when the next test is elsewhere. It is not recorded as a result
+        (`records.BUDGET_NOT_RUN`). Under xdist each worker keeps to the deadline the controller
+        gave it and reports how many it left.
         """
         pacer = self.plan.pacer if self.plan is not None else None
         if pacer is None:
-            return None
+            return
         if not pacer.fits(item.nodeid, self._remaining()):
             self.not_run += 1
-            return True  # handled: pytest's runner does not run it
+            item.user_properties.append(BUDGET_NOT_RUN)
+            reason = (
+                f"feedback: budget {format_budget(self.budget_s)} used up before this test's turn"
+            )
+            # Reported at the test's location, as a skip mark is (pytest's skipping plugin does
+            # the same), not at this line.
+            raise pytest.skip.Exception(reason, _use_item_location=True)
         pacer.started(item.nodeid)
-        return None
 
     def pytest_sessionfinish(self) -> None:
         if self.is_worker:

@@ -30,6 +30,7 @@ from .records import (
     RunRecord,
     TestRecord,
     WorkerRecord,
+    left_by_budget,
 )
 
 #: Attributes the probe attaches to test reports (they survive xdist's serialisation).
@@ -384,6 +385,11 @@ class RunRecorder:
         nodeid = report.nodeid
         when = report.when
         worker = extra.get(WORKER_ATTR)
+        if left_by_budget(report.user_properties):
+            # Not run (skipped in its set-up): no result, but the wider fixtures torn down in its
+            # teardown are real.
+            self._apply_events(extra, None, worker)
+            return
         record = self.run.tests.get(nodeid)
         if record is None or when == "setup":
             # A fresh setup starts the test anew (reruns, duplicated node ids).
@@ -396,6 +402,7 @@ class RunRecorder:
             if report.failed:
                 self._failed_subtests.add(nodeid)
                 record.outcome = "failed"
+            self._apply_events(extra, record, worker)
             return
         if when not in ("setup", "call"):  # teardown, or xdist's "???" for a crash
             self._complete.add(nodeid)
@@ -410,13 +417,16 @@ class RunRecorder:
             record.outcome = _outcome(report, record.outcome)
             if record.outcome == "passed" and nodeid in self._failed_subtests:
                 record.outcome = "failed"
-        events = extra.get(EVENTS_ATTR)
-        if events:
-            for event in events:
-                self._apply_event(tuple(event), record, worker)
+        self._apply_events(extra, record, worker)
         uses = extra.get(USES_ATTR)
         if uses is not None:
             self.run.uses[nodeid] = [self._fixture_key(*u) for u in uses]
+
+    def _apply_events(
+        self, extra: dict[str, Any], record: Optional[TestRecord], worker: Any
+    ) -> None:
+        for event in extra.get(EVENTS_ATTR) or ():
+            self._apply_event(tuple(event), record, worker)
 
     def _fixture_key(self, name: str, scope: str, location: str) -> FixtureKey:
         raw = (name, scope, location)

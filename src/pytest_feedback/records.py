@@ -10,6 +10,16 @@ OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
 FAILING = frozenset({"failed", "error"})
 #: Scopes whose fixtures a test may trigger without owning their cost (DESIGN.md, cost model).
 WIDER_SCOPES = frozenset({"class", "module", "package", "session"})
+#: The user property `--feedback-budget` gives a chosen test it skips because the test would no
+#: longer end within the budget: not a result to record. (Shows in JUnit XML too.)
+BUDGET_NOT_RUN = ("feedback_budget", "not run: the budget was used up")
+
+
+def left_by_budget(user_properties: object) -> bool:
+    """Whether a report's ``user_properties`` carry `BUDGET_NOT_RUN` (xdist sends them as lists)."""
+    return isinstance(user_properties, (list, tuple)) and any(
+        isinstance(p, (list, tuple)) and tuple(p) == BUDGET_NOT_RUN for p in user_properties
+    )
 
 
 @dataclasses.dataclass
