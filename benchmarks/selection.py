@@ -152,7 +152,20 @@ class Mutation:
     line: int
     before: str
     after: str
-    text: str  # the whole mutated file
+    #: The whole mutated file; or None, and `original` holds the file's lines, shared by all the
+    #: candidates of a file (sqlglot has thousands: a whole text each took gigabytes).
+    mutated: Optional[str] = None
+    original: Optional[list[str]] = dataclasses.field(default=None, repr=False, compare=False)
+
+    @property
+    def text(self) -> str:
+        """The whole mutated file."""
+        if self.mutated is not None:
+            return self.mutated
+        assert self.original is not None
+        lines = [*self.original]
+        lines[self.line - 1] = self.after
+        return "".join(lines)
 
     def describe(self) -> str:
         return (
@@ -224,7 +237,7 @@ def mutations_of(path: Path, rel: str) -> dict[str, list[Mutation]]:
             ast.parse(new_text)
         except SyntaxError:
             return
-        found[kind].append(Mutation(kind, rel, lineno, pair[0], pair[1], new_text))
+        found[kind].append(Mutation(kind, rel, lineno, pair[0], pair[1], original=lines))
 
     for node in ast.walk(tree):
         if isinstance(node, ast.Compare) and len(node.ops) == 1 and in_function(node):
