@@ -247,3 +247,26 @@ def test_hostile_or_broken_reports_are_refused_in_one_line(
     assert len(err.splitlines()) == 1
     assert message in err
     assert not db.exists()
+
+
+def test_a_test_the_budget_left_is_not_imported_as_a_skip() -> None:
+    from xml.etree import ElementTree as ET
+
+    from pytest_feedback.junit import read_cases
+    from pytest_feedback.records import BUDGET_NOT_RUN
+
+    name, value = BUDGET_NOT_RUN
+    root = ET.fromstring(
+        '<testsuite name="pytest">'
+        '<testcase classname="test_a" name="test_ran" time="0.5"/>'
+        '<testcase classname="test_a" name="test_left" time="0.0">'
+        f'<properties><property name="{name}" value="{value}"/></properties>'
+        '<skipped type="pytest.skip" message="feedback: budget 5m used up"/></testcase>'
+        '<testcase classname="test_a" name="test_skipped" time="0.0">'
+        '<skipped type="pytest.skip" message="no"/></testcase>'
+        "</testsuite>"
+    )
+    assert {(c.name, c.outcome) for c in read_cases(root)} == {
+        ("test_ran", "passed"),
+        ("test_skipped", "skipped"),
+    }

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Optional
 
 from .errors import FeedbackError
-from .records import RunRecord, TestRecord
+from .records import BUDGET_NOT_RUN, RunRecord, TestRecord
 
 #: Directories never searched for test files (pytest's default norecursedirs, and caches).
 SKIP_DIRS = frozenset(
@@ -124,6 +124,9 @@ def _seconds(text: Optional[str]) -> float:
 
 def _outcome(case: ET.Element) -> Optional[str]:
     """The test's outcome; None for testcases that are not tests (collection errors...)."""
+    for prop in case.iter("property"):
+        if (prop.get("name"), prop.get("value")) == BUDGET_NOT_RUN:
+            return None  # skipped by --feedback-budget, its turn came too late: it did not run
     tags = {child.tag: child for child in case}
     for tag in ("failure", "error", "skipped"):
         element = tags.get(tag)
