@@ -139,7 +139,7 @@ def fill(order: list[str], work: Workload, budget_s: float, startup_s: float) ->
     chosen: set[str] = set()
     for nodeid in order:
         t = index[nodeid]
-        cost = work.own[t] + sum(work.resource_cost[r] for r in work.needs[t] if r not in paid)
+        cost = work.added_cost(t, paid)
         if used + cost <= budget_s:
             chosen.add(nodeid)
             used += cost

@@ -135,9 +135,8 @@ class Pacer:
     """
 
     def __init__(self, work: Workload, tests: Sequence[int], end_rate: float) -> None:
-        self._own = {work.nodeids[t]: work.own[t] for t in tests}
-        self._needs = {work.nodeids[t]: work.needs[t] for t in tests}
-        self._resource_cost = work.resource_cost
+        self._work = work
+        self._index = {work.nodeids[t]: t for t in tests}
         self._end_rate = max(0.0, end_rate)
         self._paid: set[int] = set()
         #: Expected work of the tests started so far (session end not included).
@@ -145,9 +144,8 @@ class Pacer:
 
     def cost(self, nodeid: str) -> float:
         """Seconds of work the test is expected to add now (fixtures not yet paid included)."""
-        needs = self._needs.get(nodeid, ())
-        extra = sum(self._resource_cost[r] for r in needs if r not in self._paid)
-        return self._own.get(nodeid, 0.0) + extra
+        t = self._index.get(nodeid)
+        return 0.0 if t is None else self._work.added_cost(t, self._paid)
 
     def fits(self, nodeid: str, remaining_s: float) -> bool:
         """Whether the test, then the session end of all work so far, ends in ``remaining_s``."""
@@ -156,8 +154,10 @@ class Pacer:
 
     def started(self, nodeid: str) -> None:
         """The test runs: the fixture instances it needs are paid for."""
-        self._done_s += self.cost(nodeid)
-        self._paid.update(self._needs.get(nodeid, ()))
+        t = self._index.get(nodeid)
+        if t is not None:
+            self._done_s += self._work.added_cost(t, self._paid)
+            self._paid.update(self._work.needs[t])
 
 
 def predict(
@@ -238,8 +238,7 @@ def plan_budget(
     paid: set[int] = set()
 
     def marginal(t: int) -> float:
-        extra = sum(work.resource_cost[r] for r in work.needs[t] if r not in paid)
-        return max(work.own[t] + extra, 1e-6)
+        return max(work.added_cost(t, paid), 1e-6)
 
     heap = [(tier[t], -risks[t] / marginal(t), work.nodeids[t], t) for t in range(len(cands))]
     heapq.heapify(heap)
@@ -285,7 +284,7 @@ def plan_budget(
         for members in sorted(groups.values(), key=lambda m: min(priority(t) for t in m))
         for t in sorted(members, key=priority)
     ]
-    left.sort(key=lambda t: (tier[t], -risks[t] / max(work.own[t], 1e-6), work.nodeids[t]))
+    left.sort(key=priority)
     return BudgetPlan(
         budget_s=budget_s,
         workers=workers,

@@ -14,7 +14,7 @@ Everything here is ordered by node id, so that plans do not depend on collection
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from ..records import test_file
@@ -114,6 +114,12 @@ class Workload:
             + sum(self.own[t] for t in members)
             + sum(self.resource_cost[r] for r in resources)
         )
+
+    def added_cost(self, t: int, paid: Container[int]) -> float:
+        """Seconds test ``t`` adds to a process that has set up the instances in ``paid``: its
+        own time and the instances it needs that are not among them."""
+        extra = sum(self.resource_cost[r] for r in self.needs[t] if r not in paid)
+        return self.own[t] + extra
 
     def lower_bound(self, n: int) -> float:
         """No plan on ``n`` processes beats this: max(total work / n, largest single test)."""
