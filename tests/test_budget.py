@@ -16,12 +16,13 @@ def estimates(
     fixtures: tuple[FixtureEstimate, ...] = (),
     uses: dict[str, list[int]] | None = None,
     startup_s: float = 0.0,
+    session_end_s: float = 0.0,
 ) -> Estimates:
     tests = {
         n: TestEstimate(n, s, 0.0, s, 0.0, 5, 0.0, False, 1.0, "passed")
         for n, s in durations.items()
     }
-    return Estimates(tests, fixtures, uses or {}, startup_s)
+    return Estimates(tests, fixtures, uses or {}, startup_s, session_end_s=session_end_s)
 
 
 def test_everything_fits_a_generous_budget() -> None:
@@ -125,11 +126,8 @@ def _simulate(plan: BudgetPlan, took: dict[str, float], startup_s: float, end_ra
 def test_the_pacer_keeps_a_run_that_falls_behind_within_the_budget() -> None:
     db = FixtureEstimate("db", "module", "conftest.py::db", 1.0, 0.0, 1.0, 4)
     durations = {f"m.py::t{i}": 0.5 for i in range(4)} | {f"n.py::u{i}": 1.0 for i in range(8)}
-    est = Estimates(
-        {
-            n: TestEstimate(n, s, 0.0, s, 0.0, 5, 0.0, False, 1.0, "passed")
-            for n, s in durations.items()
-        },
+    est = estimates(
+        durations,
         (db,),
         {f"m.py::t{i}": [0] for i in range(4)},
         startup_s=0.5,
