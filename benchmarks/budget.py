@@ -4,6 +4,10 @@ For each suite (a corpus copied to a temp dir, or the generated one), the benchm
 full runs (the first with `--feedback-cov`: history and a coverage map), measures the full suite's
 wall time T, then for budgets of 10%, 25% and 50% of T:
 
+- runs `pytest --feedback-budget=B` once on the clean tree, recorded into a copy of the history
+  for that budget: the developer's previous loop, from which the budget learns its pace (how its
+  runs compare with the estimates, `Estimates.pace`); its prediction, uncalibrated, is printed
+  apart ("first run");
 - runs `pytest --feedback-budget=B` on the clean tree and on every mutation of the selection
   benchmark (`benchmarks/selection.py`: flipped comparisons, changed return values, constants, ...)
   and compares its wall time with the budget (goal: within budget + 5%) and the plugin's predicted
@@ -26,7 +30,8 @@ With the default 6 mutations it takes about 20 minutes.
 
 The corpora come from /tmp/pytest-feedback-corpora; our code is loaded from this checkout's ``src``
 with PYTHONPATH, nothing is installed into the corpus venvs. History runs are recorded; the
-measured runs use `--feedback-no-record`, so every budget run plans from the same history.
+measured runs use `--feedback-no-record`, so every budget run of one budget plans from the same
+history.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import os
 import random
 import re
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -89,13 +95,25 @@ class Row:
     caught_ours: int = 0
     caught_fastest: int = 0
     caught_random: float = 0.0
+    #: The budget's history: the suite's, with one recorded budget run of this size.
+    db: Optional[Path] = None
+    #: That recorded run, planned from the suite's history alone (no pace learnt yet).
+    first: Optional[BudgetRun] = None
+
+    @property
+    def budget_db(self) -> Path:
+        if self.db is None:
+            raise RuntimeError("the budget's history is made before its runs")
+        return self.db
 
 
 def budget_run(
-    suite: Suite, db: Path, budget_s: float, plugin_dir: Path, workers: int
+    suite: Suite, db: Path, budget_s: float, plugin_dir: Path, workers: int, record: bool = False
 ) -> BudgetRun:
     out: list[str] = []
-    extra = ["-p", "pytest_feedback.plugin", f"--feedback-db={db}", "--feedback-no-record"]
+    extra = ["-p", "pytest_feedback.plugin", f"--feedback-db={db}"]
+    if not record:
+        extra.append("--feedback-no-record")
     extra.append(f"--feedback-budget={budget_s:.2f}s")
     if workers > 1:
         extra += ["-n", str(workers)]
@@ -189,7 +207,18 @@ def measure(
     # The fastest-first baseline's tests depend on the budget only, not on the mutation.
     fastest_fill = {row.share: fill(fastest, work, row.budget_s, startup_s) for row in rows}
     for row in rows:
-        row.runs.append(budget_run(suite, db, row.budget_s, plugin_dir, workers))
+        # A developer who runs the loop has run it before: one recorded budget run, on a copy
+        # of the history, so that each budget learns from its own runs only.
+        row.db = plugin_dir / f"{suite.name}-{round(row.share * 100)}.db"
+        with sqlite3.connect(db) as source, sqlite3.connect(row.db) as target:
+            source.backup(target)
+        row.first = budget_run(suite, row.db, row.budget_s, plugin_dir, workers, record=True)
+    timing = "  ".join(
+        f"{row.share:.0%}: {timing_mark(row.first, row)}" for row in rows if row.first
+    )
+    print(f"  [{suite.name}] first run   wall/budget, predicted/wall  {timing}", flush=True)
+    for row in rows:
+        row.runs.append(budget_run(suite, row.budget_db, row.budget_s, plugin_dir, workers))
     timing = "  ".join(f"{row.share:.0%}: {timing_mark(row.runs[0], row)}" for row in rows)
     print(f"  [{suite.name}] clean tree  wall/budget, predicted/wall  {timing}", flush=True)
     for mutation in mutations:
@@ -201,7 +230,10 @@ def measure(
             now, _ = suite.run(*find, plugin_dir=plugin_dir, timeout=max(60.0, 4 * total_s))
             broken = broken_by(now, baseline)
             runs = (
-                [budget_run(suite, db, row.budget_s, plugin_dir, workers) for row in rows]
+                [
+                    budget_run(suite, row.budget_db, row.budget_s, plugin_dir, workers)
+                    for row in rows
+                ]
                 if broken
                 else []
             )
@@ -254,7 +286,8 @@ def ratio(values: list[float]) -> str:
 def table(rows: list[Row]) -> list[str]:
     head = (
         f"{'suite':10} {'budget':>6} {'budget s':>8} {'wall s':>7} {'wall/budget':>17} "
-        f"{'predicted s':>11} {'predicted/wall':>17} {'predicted/took':>14} {'chosen':>6} "
+        f"{'predicted s':>11} {'predicted/wall':>17} {'predicted/took':>14} {'first run':>9} "
+        f"{'chosen':>6} "
         f"{'not run':>9} {'mutations':>9}  caught % ours / fastest-first / random"
     )
     lines = [head, "-" * len(head)]
@@ -265,6 +298,12 @@ def table(rows: list[Row]) -> list[str]:
         per_took = [r.predicted_s / r.took_s for r in row.runs if r.predicted_s and r.took_s]
         n = row.breaking
         cut = f"{sum(1 for r in row.runs if r.not_run)}/{len(row.runs)}"
+        first = row.first
+        first_ratio = (
+            f"{first.predicted_s / first.wall_s:9.2f}"
+            if first is not None and first.predicted_s is not None
+            else f"{'-':>9}"
+        )
         caught = (
             f"{row.caught_ours / n:6.0%} / {row.caught_fastest / n:6.0%} / "
             f"{row.caught_random / n:6.0%}"
@@ -276,7 +315,7 @@ def table(rows: list[Row]) -> list[str]:
             f"{ratio([w / row.budget_s for w in walls]):>17} "
             f"{statistics.median(predicted) if predicted else float('nan'):11.2f} "
             f"{ratio(per_wall) if per_wall else '-':>17} "
-            f"{statistics.median(per_took) if per_took else float('nan'):14.2f} "
+            f"{statistics.median(per_took) if per_took else float('nan'):14.2f} {first_ratio} "
             f"{statistics.median(r.chosen for r in row.runs):6.0f} "
             f"{max(r.not_run for r in row.runs):5} {cut:>3} {n:9}  {caught}"
         )

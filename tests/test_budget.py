@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pytest_feedback.budget import BudgetPlan, Candidate, plan_budget, risk
-from pytest_feedback.estimates import Estimates, FixtureEstimate, TestEstimate
+from pytest_feedback.estimates import Estimates, FixtureEstimate, TestEstimate, budget_pace
 from pytest_feedback.store import Store
 
 
@@ -17,12 +17,15 @@ def estimates(
     uses: dict[str, list[int]] | None = None,
     startup_s: float = 0.0,
     session_end_s: float = 0.0,
+    pace: float = 1.0,
 ) -> Estimates:
     tests = {
         n: TestEstimate(n, s, 0.0, s, 0.0, 5, 0.0, False, 1.0, "passed")
         for n, s in durations.items()
     }
-    return Estimates(tests, fixtures, uses or {}, startup_s, session_end_s=session_end_s)
+    return Estimates(
+        tests, fixtures, uses or {}, startup_s, session_end_s=session_end_s, pace=pace
+    )
 
 
 def test_everything_fits_a_generous_budget() -> None:
@@ -163,6 +166,35 @@ def test_the_pacer_leaves_a_test_that_would_end_late_for_a_cheaper_one() -> None
     assert not pacer.fits("n.py::x", 1.0)  # behind schedule: x would end past the budget ...
     assert pacer.fits("n.py::y", 1.0)  # ... but y, after it, still fits
     assert not pacer.fits("n.py::y", 0.0)  # nothing starts once the budget is used up
+
+
+def test_the_pace_of_recent_budget_runs_weighs_longer_runs_more() -> None:
+    assert budget_pace([]) == 1.0
+    assert budget_pace([(8.0, 10.0), (1.0, 0.0)]) == pytest.approx(0.8)  # nothing planned: no say
+    assert budget_pace([(8.0, 10.0), (3.0, 1.0)]) == pytest.approx(1.0)  # 11 s for 11 planned
+    assert budget_pace([(100.0, 1.0)]) == 4.0  # within limits: one odd run cannot wreck a plan
+
+
+def test_a_pace_scales_the_costs_and_the_run_records_what_the_history_planned() -> None:
+    durations = {f"t.py::test_{i}": 1.0 for i in range(10)}
+    end = 2.0  # a session end of 2 s after the whole suite's 10 s of work
+    plain = plan_budget([Candidate(n) for n in durations], estimates(durations), 4.0)
+    est = estimates(durations, session_end_s=end, pace=0.5)
+    paced = plan_budget([Candidate(n) for n in durations], est, 4.0)
+    assert len(plain.chosen) == 4
+    # Recent budget runs took half what the history said: 6 tests (3 s) and their share of the
+    # session end (0.6 s) fit 4 s.
+    assert len(paced.chosen) == 6
+    assert paced.predicted_s == pytest.approx(3.0 + 0.6)
+    assert paced.pace == 0.5
+    pacer = paced.pacer
+    assert pacer is not None
+    for nodeid in paced.chosen[:2]:
+        pacer.started(nodeid)
+    # What the history (uncalibrated) planned for the two tests that ran and their session end.
+    assert pacer.planned_s == pytest.approx(2.0 * (1 + end / 10.0))
+    # Learnt from serial runs, the pace leaves parallel plans alone.
+    assert plan_budget([Candidate(n) for n in durations], est, 4.0, workers=2).pace == 1.0
 
 
 def test_parallel_plans_stay_within_the_budget() -> None:
@@ -316,6 +348,27 @@ def test_a_test_that_would_end_past_the_budget_is_left_for_a_cheaper_one(
         recorded = {r["nodeid"] for r in store.results(latest["id"])}
     assert "test_a.py::test_slow" in recorded
     assert "test_a.py::test_big" not in recorded
+
+
+def test_a_budget_learns_its_pace_from_the_budget_runs_before_it(
+    pytester: pytest.Pytester,
+) -> None:
+    slow = "import time\n" + "".join(f"def test_s{i}():\n    time.sleep(0.2)\n" for i in range(6))
+    pytester.makepyfile(test_slow=slow)
+    pytester.runpytest("--feedback", "-p", "no:cacheprovider").assert_outcomes(passed=6)
+    # The tests got faster than the history says (a faster machine, a lighter order).
+    pytester.makepyfile(test_slow=slow.replace("0.2", "0.02"))
+    first = pytester.runpytest("--feedback-budget=0.7", "-p", "no:cacheprovider")
+    first_ran = first.parseoutcomes()["passed"]
+    assert first_ran < 6
+    db = pytester.path / ".pytest-feedback" / "history.db"
+    with Store.open_existing(db) as store:
+        latest = max(store.runs(), key=lambda r: r["id"])
+        assert latest["planned_s"] == pytest.approx(0.2 * first_ran, rel=0.5)
+        pace = store.load_estimates().pace
+    assert pace < 0.6
+    second = pytester.runpytest("--feedback-budget=0.7", "-p", "no:cacheprovider")
+    assert second.parseoutcomes()["passed"] > first_ran
 
 
 @pytest.mark.parametrize("value", ["-1", "5x", "0", "m"])

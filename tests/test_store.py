@@ -30,24 +30,28 @@ def test_schema_version_is_recorded(tmp_path: Path) -> None:
     assert int(version) == SCHEMA_VERSION
 
 
-def test_a_history_from_before_loop_s_is_read_and_upgraded(tmp_path: Path) -> None:
+def test_a_history_from_before_loop_s_and_planned_s_is_read_and_upgraded(tmp_path: Path) -> None:
     import sqlite3
 
     path = tmp_path / "h.db"
     with Store(path) as store:
         store.record_run(make_run("u1", 100.0, {"t.py::a": 0.5}))
     con = sqlite3.connect(path)
-    con.execute("ALTER TABLE runs DROP COLUMN loop_s")  # as a development version wrote it
+    for column in ("loop_s", "planned_s"):  # as development versions wrote it
+        con.execute(f"ALTER TABLE runs DROP COLUMN {column}")
     con.commit()
     con.close()
     with Store(path, create=False, readonly=True) as store:
-        assert store.load_estimates().session_end_s == 0.0
+        estimates = store.load_estimates()
+        assert (estimates.session_end_s, estimates.pace) == (0.0, 1.0)
     run = make_run("u2", 200.0, {"t.py::a": 0.5})
-    run.collect_s, run.loop_s = 0.1, 0.6
+    run.collect_s, run.loop_s, run.planned_s = 0.1, 0.6, 1.8
     with Store(path) as store:
         store.record_run(run)
         assert store.has_column("runs", "loop_s")
-        assert store.load_estimates().session_end_s == pytest.approx(0.3)  # 1.0 - 0.1 - 0.6
+        estimates = store.load_estimates()
+        assert estimates.session_end_s == pytest.approx(0.3)  # 1.0 - 0.1 - 0.6
+        assert estimates.pace == pytest.approx(0.5)  # 1.0 - 0.1 after collection, 1.8 planned
 
 
 def test_recording_the_same_run_twice_adds_nothing(tmp_path: Path) -> None:

@@ -87,6 +87,8 @@ class BudgetPlan:
     affected: Optional[int] = None
     #: What each chosen test is expected to add when its turn comes (see `Pacer`).
     pacer: Optional[Pacer] = dataclasses.field(default=None, compare=False, repr=False)
+    #: The calibration from recent budget runs the costs were multiplied by (`Estimates.pace`).
+    pace: float = 1.0
 
     @property
     def total(self) -> int:
@@ -119,6 +121,7 @@ class BudgetPlan:
             "chosen": len(self.chosen),
             "left_out": list(self.left_out),
             "left_out_s": round(self.left_out_s, 3),
+            "pace": round(self.pace, 3),
         }
 
 
@@ -132,15 +135,27 @@ class Pacer:
     of all the work started so far. One that does not fit is left, and a cheaper one after it
     may still fit. On schedule every chosen test fits: the plan's prediction is start-up plus
     these costs with their session-end share.
+
+    ``pace``: the calibration ``work``'s costs carry (`Estimates.pace`); `planned_s` divides it
+    out, so that a run's record compares what it took with the history's own estimates.
     """
 
-    def __init__(self, work: Workload, tests: Sequence[int], end_rate: float) -> None:
+    def __init__(
+        self, work: Workload, tests: Sequence[int], end_rate: float, pace: float = 1.0
+    ) -> None:
         self._work = work
         self._index = {work.nodeids[t]: t for t in tests}
         self._end_rate = max(0.0, end_rate)
+        self._pace = pace if pace > 0 else 1.0
         self._paid: set[int] = set()
         #: Expected work of the tests started so far (session end not included).
         self._done_s = 0.0
+
+    @property
+    def planned_s(self) -> float:
+        """Seconds the history's estimates (uncalibrated) give the tests started so far and
+        their session end: what `Estimates.pace` compares a run's time with."""
+        return self._done_s * (1 + self._end_rate) / self._pace
 
     def cost(self, nodeid: str) -> float:
         """Seconds of work the test is expected to add now (fixtures not yet paid included)."""
@@ -219,7 +234,10 @@ def plan_budget(
     workers = max(1, workers)
     bringup = estimates.bringup_s(workers) + (max(0.0, before_workers_s) if workers > 1 else 0.0)
     by_id = {c.nodeid: c for c in candidates}
-    work = Workload.build(estimates, by_id)
+    # Serial runs: the costs are calibrated by how recent budget runs compared with their plans
+    # (learnt from serial runs only; under xdist the learnt bring-up carries the difference).
+    pace = estimates.pace if workers == 1 else 1.0
+    work = Workload.build(estimates, by_id).paced(pace)
     if spent_s is not None and workers == 1:
         work = dataclasses.replace(work, startup_s=max(0.0, spent_s))
     cands = [by_id[n] for n in work.nodeids]
@@ -227,8 +245,10 @@ def plan_budget(
     # work it follows: counted in proportion to the share of the suite's work that runs. (Under
     # xdist the learnt bring-up holds it.)
     # The share is of the whole recorded suite, not of the candidates (`-k` or selection may
-    # have narrowed them).
-    whole = max(sum(work.own) + sum(work.resource_cost), estimates.total(estimates.tests))
+    # have narrowed them). Both in the history's seconds: the pace then applies to the end too.
+    whole = max(
+        (sum(work.own) + sum(work.resource_cost)) / pace, estimates.total(estimates.tests)
+    )
     end_rate = estimates.session_end_s / whole if workers == 1 and whole > 0 else 0.0
     risks = [risk(c) for c in cands]
     tier = [0 if c.affected else 1 for c in cands]
@@ -296,7 +316,8 @@ def plan_budget(
         ),
         left_out_s=predict(work, left, workers, bringup, end_rate),
         affected=sum(1 for c in cands if c.affected) if affected_known else None,
-        pacer=Pacer(work, chosen, end_rate),
+        pacer=Pacer(work, chosen, end_rate, pace),
+        pace=pace,
     )
 
 

@@ -23,6 +23,7 @@ from .budget import BudgetPlan, Candidate, plan_budget
 from .collection_line import CollectionLine
 from .durations import format_budget, format_duration
 from .estimates import Estimates
+from .recorder import PLANNED_KEY
 from .records import BUDGET_NOT_RUN
 
 _IMPORTED_AT = time.perf_counter()
@@ -236,6 +237,14 @@ class BudgetRun(CollectionLine):
     def pytest_sessionfinish(self) -> None:
         if self.is_worker:
             self.config.workeroutput[NOT_RUN_KEY] = self.not_run  # type: ignore[attr-defined]
+            return
+        pacer = self.plan.pacer if self.plan is not None else None
+        if pacer is not None and self.plan is not None and self.plan.workers == 1:
+            # What the history planned for the tests that ran: with the time they took, it
+            # calibrates the next budget (`Estimates.pace`).
+            planned = pacer.planned_s
+            if planned > 0:
+                self.config.stash[PLANNED_KEY] = planned
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: object) -> None:

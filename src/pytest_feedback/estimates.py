@@ -286,6 +286,7 @@ class Estimates:
         per_test_s: float = 0.0,
         xdist_overhead: Optional[dict[int, float]] = None,
         session_end_s: float = 0.0,
+        pace: float = 1.0,
     ) -> None:
         self.tests = tests
         self.fixtures = list(fixtures)
@@ -301,6 +302,11 @@ class Estimates:
         #: Seconds a serial run of the whole suite spends after its test loop (a plugin's
         #: session-end work, session fixtures' tear-down), a median of recent runs.
         self.session_end_s = session_end_s
+        #: How long recent serial budget runs took after collection, per second the estimates
+        #: planned for them (`budget_pace`): 1.0 without any. Test times depend on what runs
+        #: before them and on the machine, and a budget run is not the full run the history
+        #: mostly holds; this is the correction a budget learns from its own runs.
+        self.pace = pace
         by_file: dict[str, list[float]] = {}
         for est in tests.values():
             by_file.setdefault(test_file(est.nodeid), []).append(est.estimate_s)
@@ -337,3 +343,27 @@ class Estimates:
 
     def total(self, nodeids: Iterable[str]) -> float:
         return sum(self.duration(n) for n in nodeids)
+
+
+#: How many recent budget runs calibrate the next one, and the widest correction they may make.
+PACE_RUNS = 5
+PACE_LIMITS = (0.25, 4.0)
+
+
+def budget_pace(runs: Iterable[tuple[float, float]]) -> float:
+    """The calibration of budget predictions from recent serial budget runs.
+
+    ``runs``: (seconds a run took after collection, seconds the estimates planned for the tests
+    it started and its session end). The ratio of the sums, so longer runs weigh more; within
+    `PACE_LIMITS`; 1.0 without a run.
+    """
+    took = planned = 0.0
+    for run_took, run_planned in runs:
+        if run_planned > 0 and run_took >= 0:
+            took += run_took
+            planned += run_planned
+    if planned <= 0:
+        return 1.0
+    low, high = PACE_LIMITS
+    return min(high, max(low, took / planned))
+

@@ -28,6 +28,7 @@ RUN_COLUMNS: dict[str, Any] = {
     "wall_s": 0.0,
     "collect_s": None,
     "loop_s": None,
+    "planned_s": None,
     "git_commit": None,
     "git_branch": None,
     "git_dirty": None,

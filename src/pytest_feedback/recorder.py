@@ -40,6 +40,9 @@ WORKER_ATTR = "feedback_worker"
 DURATION_ATTR = "feedback_duration"
 #: Key in ``config.workeroutput`` through which a worker sends what no report carried.
 WORKEROUTPUT_KEY = "feedback"
+#: Where a serial budget run leaves `RunRecord.planned_s` for the recorder (set in its
+#: ``pytest_sessionfinish``, which runs before the recorder's).
+PLANNED_KEY: pytest.StashKey[float] = pytest.StashKey()
 
 # A fixture event is a plain tuple so that execnet can ship it:
 #   ("setup", execution_id, name, scope, location, seconds)
@@ -491,6 +494,7 @@ class RunRecorder:
         run.finished_at = _RealClock.wall()
         run.wall_s = _RealClock.perf() - self._start
         run.exit_status = int(exitstatus)
+        run.planned_s = self._config.stash.get(PLANNED_KEY, None)
         # A test cut short by Ctrl-C has a set-up but no tear-down: its figures would lie.
         for nodeid in [n for n in run.tests if n not in self._complete]:
             del run.tests[nodeid]

@@ -90,6 +90,10 @@ class RunRecord:
     collect_s: Optional[float] = None
     #: The test loop's seconds (pytest_runtestloop), on the process that wrote the run.
     loop_s: Optional[float] = None
+    #: A serial ``--feedback-budget`` run: the seconds the history's estimates gave the tests it
+    #: started and their session end (uncalibrated, see `budget.Pacer.planned_s`); with
+    #: ``wall_s - collect_s`` it calibrates later budgets' predictions. None otherwise.
+    planned_s: Optional[float] = None
     git_commit: Optional[str] = None
     git_branch: Optional[str] = None
     git_dirty: Optional[bool] = None

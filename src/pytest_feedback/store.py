@@ -37,6 +37,12 @@ from .store_writes import (
 #:       coverage map: map_files, map_contexts, map_lines, map_reads, map_imports.
 SCHEMA_VERSION = 1
 
+#: Columns of ``runs`` that schema 1 gained during development, with the statement adding each.
+LATE_RUN_COLUMNS = {
+    "loop_s": "ALTER TABLE runs ADD COLUMN loop_s REAL",
+    "planned_s": "ALTER TABLE runs ADD COLUMN planned_s REAL",
+}
+
 SCHEMA = """
 -- Key/value facts about this file; 'schema_version' is the version of this schema.
 CREATE TABLE IF NOT EXISTS meta (
@@ -64,6 +70,9 @@ CREATE TABLE IF NOT EXISTS runs (
     collect_s   REAL,              -- session start to collection finished (controller)
     loop_s      REAL,              -- the test loop alone (what follows it, such as plugins'
                                    -- session-end work, is wall_s - collect_s - loop_s)
+    planned_s   REAL,              -- serial --feedback-budget runs: what the estimates gave the
+                                   -- tests it started and the session end (before calibration);
+                                   -- (wall_s - collect_s) / planned_s calibrates later budgets
     git_commit  TEXT,
     git_branch  TEXT,
     git_dirty   INTEGER,           -- 1: uncommitted changes to tracked files
@@ -342,13 +351,14 @@ class Store(HistoryReads):
             )
 
     def _add_late_columns(self) -> None:
-        """Columns schema 1 gained before its first release (``runs.loop_s``): added to a
-        history written by an earlier development version."""
+        """Columns schema 1 gained before its first release (``runs.loop_s``,
+        ``runs.planned_s``): added to a history written by an earlier development version."""
         try:
-            if not self.has_column("runs", "loop_s"):
-                with self._db.transaction() as con:
-                    if not self.has_column("runs", "loop_s"):
-                        con.execute("ALTER TABLE runs ADD COLUMN loop_s REAL")
+            for column in LATE_RUN_COLUMNS:
+                if not self.has_column("runs", column):
+                    with self._db.transaction() as con:
+                        if not self.has_column("runs", column):
+                            con.execute(LATE_RUN_COLUMNS[column])
         except sqlite3.Error as exc:
             raise HistoryError(describe_sqlite_error(self.path, exc)) from exc
 

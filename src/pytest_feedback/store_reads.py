@@ -10,7 +10,15 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Optional
 
-from .estimates import Estimates, FixtureEstimate, Sample, TestEstimate, median
+from .estimates import (
+    PACE_RUNS,
+    Estimates,
+    FixtureEstimate,
+    Sample,
+    TestEstimate,
+    budget_pace,
+    median,
+)
 from .records import storable_text, test_file
 from .sqlitedb import SqliteDb, table_columns
 
@@ -137,6 +145,21 @@ class HistoryReads:
             per_test_s=_per_test_overhead(serial),
             xdist_overhead=self._xdist_overhead(),
             session_end_s=_session_end(serial),
+            pace=self._budget_pace(),
+        )
+
+    def _budget_pace(self) -> float:
+        """`estimates.budget_pace` of the last serial budget runs."""
+        if not self.has_column("runs", "planned_s"):  # read-only, from a development version
+            return 1.0
+        return budget_pace(
+            self._db.query(
+                "SELECT wall_s - collect_s, planned_s FROM runs WHERE workers = 0"
+                " AND planned_s > 0 AND collect_s IS NOT NULL"
+                " AND id NOT IN (SELECT run_id FROM run_parts)"
+                " ORDER BY started_at DESC LIMIT ?",
+                (PACE_RUNS,),
+            )
         )
 
     def _xdist_overhead(self) -> dict[int, float]:

@@ -105,6 +105,16 @@ class Workload:
     def __len__(self) -> int:
         return len(self.nodeids)
 
+    def paced(self, pace: float) -> Workload:
+        """This workload with every test's and instance's cost times ``pace`` (start-up kept)."""
+        if pace == 1.0:
+            return self
+        return dataclasses.replace(
+            self,
+            own=tuple(c * pace for c in self.own),
+            resource_cost=tuple(c * pace for c in self.resource_cost),
+        )
+
     def cost(self, tests: Iterable[int]) -> float:
         """Seconds one process spends on ``tests``: start-up, own costs, instances once each."""
         members = list(tests)
