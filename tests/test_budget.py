@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -23,9 +25,7 @@ def estimates(
         n: TestEstimate(n, s, 0.0, s, 0.0, 5, 0.0, False, 1.0, "passed")
         for n, s in durations.items()
     }
-    return Estimates(
-        tests, fixtures, uses or {}, startup_s, session_end_s=session_end_s, pace=pace
-    )
+    return Estimates(tests, fixtures, uses or {}, startup_s, session_end_s=session_end_s, pace=pace)
 
 
 def test_everything_fits_a_generous_budget() -> None:
@@ -369,6 +369,33 @@ def test_a_budget_learns_its_pace_from_the_budget_runs_before_it(
     assert pace < 0.6
     second = pytester.runpytest("--feedback-budget=0.7", "-p", "no:cacheprovider")
     assert second.parseoutcomes()["passed"] > first_ran
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_spawn"), reason="the exit watcher needs posix_spawn")
+def test_a_recorded_budget_run_learns_how_long_its_process_took_to_exit(
+    pytester: pytest.Pytester,
+) -> None:
+    # An atexit handler runs after pytest's last hook: only a watcher outside the process sees it.
+    # (Registered in the budget run's own process only, not in this one's.)
+    pytester.makepyfile(
+        test_a="""
+        import atexit, sys, time
+        if "--feedback-budget=30" in sys.argv:
+            atexit.register(time.sleep, 0.4)
+        def test_a(): pass
+        """
+    )
+    pytester.runpytest("--feedback", "-p", "no:cacheprovider")
+    pytester.runpytest_subprocess("--feedback-budget=30", "-p", "no:cacheprovider")
+    db = pytester.path / ".pytest-feedback" / "history.db"
+    deadline = time.monotonic() + 20
+    exit_s = None
+    while exit_s is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+        with Store.open_existing(db) as store:
+            exit_s = max(store.runs(), key=lambda r: r["id"])["exit_s"]
+    assert exit_s is not None
+    assert 0.4 <= exit_s < 10
 
 
 @pytest.mark.parametrize("value", ["-1", "5x", "0", "m"])

@@ -37,7 +37,7 @@ def test_a_history_from_before_loop_s_and_planned_s_is_read_and_upgraded(tmp_pat
     with Store(path) as store:
         store.record_run(make_run("u1", 100.0, {"t.py::a": 0.5}))
     con = sqlite3.connect(path)
-    for column in ("loop_s", "planned_s"):  # as development versions wrote it
+    for column in ("loop_s", "planned_s", "exit_s"):  # as development versions wrote it
         con.execute(f"ALTER TABLE runs DROP COLUMN {column}")
     con.commit()
     con.close()

@@ -246,9 +246,7 @@ def plan_budget(
     # xdist the learnt bring-up holds it.)
     # The share is of the whole recorded suite, not of the candidates (`-k` or selection may
     # have narrowed them). Both in the history's seconds: the pace then applies to the end too.
-    whole = max(
-        (sum(work.own) + sum(work.resource_cost)) / pace, estimates.total(estimates.tests)
-    )
+    whole = max((sum(work.own) + sum(work.resource_cost)) / pace, estimates.total(estimates.tests))
     end_rate = estimates.session_end_s / whole if workers == 1 and whole > 0 else 0.0
     risks = [risk(c) for c in cands]
     tier = [0 if c.affected else 1 for c in cands]

@@ -55,6 +55,11 @@ def process_elapsed() -> float:
     return time.perf_counter() - _IMPORTED_AT
 
 
+def from_command_line(config: pytest.Config) -> bool:
+    """Whether this process was started for this run (not ``pytest.main`` in a running one)."""
+    return list(config.invocation_params.args) == sys.argv[1:]
+
+
 def run_started(config: pytest.Config) -> float:
     """When the user's wall clock started for this run, on the `time.perf_counter` scale.
 
@@ -62,7 +67,7 @@ def run_started(config: pytest.Config) -> float:
     there (``pytest.main``, pytester), now.
     """
     now = time.perf_counter()
-    if list(config.invocation_params.args) == sys.argv[1:]:
+    if from_command_line(config):
         return now - process_elapsed()
     return now
 

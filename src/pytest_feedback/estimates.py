@@ -366,4 +366,3 @@ def budget_pace(runs: Iterable[tuple[float, float]]) -> float:
         return 1.0
     low, high = PACE_LIMITS
     return min(high, max(low, took / planned))
-

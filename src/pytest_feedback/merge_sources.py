@@ -29,6 +29,7 @@ RUN_COLUMNS: dict[str, Any] = {
     "collect_s": None,
     "loop_s": None,
     "planned_s": None,
+    "exit_s": None,
     "git_commit": None,
     "git_branch": None,
     "git_dirty": None,

@@ -390,6 +390,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     recorder = config.stash.get(RECORDER_KEY, None)
     if recorder is not None and recorder.outcome_line and "warning" in recorder.outcome_line:
         sys.stderr.write(recorder.outcome_line + "\n")  # no terminal reporter printed it
+    settings = config.stash.get(SETTINGS_KEY, None)
+    if recorder is not None and settings is not None:
+        from .exitwatch import watch_budget_run
+
+        watch_budget_run(config, settings.db_path, recorder.run, recorder.written)
     collector = config.stash.get(MAP_COLLECTOR_KEY, None)
     if collector is not None:
         for line in collector.lines:

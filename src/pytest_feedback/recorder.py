@@ -322,6 +322,8 @@ class RunRecorder:
         self.troubles = Troubles()
         #: What the terminal summary says: "recorded ..." or a warning.
         self.outcome_line: Optional[str] = None
+        #: Whether the run is in the history.
+        self.written = False
 
     # -- session -----------------------------------------------------------------------------
 
@@ -476,6 +478,7 @@ class RunRecorder:
                 return
             if trouble is None:
                 line = self._write(self.run)
+                self.written = "warning" not in line
                 if self._git_trouble is not None:
                     line += f" (without git state: {self._git_trouble})"
                 self.outcome_line = line

@@ -94,6 +94,9 @@ class RunRecord:
     #: started and their session end (uncalibrated, see `budget.Pacer.planned_s`); with
     #: ``wall_s - collect_s`` it calibrates later budgets' predictions. None otherwise.
     planned_s: Optional[float] = None
+    #: Seconds from the end of this record (``finished_at``) to the process's exit, stored later
+    #: by a watcher process (`exitwatch`); recorded serial budget runs only.
+    exit_s: Optional[float] = None
     git_commit: Optional[str] = None
     git_branch: Optional[str] = None
     git_dirty: Optional[bool] = None

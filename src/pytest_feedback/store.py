@@ -41,6 +41,7 @@ SCHEMA_VERSION = 1
 LATE_RUN_COLUMNS = {
     "loop_s": "ALTER TABLE runs ADD COLUMN loop_s REAL",
     "planned_s": "ALTER TABLE runs ADD COLUMN planned_s REAL",
+    "exit_s": "ALTER TABLE runs ADD COLUMN exit_s REAL",
 }
 
 SCHEMA = """
@@ -72,7 +73,10 @@ CREATE TABLE IF NOT EXISTS runs (
                                    -- session-end work, is wall_s - collect_s - loop_s)
     planned_s   REAL,              -- serial --feedback-budget runs: what the estimates gave the
                                    -- tests it started and the session end (before calibration);
-                                   -- (wall_s - collect_s) / planned_s calibrates later budgets
+                                   -- (wall_s - collect_s + exit_s) / planned_s calibrates
+                                   -- later budgets
+    exit_s      REAL,              -- of those runs, finished_at to the process's exit (written
+                                   -- afterwards by a watcher process, exitwatch.py)
     git_commit  TEXT,
     git_branch  TEXT,
     git_dirty   INTEGER,           -- 1: uncommitted changes to tracked files
@@ -351,8 +355,8 @@ class Store(HistoryReads):
             )
 
     def _add_late_columns(self) -> None:
-        """Columns schema 1 gained before its first release (``runs.loop_s``,
-        ``runs.planned_s``): added to a history written by an earlier development version."""
+        """Columns schema 1 gained before its first release (`LATE_RUN_COLUMNS`): added to a
+        history written by an earlier development version."""
         try:
             for column in LATE_RUN_COLUMNS:
                 if not self.has_column("runs", column):

@@ -150,11 +150,12 @@ class HistoryReads:
 
     def _budget_pace(self) -> float:
         """`estimates.budget_pace` of the last serial budget runs."""
-        if not self.has_column("runs", "planned_s"):  # read-only, from a development version
+        if not self.has_column("runs", "exit_s"):  # read-only, from a development version
             return 1.0
         return budget_pace(
             self._db.query(
-                "SELECT wall_s - collect_s, planned_s FROM runs WHERE workers = 0"
+                "SELECT wall_s - collect_s + coalesce(exit_s, 0), planned_s FROM runs"
+                " WHERE workers = 0"
                 " AND planned_s > 0 AND collect_s IS NOT NULL"
                 " AND id NOT IN (SELECT run_id FROM run_parts)"
                 " ORDER BY started_at DESC LIMIT ?",
