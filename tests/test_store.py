@@ -45,13 +45,15 @@ def test_a_history_from_before_loop_s_and_planned_s_is_read_and_upgraded(tmp_pat
         estimates = store.load_estimates()
         assert (estimates.session_end_s, estimates.pace) == (0.0, 1.0)
     run = make_run("u2", 200.0, {"t.py::a": 0.5})
-    run.collect_s, run.loop_s, run.planned_s = 0.1, 0.6, 1.8
+    run.collect_s, run.loop_s, run.planned_s, run.exit_s = 0.1, 0.6, 1.8, 0.2
+    run.exit_status = 1  # tests failed: still a measure of the pace (an interrupted run is not)
     with Store(path) as store:
         store.record_run(run)
         assert store.has_column("runs", "loop_s")
         estimates = store.load_estimates()
         assert estimates.session_end_s == pytest.approx(0.3)  # 1.0 - 0.1 - 0.6
         assert estimates.pace == pytest.approx(0.5)  # 1.0 - 0.1 after collection, 1.8 planned
+        assert estimates.exit_s == pytest.approx(0.2)
 
 
 def test_recording_the_same_run_twice_adds_nothing(tmp_path: Path) -> None:

@@ -138,15 +138,22 @@ class Pacer:
 
     ``pace``: the calibration ``work``'s costs carry (`Estimates.pace`); `planned_s` divides it
     out, so that a run's record compares what it took with the history's own estimates.
+    ``exit_s``: seconds kept for the process's exit after the session (`Estimates.exit_s`).
     """
 
     def __init__(
-        self, work: Workload, tests: Sequence[int], end_rate: float, pace: float = 1.0
+        self,
+        work: Workload,
+        tests: Sequence[int],
+        end_rate: float,
+        pace: float = 1.0,
+        exit_s: float = 0.0,
     ) -> None:
         self._work = work
         self._index = {work.nodeids[t]: t for t in tests}
         self._end_rate = max(0.0, end_rate)
         self._pace = pace if pace > 0 else 1.0
+        self._exit_s = max(0.0, exit_s)
         self._paid: set[int] = set()
         #: Expected work of the tests started so far (session end not included).
         self._done_s = 0.0
@@ -165,7 +172,8 @@ class Pacer:
     def fits(self, nodeid: str, remaining_s: float) -> bool:
         """Whether the test, then the session end of all work so far, ends in ``remaining_s``."""
         cost = self.cost(nodeid)
-        return remaining_s > 0 and cost + self._end_rate * (self._done_s + cost) <= remaining_s
+        after = self._end_rate * (self._done_s + cost) + self._exit_s
+        return remaining_s > 0 and cost + after <= remaining_s
 
     def started(self, nodeid: str) -> None:
         """The test runs: the fixture instances it needs are paid for."""
@@ -240,6 +248,11 @@ def plan_budget(
     work = Workload.build(estimates, by_id).paced(pace)
     if spent_s is not None and workers == 1:
         work = dataclasses.replace(work, startup_s=max(0.0, spent_s))
+    # The process's exit, after the session, is a fixed cost of a serial run like its start-up:
+    # counted with it (`work.startup_s` is what one process costs besides its tests).
+    exit_s = max(0.0, estimates.exit_s) if workers == 1 else 0.0
+    if exit_s:
+        work = dataclasses.replace(work, startup_s=work.startup_s + exit_s)
     cands = [by_id[n] for n in work.nodeids]
     # A serial run's session end (a plugin's summary, session fixtures' tear-down) comes with the
     # work it follows: counted in proportion to the share of the suite's work that runs. (Under
@@ -314,7 +327,7 @@ def plan_budget(
         ),
         left_out_s=predict(work, left, workers, bringup, end_rate),
         affected=sum(1 for c in cands if c.affected) if affected_known else None,
-        pacer=Pacer(work, chosen, end_rate, pace),
+        pacer=Pacer(work, chosen, end_rate, pace, exit_s),
         pace=pace,
     )
 

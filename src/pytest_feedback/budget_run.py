@@ -56,8 +56,17 @@ def process_elapsed() -> float:
 
 
 def from_command_line(config: pytest.Config) -> bool:
-    """Whether this process was started for this run (not ``pytest.main`` in a running one)."""
-    return list(config.invocation_params.args) == sys.argv[1:]
+    """Whether this process was started for this run: ``pytest ARGS`` or ``python -m pytest
+    ARGS``, not ``pytest.main`` in a script or a process that was already there (which may
+    pass no arguments, so that pytest reads the script's own ``sys.argv``)."""
+    if list(config.invocation_params.args) != sys.argv[1:]:
+        return False
+    entry = Path(sys.argv[0]).name.lower() if sys.argv and sys.argv[0] else ""
+    if entry.startswith(("pytest", "py.test")):  # the console script (pytest.exe on Windows)
+        return True
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    return getattr(spec, "name", None) in ("pytest", "pytest.__main__")
 
 
 def run_started(config: pytest.Config) -> float:
@@ -154,6 +163,8 @@ class BudgetRun(CollectionLine):
         nodeids = [item.nodeid for item in items]
         try:
             estimates, runs_since = read_history(self.db_path)
+            if self.is_worker:  # learnt from runs of one process: not an xdist worker's
+                estimates.pace, estimates.exit_s = 1.0, 0.0
             affected, lines = self._affected(nodeids)
             plan = plan_budget(
                 candidates_for(nodeids, estimates, runs_since, affected, lines),

@@ -287,6 +287,7 @@ class Estimates:
         xdist_overhead: Optional[dict[int, float]] = None,
         session_end_s: float = 0.0,
         pace: float = 1.0,
+        exit_s: float = 0.0,
     ) -> None:
         self.tests = tests
         self.fixtures = list(fixtures)
@@ -307,6 +308,9 @@ class Estimates:
         #: before them and on the machine, and a budget run is not the full run the history
         #: mostly holds; this is the correction a budget learns from its own runs.
         self.pace = pace
+        #: Seconds from the end of a recorded budget run to its process's exit (interpreter
+        #: exit, atexit handlers), timed from outside (`exitwatch`): median of recent ones.
+        self.exit_s = exit_s
         by_file: dict[str, list[float]] = {}
         for est in tests.values():
             by_file.setdefault(test_file(est.nodeid), []).append(est.estimate_s)
@@ -354,15 +358,12 @@ def budget_pace(runs: Iterable[tuple[float, float]]) -> float:
     """The calibration of budget predictions from recent serial budget runs.
 
     ``runs``: (seconds a run took after collection, seconds the estimates planned for the tests
-    it started and its session end). The ratio of the sums, so longer runs weigh more; within
-    `PACE_LIMITS`; 1.0 without a run.
+    it started and its session end). The median of the runs' ratios, so that one odd run (a
+    failing one, a busy machine) does not steer the next ones; within `PACE_LIMITS`; 1.0 without
+    a run.
     """
-    took = planned = 0.0
-    for run_took, run_planned in runs:
-        if run_planned > 0 and run_took >= 0:
-            took += run_took
-            planned += run_planned
-    if planned <= 0:
+    ratios = [took / planned for took, planned in runs if planned > 0 and took >= 0]
+    if not ratios:
         return 1.0
     low, high = PACE_LIMITS
-    return min(high, max(low, took / planned))
+    return min(high, max(low, median(ratios)))

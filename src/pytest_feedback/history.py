@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 from .errors import FeedbackError
+from .records import RECORDED_PREFIX
 
 if TYPE_CHECKING:
     from .coverage_map import MapPayload
@@ -31,7 +32,7 @@ def write_history(settings: Settings, run: RunRecord) -> str:
     except Exception as exc:  # never break the user's run because of our trouble
         return f"feedback: warning: this run was not recorded ({type(exc).__name__}: {exc})"
     return (
-        f"feedback: recorded run {run_id} ({_count(len(run.tests), 'test')}, "
+        f"{RECORDED_PREFIX}{run_id} ({_count(len(run.tests), 'test')}, "
         f"{_count(len(run.fixtures), 'fixture execution')}) into {shown_path(path)}"
     )
 

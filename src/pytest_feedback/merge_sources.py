@@ -232,6 +232,8 @@ class HistoryView:
         meta = dict(self.runs[run_id])
         meta.pop("id")
         meta["git_dirty"] = None if meta["git_dirty"] is None else bool(meta["git_dirty"])
+        # A budget run's calibration belongs to the machine that ran it, not to the target's.
+        meta["planned_s"] = meta["exit_s"] = None
         run = RunRecord(**meta)
         where = f"WHERE run_id = {int(run_id)}"
         result_columns = {

@@ -24,6 +24,7 @@ import pytest
 
 from .ci import pipeline_id
 from .records import (
+    RECORDED_PREFIX,
     WIDER_SCOPES,
     FixtureExecution,
     FixtureKey,
@@ -478,7 +479,7 @@ class RunRecorder:
                 return
             if trouble is None:
                 line = self._write(self.run)
-                self.written = "warning" not in line
+                self.written = line.startswith(RECORDED_PREFIX)
                 if self._git_trouble is not None:
                     line += f" (without git state: {self._git_trouble})"
                 self.outcome_line = line

@@ -13,6 +13,8 @@ WIDER_SCOPES = frozenset({"class", "module", "package", "session"})
 #: The user property `--feedback-budget` gives a chosen test it skips because the test would no
 #: longer end within the budget: not a result to record. (Shows in JUnit XML too.)
 BUDGET_NOT_RUN = ("feedback_budget", "not run: the budget was used up")
+#: How the line that says a run was written to the history begins (`history.write_history`).
+RECORDED_PREFIX = "feedback: recorded run "
 
 
 def left_by_budget(user_properties: object) -> bool:
@@ -92,7 +94,7 @@ class RunRecord:
     loop_s: Optional[float] = None
     #: A serial ``--feedback-budget`` run: the seconds the history's estimates gave the tests it
     #: started and their session end (uncalibrated, see `budget.Pacer.planned_s`); with
-    #: ``wall_s - collect_s`` it calibrates later budgets' predictions. None otherwise.
+    #: ``wall_s - collect_s`` it calibrates later budgets' predictions (`Estimates.pace`).
     planned_s: Optional[float] = None
     #: Seconds from the end of this record (``finished_at``) to the process's exit, stored later
     #: by a watcher process (`exitwatch`); recorded serial budget runs only.

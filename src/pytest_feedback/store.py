@@ -73,8 +73,8 @@ CREATE TABLE IF NOT EXISTS runs (
                                    -- session-end work, is wall_s - collect_s - loop_s)
     planned_s   REAL,              -- serial --feedback-budget runs: what the estimates gave the
                                    -- tests it started and the session end (before calibration);
-                                   -- (wall_s - collect_s + exit_s) / planned_s calibrates
-                                   -- later budgets
+                                   -- (wall_s - collect_s) / planned_s calibrates later
+                                   -- budgets
     exit_s      REAL,              -- of those runs, finished_at to the process's exit (written
                                    -- afterwards by a watcher process, exitwatch.py)
     git_commit  TEXT,

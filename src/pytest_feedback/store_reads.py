@@ -36,6 +36,14 @@ _SERIAL_RUNS_REST = (
     " AND r.id NOT IN (SELECT run_id FROM run_parts)"
     " ORDER BY r.started_at DESC LIMIT 10"
 )
+#: (took after collection, planned, exit) of the last serial budget runs that were not
+#: interrupted (an interrupted test's plan counts whole, its time only in part).
+_BUDGET_RUNS = (
+    "SELECT r.wall_s - r.collect_s, r.planned_s, r.exit_s FROM runs r"
+    " WHERE r.workers = 0 AND r.collect_s IS NOT NULL AND r.planned_s > 0"
+    " AND r.exit_status IN (0, 1) AND r.id NOT IN (SELECT run_id FROM run_parts)"
+    " ORDER BY r.started_at DESC LIMIT ?"
+)
 _SERIAL_RUNS = "SELECT r.wall_s, r.collect_s, r.loop_s," + _SERIAL_RUNS_REST
 _SERIAL_RUNS_NO_LOOP = "SELECT r.wall_s, r.collect_s, NULL," + _SERIAL_RUNS_REST
 
@@ -130,6 +138,7 @@ class HistoryReads:
             if fixture_id in index:
                 uses.setdefault(nodeid, []).append(index[fixture_id])
         serial = self._serial_runs()
+        budget = self._budget_runs()
         startup = median(
             row[0]
             for row in self._db.query(
@@ -145,23 +154,15 @@ class HistoryReads:
             per_test_s=_per_test_overhead(serial),
             xdist_overhead=self._xdist_overhead(),
             session_end_s=_session_end(serial),
-            pace=self._budget_pace(),
+            pace=budget_pace((took, planned) for took, planned, _ in budget),
+            exit_s=median(e for _, _, e in budget if e is not None),
         )
 
-    def _budget_pace(self) -> float:
-        """`estimates.budget_pace` of the last serial budget runs."""
+    def _budget_runs(self) -> list[tuple[float, float, Optional[float]]]:
+        """(took after collection, planned, exit) of the last serial budget runs."""
         if not self.has_column("runs", "exit_s"):  # read-only, from a development version
-            return 1.0
-        return budget_pace(
-            self._db.query(
-                "SELECT wall_s - collect_s + coalesce(exit_s, 0), planned_s FROM runs"
-                " WHERE workers = 0"
-                " AND planned_s > 0 AND collect_s IS NOT NULL"
-                " AND id NOT IN (SELECT run_id FROM run_parts)"
-                " ORDER BY started_at DESC LIMIT ?",
-                (PACE_RUNS,),
-            )
-        )
+            return []
+        return self._db.query(_BUDGET_RUNS, (PACE_RUNS,))
 
     def _xdist_overhead(self) -> dict[int, float]:
         """Per xdist worker count, the seconds a run takes beyond its busiest worker's start-up
