@@ -30,8 +30,9 @@ With the default 6 mutations it takes about 20 minutes.
 
 The corpora come from /tmp/pytest-feedback-corpora; our code is loaded from this checkout's ``src``
 with PYTHONPATH, nothing is installed into the corpus venvs. History runs are recorded; the
-measured runs use `--feedback-no-record`, so every budget run of one budget plans from the same
-history.
+measured budget runs are recorded as a user's are (the recorder's work and the history write
+are part of what a budget run costs), each into a fresh copy of its budget's history, so every
+budget run of one budget plans from the same history.
 """
 
 from __future__ import annotations
@@ -135,6 +136,18 @@ def budget_run(
     )
 
 
+def copy_history(source: Path, target: Path) -> None:
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+
+
+def measured_run(suite: Suite, row: Row, plugin_dir: Path, workers: int) -> BudgetRun:
+    """A recorded budget run on a fresh copy of the budget's history (thrown away after)."""
+    scratch = row.budget_db.with_suffix(".run.db")
+    copy_history(row.budget_db, scratch)
+    return budget_run(suite, scratch, row.budget_s, plugin_dir, workers, record=True)
+
+
 def seconds(text: str) -> float:
     """A `format_duration` text (``0.42s``, ``12s``, ``3m05s``, ``1h02m``) in seconds."""
     parts = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:([\d.]+)s)?", text)
@@ -210,15 +223,14 @@ def measure(
         # A developer who runs the loop has run it before: one recorded budget run, on a copy
         # of the history, so that each budget learns from its own runs only.
         row.db = plugin_dir / f"{suite.name}-{round(row.share * 100)}.db"
-        with sqlite3.connect(db) as source, sqlite3.connect(row.db) as target:
-            source.backup(target)
+        copy_history(db, row.db)
         row.first = budget_run(suite, row.db, row.budget_s, plugin_dir, workers, record=True)
     timing = "  ".join(
         f"{row.share:.0%}: {timing_mark(row.first, row)}" for row in rows if row.first
     )
     print(f"  [{suite.name}] first run   wall/budget, predicted/wall  {timing}", flush=True)
     for row in rows:
-        row.runs.append(budget_run(suite, row.budget_db, row.budget_s, plugin_dir, workers))
+        row.runs.append(measured_run(suite, row, plugin_dir, workers))
     timing = "  ".join(f"{row.share:.0%}: {timing_mark(row.runs[0], row)}" for row in rows)
     print(f"  [{suite.name}] clean tree  wall/budget, predicted/wall  {timing}", flush=True)
     for mutation in mutations:
@@ -229,14 +241,7 @@ def measure(
             # A mutation can make a test loop forever (cattrs: a changed default argument).
             now, _ = suite.run(*find, plugin_dir=plugin_dir, timeout=max(60.0, 4 * total_s))
             broken = broken_by(now, baseline)
-            runs = (
-                [
-                    budget_run(suite, row.budget_db, row.budget_s, plugin_dir, workers)
-                    for row in rows
-                ]
-                if broken
-                else []
-            )
+            runs = [measured_run(suite, row, plugin_dir, workers) for row in rows] if broken else []
         except subprocess.TimeoutExpired:
             print(f"  [{suite.name}] hangs, skipped  {mutation.describe()}", flush=True)
             continue

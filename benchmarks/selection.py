@@ -259,14 +259,14 @@ def mutations_of(path: Path, rel: str) -> dict[str, list[Mutation]]:
             add("return", node.value, _replace(lines, node.value, new))
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             for default in [*node.args.defaults, *node.args.kw_defaults]:
-                if default is not None and (new := _changed_constant(default)):
-                    add("default", default, _replace(lines, default, new))
+                if default is not None and (constant := _changed_constant(default)):
+                    add("default", default, _replace(lines, default, constant))
         if isinstance(node, (ast.Module, ast.ClassDef)):
             kind = "constant" if isinstance(node, ast.Module) else "class-attr"
             for stmt in node.body:
                 value = stmt.value if isinstance(stmt, (ast.Assign, ast.AnnAssign)) else None
-                if value is not None and (new := _changed_constant(value)):
-                    add(kind, value, _replace(lines, value, new))
+                if value is not None and (constant := _changed_constant(value)):
+                    add(kind, value, _replace(lines, value, constant))
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and len(node.body) >= 2:
             for stmt in node.body[1:]:
                 simple = (ast.Assign, ast.AugAssign, ast.Expr, ast.If, ast.For, ast.Return)
