@@ -40,8 +40,8 @@ while os.getppid() == parent and time.time() < deadline:
 gone = time.time()
 if os.getppid() != parent:
     try:
-        import sqlite3, urllib.request
-        url = "file:" + urllib.request.pathname2url(db) + "?mode=rw"
+        import sqlite3, urllib.parse
+        url = "file:" + urllib.parse.quote(db) + "?mode=rw"
         con = sqlite3.connect(url, uri=True, timeout=10)
         with con:
             con.execute("UPDATE runs SET exit_s = ? WHERE uuid = ?", (max(0.0, gone - since), uuid))
