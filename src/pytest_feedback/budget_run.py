@@ -254,8 +254,8 @@ class BudgetRun(CollectionLine):
         if self.is_worker:
             self.config.workeroutput[NOT_RUN_KEY] = self.not_run  # type: ignore[attr-defined]
             return
-        pacer = self.plan.pacer if self.plan is not None else None
-        if pacer is not None and self.plan is not None and self.plan.workers == 1:
+        pacer = self.plan.pacer if self.plan is not None and self.plan.workers == 1 else None
+        if pacer is not None:
             # What the history planned for the tests that ran: with the time they took, it
             # calibrates the next budget (`Estimates.pace`).
             planned = pacer.planned_s

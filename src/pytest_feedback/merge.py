@@ -244,7 +244,7 @@ class _Merge:
         target = self.ids.get(uuid)
         if target is None:
             meta = {k: v for k, v in row.items() if k != "id"}
-            meta.update(uuid=uuid, shard=None, workers=0, planned_s=None, exit_s=None)
+            meta.update(uuid=uuid, shard=None, workers=0)
             meta["git_dirty"] = None if meta["git_dirty"] is None else bool(meta["git_dirty"])
             target = insert_run(self.con, RunRecord(**meta))
             self._known(uuid, target, float(row["started_at"]))

@@ -20,6 +20,8 @@ from .records import FixtureExecution, FixtureKey, RunRecord, TestRecord, Worker
 from .sqlitedb import SqliteDb, describe_sqlite_error, table_columns
 
 #: The runs columns a merge reads, with the value an older schema's missing column reads as.
+#: Not ``planned_s`` and ``exit_s``: a budget run's calibration belongs to the machine that ran
+#: it, not to the target's (a merged-in run keeps their default, None).
 RUN_COLUMNS: dict[str, Any] = {
     "id": None,
     "uuid": None,
@@ -28,8 +30,6 @@ RUN_COLUMNS: dict[str, Any] = {
     "wall_s": 0.0,
     "collect_s": None,
     "loop_s": None,
-    "planned_s": None,
-    "exit_s": None,
     "git_commit": None,
     "git_branch": None,
     "git_dirty": None,
@@ -232,8 +232,6 @@ class HistoryView:
         meta = dict(self.runs[run_id])
         meta.pop("id")
         meta["git_dirty"] = None if meta["git_dirty"] is None else bool(meta["git_dirty"])
-        # A budget run's calibration belongs to the machine that ran it, not to the target's.
-        meta["planned_s"] = meta["exit_s"] = None
         run = RunRecord(**meta)
         where = f"WHERE run_id = {int(run_id)}"
         result_columns = {
