@@ -13,9 +13,12 @@ wall time T, then for budgets of 10%, 25% and 50% of T:
   and compares its wall time with the budget (goal: within budget + 5%) and the plugin's predicted
   time (`feedback: budget ...: predicted X, took Y`) with the wall time (goal: within 10%);
 - finds with a full run the tests each mutation breaks and counts the mutations the budget run
-  catches (at least one broken test fails), against two baselines filling the same budget from
-  the same history: the fastest tests first, and random tests (mean over seeded draws); like the
-  plugin's plan, they pay for each wider-scope fixture instance (module, session) once.
+  catches (at least one broken test fails), against two baselines filling the same budget on
+  paper with the model the plugin planned with (the same history, the pace its first run taught,
+  start-up, process exit and session-end share): the fastest tests first, and random tests (mean
+  over seeded draws); like the plugin's plan, they pay for each wider-scope fixture instance
+  (module, session) once. Ours is what really failed in the budget run, the left-out tests it
+  ran in the time left included (a run ahead of its plan, see `budget.Pacer.fill`).
 
 The corpora (arrow, attrs) run in 3-8 s, so their budgets are mostly interpreter start-up. The
 feature is meant for suites of minutes: ``--corpora generated`` writes one
@@ -73,6 +76,7 @@ RANDOM_DRAWS = 50
 PREDICTED = re.compile(r"feedback: budget \S+: predicted (\S+), took (\S+)")
 RUNNING = re.compile(r"feedback: budget [^:]*: running (?:all )?([\d,]+)")
 USED_UP = re.compile(r"feedback: budget \S+ used up: ([\d,]+) of the chosen tests not run")
+FILLED = re.compile(r"took \S+; ([\d,]+) left-out tests run in the time left")
 
 
 @dataclasses.dataclass
@@ -84,6 +88,8 @@ class BudgetRun:
     #: Chosen tests the plugin did not start because the budget was used up.
     not_run: int
     failed: set[str]
+    #: Left-out tests run after all, the run being ahead of its plan.
+    filled: int = 0
 
 
 @dataclasses.dataclass
@@ -133,6 +139,7 @@ def budget_run(
         chosen=int(running.group(1).replace(",", "")),
         not_run=int(used_up.group(1).replace(",", "")) if used_up else 0,
         failed=failing(outcomes),
+        filled=int(filled.group(1).replace(",", "")) if (filled := FILLED.search(text)) else 0,
     )
 
 
@@ -157,25 +164,47 @@ def seconds(text: str) -> float:
     return h * 3600 + m * 60 + s
 
 
-def fill(order: list[str], work: Workload, budget_s: float, startup_s: float) -> set[str]:
-    """Tests taken in ``order`` while the serial estimate (start-up included) fits the budget.
+@dataclasses.dataclass(frozen=True)
+class Paper:
+    """A baseline's run on paper, with the cost model the plugin planned its own run with: the
+    same calibrated costs (`Estimates.pace`), start-up, process exit and session-end share, so
+    that a baseline differs from ours by its order only."""
 
-    Like the planner, a test pays for the wider-scope fixture instances (a module's database,
-    the session's warehouse) no test taken before it has paid for: a baseline that ran the
-    tests of a slow module fixture for their own seconds only would be flattered.
-    """
-    index = {nodeid: t for t, nodeid in enumerate(work.nodeids)}
-    used = startup_s
-    paid: set[int] = set()
-    chosen: set[str] = set()
-    for nodeid in order:
-        t = index[nodeid]
-        cost = work.added_cost(t, paid)
-        if used + cost <= budget_s:
-            chosen.add(nodeid)
-            used += cost
-            paid.update(work.needs[t])
-    return chosen
+    work: Workload
+    #: Seconds before the first test and after the session (`Estimates.exit_s`).
+    fixed_s: float
+    #: Seconds of session end per second of test work (as `budget.plan_budget` reckons it).
+    end_rate: float
+
+    @classmethod
+    def of(cls, db: Path, tests: list[str], startup_s: float) -> Paper:
+        with Store(db, create=False, readonly=True) as store:
+            estimates = store.load_estimates()
+        work = Workload.build(estimates, tests)
+        whole = max(sum(work.own) + sum(work.resource_cost), estimates.total(estimates.tests))
+        end_rate = estimates.session_end_s / whole if whole > 0 else 0.0
+        return cls(work.paced(estimates.pace), startup_s + estimates.exit_s, end_rate)
+
+    def fill(self, order: list[str], budget_s: float) -> set[str]:
+        """Tests taken in ``order`` while the serial estimate fits the budget.
+
+        Like the planner, a test pays for the wider-scope fixture instances (a module's
+        database, the session's warehouse) no test taken before it has paid for: a baseline that
+        ran the tests of a slow module fixture for their own seconds only would be flattered.
+        """
+        work = self.work
+        index = {nodeid: t for t, nodeid in enumerate(work.nodeids)}
+        used = self.fixed_s
+        paid: set[int] = set()
+        chosen: set[str] = set()
+        for nodeid in order:
+            t = index[nodeid]
+            cost = work.added_cost(t, paid) * (1 + self.end_rate)
+            if used + cost <= budget_s:
+                chosen.add(nodeid)
+                used += cost
+                paid.update(work.needs[t])
+        return chosen
 
 
 def measure(
@@ -210,15 +239,12 @@ def measure(
     with Store(db, create=False, readonly=True) as store:
         estimates = store.load_estimates()
     fastest = sorted(tests, key=lambda n: (estimates.duration(n), n))
-    work = Workload.build(estimates, tests)
     # The baselines start up like any run: a budget nothing fits makes the plugin predict
     # exactly the seconds spent before the first test (interpreter, imports, collection).
     empty = [budget_run(suite, db, 0.01, plugin_dir, workers).predicted_s for _ in range(3)]
     startup_s = statistics.median(p for p in empty if p is not None)
     log.append(f"{suite.name}: start-up before the first test {startup_s:.2f} s (median of 3)")
     rows = [Row(suite.name, share, total_s * share) for share in BUDGETS]
-    # The fastest-first baseline's tests depend on the budget only, not on the mutation.
-    fastest_fill = {row.share: fill(fastest, work, row.budget_s, startup_s) for row in rows}
     for row in rows:
         # A developer who runs the loop has run it before: one recorded budget run, on a copy
         # of the history, so that each budget learns from its own runs only.
@@ -229,6 +255,10 @@ def measure(
         f"{row.share:.0%}: {timing_mark(row.first, row)}" for row in rows if row.first
     )
     print(f"  [{suite.name}] first run   wall/budget, predicted/wall  {timing}", flush=True)
+    # The baselines at each budget, on paper with the model the measured runs plan with (the
+    # pace that budget's first run taught). Fastest-first depends on the budget only.
+    paper = {row.share: Paper.of(row.budget_db, tests, startup_s) for row in rows}
+    fastest_fill = {row.share: paper[row.share].fill(fastest, row.budget_s) for row in rows}
     for row in rows:
         row.runs.append(measured_run(suite, row, plugin_dir, workers))
     timing = "  ".join(f"{row.share:.0%}: {timing_mark(row.runs[0], row)}" for row in rows)
@@ -261,7 +291,7 @@ def measure(
             for _ in range(RANDOM_DRAWS):
                 order = tests[:]
                 rng.shuffle(order)
-                hits += bool(fill(order, work, row.budget_s, startup_s) & broken)
+                hits += bool(paper[row.share].fill(order, row.budget_s) & broken)
             row.caught_ours += ours
             row.caught_fastest += fast
             row.caught_random += hits / RANDOM_DRAWS
@@ -281,7 +311,8 @@ def timing_mark(run: BudgetRun, row: Row) -> str:
     """``wall/budget predicted/wall``, and how many chosen tests the plugin did not start."""
     text = f"{run.wall_s / row.budget_s:.2f}"
     text += f" {run.predicted_s / run.wall_s:.2f}" if run.predicted_s is not None else " -"
-    return text + (f" ({run.not_run} not run)" if run.not_run else "")
+    text += f" ({run.not_run} not run)" if run.not_run else ""
+    return text + (f" (+{run.filled} filled)" if run.filled else "")
 
 
 def ratio(values: list[float]) -> str:
@@ -293,7 +324,7 @@ def table(rows: list[Row]) -> list[str]:
         f"{'suite':10} {'budget':>6} {'budget s':>8} {'wall s':>7} {'wall/budget':>17} "
         f"{'predicted s':>11} {'predicted/wall':>17} {'predicted/took':>14} {'first run':>9} "
         f"{'chosen':>6} "
-        f"{'not run':>9} {'mutations':>9}  caught % ours / fastest-first / random"
+        f"{'not run':>9} {'filled':>9} {'mutations':>9}  caught % ours / fastest-first / random"
     )
     lines = [head, "-" * len(head)]
     for row in rows:
@@ -303,6 +334,7 @@ def table(rows: list[Row]) -> list[str]:
         per_took = [r.predicted_s / r.took_s for r in row.runs if r.predicted_s and r.took_s]
         n = row.breaking
         cut = f"{sum(1 for r in row.runs if r.not_run)}/{len(row.runs)}"
+        filled = f"{sum(1 for r in row.runs if r.filled)}/{len(row.runs)}"
         first = row.first
         first_ratio = (
             f"{first.predicted_s / first.wall_s:9.2f}"
@@ -322,7 +354,8 @@ def table(rows: list[Row]) -> list[str]:
             f"{ratio(per_wall) if per_wall else '-':>17} "
             f"{statistics.median(per_took) if per_took else float('nan'):14.2f} {first_ratio} "
             f"{statistics.median(r.chosen for r in row.runs):6.0f} "
-            f"{max(r.not_run for r in row.runs):5} {cut:>3} {n:9}  {caught}"
+            f"{max(r.not_run for r in row.runs):5} {cut:>3} "
+            f"{max(r.filled for r in row.runs):5} {filled:>3} {n:9}  {caught}"
         )
     return lines
 
@@ -380,7 +413,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     print()
     print(
         f"workers: {args.workers}; ratios are median (min-max) over the clean and mutated runs; "
-        "not run: the most chosen tests a run did not start (budget used up), in how many runs"
+        "not run: the most chosen tests a run did not start (budget used up), in how many runs; "
+        "filled: the most left-out tests a run ran in the time left, in how many runs"
     )
     print("\n".join(table(rows)))
     print(f"benchmark wall time {time.perf_counter() - start:.0f} s")

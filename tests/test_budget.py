@@ -172,6 +172,41 @@ def test_the_pacer_leaves_a_test_that_would_end_late_for_a_cheaper_one() -> None
     assert not pacer.fits("n.py::y", 0.0)  # nothing starts once the budget is used up
 
 
+def test_a_run_ahead_of_its_plan_fills_the_time_left_with_left_out_tests() -> None:
+    db = FixtureEstimate("db", "module", "conftest.py::db", 1.0, 0.0, 1.0, 4)
+    durations = {"a.py::a": 1.0, "a.py::b": 1.0, "m.py::x": 0.5, "m.py::y": 0.5, "z.py::z": 3.0}
+    est = estimates(durations, (db,), {"m.py::x": [0], "m.py::y": [0]})
+    cands = [Candidate(n, runs=3) for n in durations]
+    cands[1] = Candidate("a.py::b", runs=3, last_outcome="failed")
+    plan = plan_budget(cands, est, 2.0)
+    assert plan.chosen == ("a.py::b", "a.py::a")
+    pacer = plan.pacer
+    assert pacer is not None
+    # On schedule, nothing is left over for more.
+    assert pacer.fill(2.0, plan.chosen) == []
+    pacer.started("a.py::b")
+    # b took 0.1 s instead of 1 s: a is still to run (1 s), 0.9 s are left. The module's two
+    # tests need the db (1 s) for the first: neither fits, nor does z; the time is not wasted
+    # anyway when 2.1 s are left: x and y (2 s with the db once), best first, together.
+    assert pacer.fill(1.9, ["a.py::a"]) == []
+    assert pacer.fill(3.1, ["a.py::a"]) == ["m.py::x", "m.py::y"]
+    assert pacer.fill(100.0, ["a.py::a"]) == ["z.py::z"]  # each left-out test is given once
+    assert pacer.fill(100.0, ["a.py::a"]) == []
+
+
+def test_a_module_fixture_torn_down_is_paid_again() -> None:
+    db = FixtureEstimate("db", "module", "conftest.py::db", 1.0, 0.0, 1.0, 4)
+    durations = {"m.py::a": 0.5, "m.py::b": 0.5, "n.py::x": 0.2}
+    est = estimates(durations, (db,), {"m.py::a": [0], "m.py::b": [0]})
+    plan = plan_budget([Candidate(n, runs=3) for n in durations], est, 100.0)
+    pacer = plan.pacer
+    assert pacer is not None
+    pacer.started("m.py::a")
+    assert pacer.cost("m.py::b") == pytest.approx(0.5)
+    pacer.started("n.py::x")  # pytest finished m.py's db before x
+    assert pacer.cost("m.py::b") == pytest.approx(1.5)
+
+
 def test_the_pace_is_the_median_of_recent_budget_runs() -> None:
     assert budget_pace([]) == 1.0
     assert budget_pace([(8.0, 10.0), (1.0, 0.0)]) == pytest.approx(0.8)  # nothing planned: no say
@@ -368,6 +403,37 @@ def test_a_test_that_would_end_past_the_budget_is_left_for_a_cheaper_one(
     assert "test_a.py::test_big" not in recorded
 
 
+def _chosen(result: pytest.RunResult) -> int:
+    """How many tests the budget line of ``result`` says the plan chose."""
+    line = next(x for x in result.outlines if x.startswith("feedback: budget ") and "running" in x)
+    count = line.split("running ")[1].removeprefix("all ").split(" ")[0]
+    return int(count.replace(",", ""))
+
+
+def test_left_out_tests_run_when_the_run_is_ahead_of_its_plan(pytester: pytest.Pytester) -> None:
+    slow = "import time\n" + "".join(f"def test_s{i}():\n    time.sleep(0.1)\n" for i in range(10))
+    pytester.makepyfile(test_fast=SLOW_SUITE["test_fast.py"], test_slow=slow)
+    pytester.runpytest("--feedback", "-p", "no:cacheprovider").assert_outcomes(passed=12)
+    # The slow tests got faster than their history says: the plan's tests end early, and some it
+    # left out (all 12 take 1 s and the start-up by the history) run in the time left.
+    pytester.makepyfile(test_slow=slow.replace("0.1", "0.005"))
+    result = pytester.runpytest("--feedback-budget=1", "-p", "no:cacheprovider")
+    chosen = _chosen(result)
+    outcomes = result.parseoutcomes()
+    assert chosen < outcomes["passed"]
+    # The summary counts them as run, not as deselected.
+    assert outcomes["passed"] + outcomes.get("deselected", 0) == 12
+    result.stdout.fnmatch_lines(
+        [
+            "feedback: budget 1s: predicted *, took *; "
+            f"{outcomes['passed'] - chosen} left-out tests run in the time left"
+        ]
+    )
+    with Store.open_existing(pytester.path / ".pytest-feedback" / "history.db") as store:
+        latest = max(store.runs(), key=lambda r: r["id"])
+        assert len(store.results(latest["id"])) == outcomes["passed"]
+
+
 def test_a_budget_learns_its_pace_from_the_budget_runs_before_it(
     pytester: pytest.Pytester,
 ) -> None:
@@ -378,8 +444,7 @@ def test_a_budget_learns_its_pace_from_the_budget_runs_before_it(
     # The tests got faster than the history says (a faster machine, a lighter order).
     pytester.makepyfile(test_slow=slow.replace("0.1", "0.01"))
     first = pytester.runpytest("--feedback-budget=0.35", "-p", "no:cacheprovider")
-    first_ran = first.parseoutcomes()["passed"]
-    assert first_ran < 6
+    first_ran = first.parseoutcomes()["passed"]  # it was ahead of its plan: more than it chose
     db = pytester.path / ".pytest-feedback" / "history.db"
     with Store.open_existing(db) as store:
         latest = max(store.runs(), key=lambda r: r["id"])
@@ -388,7 +453,7 @@ def test_a_budget_learns_its_pace_from_the_budget_runs_before_it(
     assert estimates.duration("test_slow.py::test_s0") == pytest.approx(0.1, rel=0.3)
     assert estimates.pace < 0.6
     second = pytester.runpytest("--feedback-budget=0.35", "-p", "no:cacheprovider")
-    assert second.parseoutcomes()["passed"] > first_ran
+    assert _chosen(second) > _chosen(first)
 
 
 def test_only_a_process_pytest_started_is_timed_to_its_exit(

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Optional
 
 from .durations import format_budget, format_duration
 from .planners import Workload
+from .planners.model import instance_key
 from .records import FAILING
 from .shards import plan_workload
 
@@ -148,12 +149,18 @@ class Pacer:
         end_rate: float,
         pace: float = 1.0,
         exit_s: float = 0.0,
+        spare: Sequence[int] = (),
     ) -> None:
         self._work = work
-        self._index = {work.nodeids[t]: t for t in tests}
+        self._index = {work.nodeids[t]: t for t in (*tests, *spare)}
         self._end_rate = max(0.0, end_rate)
         self._pace = pace if pace > 0 else 1.0
         self._exit_s = max(0.0, exit_s)
+        #: Left-out tests, best first, that may still run if the run ends early (`fill`).
+        self._spare = list(spare)
+        #: Per fixture instance, the scope and which tests share it (see `instance_key`).
+        self._instance = [_scope_and_key(name) for name in work.resource_names]
+        #: The fixture instances set up and not yet torn down.
         self._paid: set[int] = set()
         #: Expected work of the tests started so far (session end not included).
         self._done_s = 0.0
@@ -167,7 +174,7 @@ class Pacer:
     def cost(self, nodeid: str) -> float:
         """Seconds of work the test is expected to add now (fixtures not yet paid included)."""
         t = self._index.get(nodeid)
-        return 0.0 if t is None else self._work.added_cost(t, self._paid)
+        return 0.0 if t is None else self._work.added_cost(t, self._live(self._paid, t))
 
     def fits(self, nodeid: str, remaining_s: float) -> bool:
         """Whether the test, then the session end of all work so far, ends in ``remaining_s``."""
@@ -179,8 +186,69 @@ class Pacer:
         """The test runs: the fixture instances it needs are paid for."""
         t = self._index.get(nodeid)
         if t is not None:
+            self._paid = self._live(self._paid, t)
             self._done_s += self._work.added_cost(t, self._paid)
             self._paid.update(self._work.needs[t])
+
+    def _live(self, paid: set[int], t: int) -> set[int]:
+        """Of the instances in ``paid``, those pytest keeps for test ``t``: a module's or a
+        class's instance is torn down once the run moves to a test outside it."""
+        nodeid = self._work.nodeids[t]
+        return {
+            r
+            for r in paid
+            if not self._instance[r][1]
+            or instance_key(self._instance[r][0], nodeid) == self._instance[r][1]
+        }
+
+    def fill(self, remaining_s: float, pending: Sequence[str]) -> list[str]:
+        """Left-out tests to run after ``pending`` (the chosen tests not started yet), best first,
+        that still end within ``remaining_s`` with the session end; taken from the spare ones.
+
+        The plan is an estimate: when the run is ahead of it, the time left is not wasted.
+        """
+        if not self._spare:
+            return []
+        paid = set(self._paid)
+        work_s = self._done_s
+        for nodeid in pending:
+            t = self._index.get(nodeid)
+            if t is None:
+                continue
+            paid = self._live(paid, t)
+            work_s += self._work.added_cost(t, paid)
+            paid.update(self._work.needs[t])
+        slack = remaining_s - (work_s - self._done_s) - self._end_rate * work_s - self._exit_s
+        taken: list[int] = []
+        for t in self._spare:
+            live = self._live(paid, t)
+            cost = self._work.added_cost(t, live) * (1 + self._end_rate)
+            if cost <= slack:
+                taken.append(t)
+                slack -= cost
+                paid = live | set(self._work.needs[t])
+        if not taken:
+            return []
+        chosen = set(taken)
+        self._spare = [t for t in self._spare if t not in chosen]
+        return [self._work.nodeids[t] for t in _grouped(self._work, taken)]
+
+
+def _scope_and_key(name: str) -> tuple[str, str]:
+    """``db@module:tests/test_a.py`` (a `Workload.resource_names` entry) -> its scope and the
+    instance key its tests share (``""``: one per process)."""
+    scope, _, key = name.partition("@")[2].partition(":")
+    return scope, "" if key == "*" else key
+
+
+def _grouped(work: Workload, tests: Sequence[int]) -> list[int]:
+    """``tests`` in their order, but those sharing a module or class instance together, from the
+    first one's place: pytest sets such an instance up again each time the run comes back."""
+    family_of = {t: i for i, family in enumerate(work.families) for t in family}
+    groups: dict[object, list[int]] = {}
+    for t in tests:
+        groups.setdefault(family_of.get(t, ("alone", t)), []).append(t)
+    return [t for members in groups.values() for t in members]
 
 
 def predict(
@@ -306,15 +374,7 @@ def plan_budget(
     def priority(t: int) -> tuple[int, float, str]:
         return (tier[t], -risks[t] / max(work.own[t], 1e-6), work.nodeids[t])
 
-    family_of = {t: i for i, family in enumerate(work.families) for t in family}
-    groups: dict[object, list[int]] = {}
-    for t in chosen:
-        groups.setdefault(family_of.get(t, ("alone", t)), []).append(t)
-    order = [
-        t
-        for members in sorted(groups.values(), key=lambda m: min(priority(t) for t in m))
-        for t in sorted(members, key=priority)
-    ]
+    order = _grouped(work, sorted(chosen, key=priority))
     left.sort(key=priority)
     return BudgetPlan(
         budget_s=budget_s,
@@ -327,7 +387,7 @@ def plan_budget(
         ),
         left_out_s=predict(work, left, workers, bringup, end_rate),
         affected=sum(1 for c in cands if c.affected) if affected_known else None,
-        pacer=Pacer(work, chosen, end_rate, pace, exit_s),
+        pacer=Pacer(work, chosen, end_rate, pace, exit_s, spare=left),
         pace=pace,
     )
 

@@ -132,6 +132,9 @@ class BudgetRun(CollectionLine):
         self._start = run_started(config)
         #: Chosen tests not run because the budget was used up before their turn.
         self.not_run = 0
+        #: Left-out tests run after all, the run being ahead of its plan (`budget.Pacer.fill`).
+        self.filled = 0
+        self._left_out: dict[str, pytest.Item] = {}
         self._spent_before_workers: Optional[float] = None
 
     def _workers(self) -> int:
@@ -190,10 +193,17 @@ class BudgetRun(CollectionLine):
                 (item for item in items if item.nodeid in position),
                 key=lambda item: position[item.nodeid],
             )
+            if dropped and plan.workers == 1 and not self.is_worker and not self._sharded():
+                self._left_out = {item.nodeid: item for item in dropped}
             if dropped:
                 self.config.hook.pytest_deselected(items=dropped)
                 self.emptied = not items
         self.publish(predicted=self.predicted_s)
+
+    def _sharded(self) -> bool:
+        """Whether ``--feedback-shard`` splits what the budget keeps: then this process runs
+        only its share, and the left-out tests are no longer its to run."""
+        return self.config.pluginmanager.has_plugin("feedback-shard")
 
     def received(self, extra: dict[str, Any]) -> None:
         predicted = extra.get("predicted")
@@ -222,6 +232,40 @@ class BudgetRun(CollectionLine):
             deadline = self.config.workerinput.get(DEADLINE_KEY)  # type: ignore[attr-defined]
             return float("inf") if deadline is None else float(deadline) - time.time()
         return self.budget_s - (time.perf_counter() - self._start)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: Optional[pytest.Item]) -> None:
+        """Ahead of the plan, run left-out tests that still fit (serial runs only).
+
+        Decided when the last but one test of the run starts: the last one's ``nextitem`` is
+        not chosen yet, so that pytest keeps the fixtures the added tests share with it. The
+        tests are appended to the session's items, which pytest's loop reads as it goes, and
+        each still passes the pacer's check when its turn comes.
+        """
+        session = item.session
+        if nextitem is None or not self._left_out or session.items[-1] is not nextitem:
+            return
+        pacer = self.plan.pacer if self.plan is not None and self.plan.workers == 1 else None
+        if (
+            pacer is None
+            or self.is_worker
+            or self.config.pluginmanager.has_plugin("feedback-shard")
+        ):
+            return
+        added = [
+            self._left_out.pop(n)
+            for n in pacer.fill(self._remaining(), [item.nodeid, nextitem.nodeid])
+        ]
+        if not added:
+            return
+        session.items.extend(added)
+        session.testscollected += len(added)
+        self.filled += len(added)
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        deselected = getattr(reporter, "stats", {}).get("deselected")
+        if isinstance(deselected, list):  # they ran: not counted as deselected in the summary
+            ran = {id(i) for i in added}
+            deselected[:] = [i for i in deselected if id(i) not in ran]
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
@@ -279,7 +323,8 @@ class BudgetRun(CollectionLine):
             )
         if self.predicted_s is not None:
             took = time.perf_counter() - self._start
+            filled = f"; {self.filled:,} left-out tests run in the time left" if self.filled else ""
             terminalreporter.write_line(
                 f"feedback: budget {format_budget(self.budget_s)}: predicted "
-                f"{format_duration(self.predicted_s)}, took {format_duration(took)}"
+                f"{format_duration(self.predicted_s)}, took {format_duration(took)}{filled}"
             )
