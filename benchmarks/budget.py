@@ -73,10 +73,10 @@ from pytest_feedback.store import Store
 
 BUDGETS = (0.10, 0.25, 0.50)
 RANDOM_DRAWS = 50
-PREDICTED = re.compile(r"feedback: budget \S+: predicted (\S+), took (\S+)")
+PREDICTED = re.compile(r"feedback: budget \S+: predicted (\S+), took ([^\s;]+)")
 RUNNING = re.compile(r"feedback: budget [^:]*: running (?:all )?([\d,]+)")
 USED_UP = re.compile(r"feedback: budget \S+ used up: ([\d,]+) of the chosen tests not run")
-FILLED = re.compile(r"took \S+; ([\d,]+) left-out tests run in the time left")
+FILLED = re.compile(r"; ([\d,]+) left-out tests run in the time left \(predicted (\S+)\)")
 
 
 @dataclasses.dataclass
@@ -88,8 +88,10 @@ class BudgetRun:
     #: Chosen tests the plugin did not start because the budget was used up.
     not_run: int
     failed: set[str]
-    #: Left-out tests run after all, the run being ahead of its plan.
+    #: Left-out tests run after all, the run being ahead of its plan, and what they were
+    #: expected to take when the run added them.
     filled: int = 0
+    filled_s: float = 0.0
 
 
 @dataclasses.dataclass
@@ -129,6 +131,7 @@ def budget_run(
     found = PREDICTED.search(text)
     running = RUNNING.search(text)
     used_up = USED_UP.search(text)
+    filled = FILLED.search(text)
     if running is None:
         sys.stderr.write(text[-2000:])
         raise RuntimeError(f"{suite.name}: the budget run printed no budget line")
@@ -139,7 +142,8 @@ def budget_run(
         chosen=int(running.group(1).replace(",", "")),
         not_run=int(used_up.group(1).replace(",", "")) if used_up else 0,
         failed=failing(outcomes),
-        filled=int(filled.group(1).replace(",", "")) if (filled := FILLED.search(text)) else 0,
+        filled=int(filled.group(1).replace(",", "")) if filled else 0,
+        filled_s=seconds(filled.group(2)) if filled else 0.0,
     )
 
 
@@ -312,7 +316,10 @@ def timing_mark(run: BudgetRun, row: Row) -> str:
     text = f"{run.wall_s / row.budget_s:.2f}"
     text += f" {run.predicted_s / run.wall_s:.2f}" if run.predicted_s is not None else " -"
     text += f" ({run.not_run} not run)" if run.not_run else ""
-    return text + (f" (+{run.filled} filled)" if run.filled else "")
+    if run.filled and run.predicted_s is not None:
+        whole = (run.predicted_s + run.filled_s) / run.wall_s
+        text += f" (+{run.filled} filled, with them {whole:.2f})"
+    return text
 
 
 def ratio(values: list[float]) -> str:
@@ -322,7 +329,8 @@ def ratio(values: list[float]) -> str:
 def table(rows: list[Row]) -> list[str]:
     head = (
         f"{'suite':10} {'budget':>6} {'budget s':>8} {'wall s':>7} {'wall/budget':>17} "
-        f"{'predicted s':>11} {'predicted/wall':>17} {'predicted/took':>14} {'first run':>9} "
+        f"{'predicted s':>11} {'predicted/wall':>17} {'+filled/wall':>17} {'predicted/took':>14} "
+        f"{'first run':>9} "
         f"{'chosen':>6} "
         f"{'not run':>9} {'filled':>9} {'mutations':>9}  caught % ours / fastest-first / random"
     )
@@ -332,6 +340,10 @@ def table(rows: list[Row]) -> list[str]:
         predicted = [r.predicted_s for r in row.runs if r.predicted_s is not None]
         per_wall = [r.predicted_s / r.wall_s for r in row.runs if r.predicted_s is not None]
         per_took = [r.predicted_s / r.took_s for r in row.runs if r.predicted_s and r.took_s]
+        # What the plugin expected of everything that ran: the plan and the tests it added.
+        whole = [
+            (r.predicted_s + r.filled_s) / r.wall_s for r in row.runs if r.predicted_s is not None
+        ]
         n = row.breaking
         cut = f"{sum(1 for r in row.runs if r.not_run)}/{len(row.runs)}"
         filled = f"{sum(1 for r in row.runs if r.filled)}/{len(row.runs)}"
@@ -352,6 +364,7 @@ def table(rows: list[Row]) -> list[str]:
             f"{ratio([w / row.budget_s for w in walls]):>17} "
             f"{statistics.median(predicted) if predicted else float('nan'):11.2f} "
             f"{ratio(per_wall) if per_wall else '-':>17} "
+            f"{ratio(whole) if whole else '-':>17} "
             f"{statistics.median(per_took) if per_took else float('nan'):14.2f} {first_ratio} "
             f"{statistics.median(r.chosen for r in row.runs):6.0f} "
             f"{max(r.not_run for r in row.runs):5} {cut:>3} "
@@ -414,7 +427,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(
         f"workers: {args.workers}; ratios are median (min-max) over the clean and mutated runs; "
         "not run: the most chosen tests a run did not start (budget used up), in how many runs; "
-        "filled: the most left-out tests a run ran in the time left, in how many runs"
+        "filled: the most left-out tests a run ran in the time left, in how many runs; "
+        "+filled/wall: the plan's prediction plus what the added tests were expected to take"
     )
     print("\n".join(table(rows)))
     print(f"benchmark wall time {time.perf_counter() - start:.0f} s")

@@ -187,9 +187,9 @@ def test_a_run_ahead_of_its_plan_fills_the_time_left_with_left_out_tests() -> No
     pacer.started("a.py::b")
     # b took 0.1 s instead of 1 s: a is still to run (1 s), 0.9 s are left. The module's two
     # tests need the db (1 s) for the first: neither fits, nor does z; the time is not wasted
-    # anyway when 2.1 s are left: x and y (2 s with the db once), best first, together.
+    # anyway when 2.2 s are left: x and y (2 s with the db once, and a 5% margin), together.
     assert pacer.fill(1.9, ["a.py::a"]) == []
-    assert pacer.fill(3.1, ["a.py::a"]) == ["m.py::x", "m.py::y"]
+    assert pacer.fill(3.2, ["a.py::a"]) == ["m.py::x", "m.py::y"]
     assert pacer.fill(100.0, ["a.py::a"]) == ["z.py::z"]  # each left-out test is given once
     assert pacer.fill(100.0, ["a.py::a"]) == []
 
@@ -313,7 +313,8 @@ def test_a_budget_runs_what_fits_and_says_what_it_left_out(pytester: pytest.Pyte
     result = pytester.runpytest("--feedback-budget=0.8", "-p", "no:cacheprovider")
     outcomes = result.parseoutcomes()
     assert 2 <= outcomes["passed"] < 8
-    assert outcomes["passed"] + outcomes["deselected"] == 8
+    # (a test added in the time left may still be skipped by the budget at its turn)
+    assert outcomes["passed"] + outcomes["deselected"] + outcomes.get("skipped", 0) == 8
     result.stdout.fnmatch_lines(
         [
             "feedback: budget 0.8s: running * of 8 tests (predicted *); * left out "
@@ -421,12 +422,12 @@ def test_left_out_tests_run_when_the_run_is_ahead_of_its_plan(pytester: pytest.P
     chosen = _chosen(result)
     outcomes = result.parseoutcomes()
     assert chosen < outcomes["passed"]
-    # The summary counts them as run, not as deselected.
-    assert outcomes["passed"] + outcomes.get("deselected", 0) == 12
+    # The summary counts them as run, not as deselected (one added last may not fit after all).
+    assert outcomes["passed"] + outcomes.get("deselected", 0) + outcomes.get("skipped", 0) == 12
     result.stdout.fnmatch_lines(
         [
             "feedback: budget 1s: predicted *, took *; "
-            f"{outcomes['passed'] - chosen} left-out tests run in the time left"
+            f"{outcomes['passed'] - chosen} left-out tests run in the time left (predicted *)"
         ]
     )
     with Store.open_existing(pytester.path / ".pytest-feedback" / "history.db") as store:

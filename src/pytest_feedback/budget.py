@@ -126,6 +126,12 @@ class BudgetPlan:
         }
 
 
+#: Share of the time left that `Pacer.fill` keeps free, and how many left-out tests in a row it
+#: may find too long before it stops looking.
+FILL_MARGIN = 0.05
+FILL_SCAN = 2000
+
+
 class Pacer:
     """Whether a chosen test still fits when its turn comes, given the time the run has taken.
 
@@ -156,14 +162,19 @@ class Pacer:
         self._end_rate = max(0.0, end_rate)
         self._pace = pace if pace > 0 else 1.0
         self._exit_s = max(0.0, exit_s)
-        #: Left-out tests, best first, that may still run if the run ends early (`fill`).
+        #: Left-out tests, best first, that may still run if the run ends early (`fill`), and
+        #: the least any of them costs.
         self._spare = list(spare)
+        self._spare_floor = min((work.own[t] for t in spare), default=0.0)
         #: Per fixture instance, the scope and which tests share it (see `instance_key`).
         self._instance = [_scope_and_key(name) for name in work.resource_names]
         #: The fixture instances set up and not yet torn down.
         self._paid: set[int] = set()
         #: Expected work of the tests started so far (session end not included).
         self._done_s = 0.0
+        #: Expected seconds of the left-out tests `fill` gave, with their session-end share.
+        self.filled_s = 0.0
+        self._family_of = {t: i for i, family in enumerate(work.families) for t in family}
 
     @property
     def planned_s(self) -> float:
@@ -218,20 +229,32 @@ class Pacer:
             paid = self._live(paid, t)
             work_s += self._work.added_cost(t, paid)
             paid.update(self._work.needs[t])
-        slack = remaining_s - (work_s - self._done_s) - self._end_rate * work_s - self._exit_s
+        # The estimates were too pessimistic so far, yet the added tests are the less certain
+        # the later they come: a margin keeps the pacer from cutting the last of them.
+        slack = remaining_s * (1 - FILL_MARGIN) - (work_s - self._done_s)
+        slack -= self._end_rate * work_s + self._exit_s
+        floor = self._spare_floor * (1 + self._end_rate)
         taken: list[int] = []
+        misses = 0
         for t in self._spare:
+            if slack < floor or misses > FILL_SCAN:  # decided without scanning them all
+                break
             live = self._live(paid, t)
             cost = self._work.added_cost(t, live) * (1 + self._end_rate)
-            if cost <= slack:
-                taken.append(t)
-                slack -= cost
-                paid = live | set(self._work.needs[t])
+            if cost > slack:
+                misses += 1
+                continue
+            taken.append(t)
+            slack -= cost
+            self.filled_s += cost
+            paid = live | set(self._work.needs[t])
+            misses = 0
         if not taken:
             return []
         chosen = set(taken)
         self._spare = [t for t in self._spare if t not in chosen]
-        return [self._work.nodeids[t] for t in _grouped(self._work, taken)]
+        self._spare_floor = min((self._work.own[t] for t in self._spare), default=0.0)
+        return [self._work.nodeids[t] for t in _grouped(taken, self._family_of)]
 
 
 def _scope_and_key(name: str) -> tuple[str, str]:
@@ -241,10 +264,10 @@ def _scope_and_key(name: str) -> tuple[str, str]:
     return scope, "" if key == "*" else key
 
 
-def _grouped(work: Workload, tests: Sequence[int]) -> list[int]:
+def _grouped(tests: Sequence[int], family_of: dict[int, int]) -> list[int]:
     """``tests`` in their order, but those sharing a module or class instance together, from the
-    first one's place: pytest sets such an instance up again each time the run comes back."""
-    family_of = {t: i for i, family in enumerate(work.families) for t in family}
+    first one's place: pytest sets such an instance up again each time the run comes back.
+    ``family_of``: each test's family in `Workload.families`."""
     groups: dict[object, list[int]] = {}
     for t in tests:
         groups.setdefault(family_of.get(t, ("alone", t)), []).append(t)
@@ -374,7 +397,8 @@ def plan_budget(
     def priority(t: int) -> tuple[int, float, str]:
         return (tier[t], -risks[t] / max(work.own[t], 1e-6), work.nodeids[t])
 
-    order = _grouped(work, sorted(chosen, key=priority))
+    family_of = {t: i for i, family in enumerate(work.families) for t in family}
+    order = _grouped(sorted(chosen, key=priority), family_of)
     left.sort(key=priority)
     return BudgetPlan(
         budget_s=budget_s,

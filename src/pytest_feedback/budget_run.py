@@ -133,8 +133,10 @@ class BudgetRun(CollectionLine):
         #: Chosen tests not run because the budget was used up before their turn.
         self.not_run = 0
         #: Left-out tests run after all, the run being ahead of its plan (`budget.Pacer.fill`).
-        self.filled = 0
+        self.filled: list[pytest.Item] = []
         self._left_out: dict[str, pytest.Item] = {}
+        #: Left-out tests appended to the run's items, not started yet.
+        self._added: set[pytest.Item] = set()
         self._spent_before_workers: Optional[float] = None
 
     def _workers(self) -> int:
@@ -235,37 +237,24 @@ class BudgetRun(CollectionLine):
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: Optional[pytest.Item]) -> None:
-        """Ahead of the plan, run left-out tests that still fit (serial runs only).
+        """Ahead of the plan, queue left-out tests that still fit (serial runs only).
 
         Decided when the last but one test of the run starts: the last one's ``nextitem`` is
         not chosen yet, so that pytest keeps the fixtures the added tests share with it. The
         tests are appended to the session's items, which pytest's loop reads as it goes, and
         each still passes the pacer's check when its turn comes.
         """
-        session = item.session
-        if nextitem is None or not self._left_out or session.items[-1] is not nextitem:
-            return
-        pacer = self.plan.pacer if self.plan is not None and self.plan.workers == 1 else None
-        if (
-            pacer is None
-            or self.is_worker
-            or self.config.pluginmanager.has_plugin("feedback-shard")
-        ):
+        pacer = self.plan.pacer if self.plan is not None else None
+        items = item.session.items
+        if pacer is None or not self._left_out or nextitem is None or items[-1] is not nextitem:
             return
         added = [
-            self._left_out.pop(n)
-            for n in pacer.fill(self._remaining(), [item.nodeid, nextitem.nodeid])
+            self._left_out.pop(nodeid)
+            for nodeid in pacer.fill(self._remaining(), [item.nodeid, nextitem.nodeid])
         ]
-        if not added:
-            return
-        session.items.extend(added)
-        session.testscollected += len(added)
-        self.filled += len(added)
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        deselected = getattr(reporter, "stats", {}).get("deselected")
-        if isinstance(deselected, list):  # they ran: not counted as deselected in the summary
-            ran = {id(i) for i in added}
-            deselected[:] = [i for i in deselected if id(i) not in ran]
+        items.extend(added)
+        item.session.testscollected += len(added)
+        self._added.update(added)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
@@ -278,13 +267,17 @@ class BudgetRun(CollectionLine):
         its set-up, the test is torn down by pytest as usual: the fixtures it shared with the test
         before it are finished when the next test is elsewhere. It is not recorded as a result
         (`records.BUDGET_NOT_RUN`). Under xdist each worker keeps to the deadline the controller
-        gave it and reports how many it left.
+        gave it and reports how many it left. A left-out test queued by the fill is checked the
+        same way, but not counted among the chosen tests not run.
         """
         pacer = self.plan.pacer if self.plan is not None else None
         if pacer is None:
             return
         if not pacer.fits(item.nodeid, self._remaining()):
-            self.not_run += 1
+            if item in self._added:
+                self._added.discard(item)
+            else:
+                self.not_run += 1
             item.user_properties.append(BUDGET_NOT_RUN)
             reason = (
                 f"feedback: budget {format_budget(self.budget_s)} used up before this test's turn"
@@ -293,11 +286,19 @@ class BudgetRun(CollectionLine):
             # the same), not at this line.
             raise pytest.skip.Exception(reason, _use_item_location=True)
         pacer.started(item.nodeid)
+        if item in self._added:
+            self.filled.append(item)
 
     def pytest_sessionfinish(self) -> None:
         if self.is_worker:
             self.config.workeroutput[NOT_RUN_KEY] = self.not_run  # type: ignore[attr-defined]
             return
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        deselected = getattr(reporter, "stats", {}).get("deselected")
+        if self.filled and isinstance(deselected, list):
+            # They ran: pytest's summary line, written after this hook, counts them as run only.
+            ran = set(map(id, self.filled))
+            deselected[:] = [i for i in deselected if id(i) not in ran]
         pacer = self.plan.pacer if self.plan is not None and self.plan.workers == 1 else None
         if pacer is not None:
             # What the history planned for the tests that ran: with the time they took, it
@@ -323,7 +324,13 @@ class BudgetRun(CollectionLine):
             )
         if self.predicted_s is not None:
             took = time.perf_counter() - self._start
-            filled = f"; {self.filled:,} left-out tests run in the time left" if self.filled else ""
+            pacer = self.plan.pacer if self.plan is not None else None
+            filled = (
+                f"; {len(self.filled):,} left-out tests run in the time left (predicted "
+                f"{format_duration(pacer.filled_s)})"
+                if self.filled and pacer is not None
+                else ""
+            )
             terminalreporter.write_line(
                 f"feedback: budget {format_budget(self.budget_s)}: predicted "
                 f"{format_duration(self.predicted_s)}, took {format_duration(took)}{filled}"
