@@ -18,7 +18,8 @@ wall time T, then for budgets of 10%, 25% and 50% of T:
   start-up, process exit and session-end share): the fastest tests first, and random tests (mean
   over seeded draws); like the plugin's plan, they pay for each wider-scope fixture instance
   (module, session) once. Ours is what really failed in the budget run, the left-out tests it
-  ran in the time left included (a run ahead of its plan, see `budget.Pacer.fill`).
+  ran in the time left included (a run ahead of its plan, see `budget.Pacer.fill`); the
+  baselines on paper get no such second chance, nor do they pay for a plan that was wrong.
 
 The corpora (arrow, attrs) run in 3-8 s, so their budgets are mostly interpreter start-up. The
 feature is meant for suites of minutes: ``--corpora generated`` writes one
@@ -170,9 +171,11 @@ def seconds(text: str) -> float:
 
 @dataclasses.dataclass(frozen=True)
 class Paper:
-    """A baseline's run on paper, with the cost model the plugin planned its own run with: the
+    """A baseline's run on paper, with the cost model the plugin plans a serial run with: the
     same calibrated costs (`Estimates.pace`), start-up, process exit and session-end share, so
-    that a baseline differs from ours by its order only."""
+    that a baseline differs from ours by its order only. (With ``--workers`` the plugin plans
+    the parallel plan instead, without pace, exit or session-end share; the baselines stay
+    serial sums.)"""
 
     work: Workload
     #: Seconds before the first test and after the session (`Estimates.exit_s`).

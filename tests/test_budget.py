@@ -244,10 +244,26 @@ def test_a_pace_scales_the_costs_and_the_run_records_what_the_history_planned() 
     assert pacer is not None
     for nodeid in paced.chosen[:2]:
         pacer.started(nodeid)
-    # What the history (uncalibrated) planned for the two tests that ran and their session end.
-    assert pacer.planned_s == pytest.approx(2.0 * (1 + end / 10.0))
+    # What the history (uncalibrated) planned for the two tests that ran.
+    assert pacer.planned_s == pytest.approx(2.0)
     # Learnt from serial runs, the pace leaves parallel plans alone.
     assert plan_budget([Candidate(n) for n in durations], est, 4.0, workers=2).pace == 1.0
+
+
+def test_budget_runs_teach_their_own_session_end() -> None:
+    """A full run's session end (pytest-benchmark's summary of its benchmarks, say) is no guide to
+    a subset's: once budget runs have shown theirs, it is a fixed cost, not a share of the work."""
+    durations = {f"t.py::test_{i}": 1.0 for i in range(10)}
+    est = estimates(durations, session_end_s=5.0)  # 0.5 s per second of work in full runs
+    assert len(plan_budget([Candidate(n) for n in durations], est, 6.0).chosen) == 4
+    est.budget_end_s = 0.5
+    plan = plan_budget([Candidate(n) for n in durations], est, 6.0)
+    assert len(plan.chosen) == 5
+    assert plan.predicted_s == pytest.approx(5.5)
+    pacer = plan.pacer
+    assert pacer is not None
+    assert pacer.fits(plan.chosen[0], 1.5)
+    assert not pacer.fits(plan.chosen[0], 1.4)  # 1 s of test, then 0.5 s of session end
 
 
 def test_parallel_plans_stay_within_the_budget() -> None:

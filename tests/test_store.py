@@ -44,15 +44,17 @@ def test_a_history_from_before_loop_s_and_planned_s_is_read_and_upgraded(tmp_pat
     with Store(path, create=False, readonly=True) as store:
         estimates = store.load_estimates()
         assert (estimates.session_end_s, estimates.pace) == (0.0, 1.0)
+        assert estimates.budget_end_s is None
     run = make_run("u2", 200.0, {"t.py::a": 0.5})
-    run.collect_s, run.loop_s, run.planned_s, run.exit_s = 0.1, 0.6, 1.8, 0.2
+    run.collect_s, run.loop_s, run.planned_s, run.exit_s = 0.1, 0.6, 1.2, 0.2
     run.exit_status = 1  # tests failed: still a measure of the pace (an interrupted run is not)
     with Store(path) as store:
         store.record_run(run)
         assert store.has_column("runs", "loop_s")
         estimates = store.load_estimates()
         assert estimates.session_end_s == pytest.approx(0.3)  # 1.0 - 0.1 - 0.6
-        assert estimates.pace == pytest.approx(0.5)  # 1.0 - 0.1 after collection, 1.8 planned
+        assert estimates.pace == pytest.approx(0.5)  # a loop of 0.6 s, 1.2 s planned
+        assert estimates.budget_end_s == pytest.approx(0.3)  # the budget run's own session end
         assert estimates.exit_s == pytest.approx(0.2)
 
 

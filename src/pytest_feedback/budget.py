@@ -144,8 +144,10 @@ class Pacer:
     these costs with their session-end share.
 
     ``pace``: the calibration ``work``'s costs carry (`Estimates.pace`); `planned_s` divides it
-    out, so that a run's record compares what it took with the history's own estimates.
-    ``exit_s``: seconds kept for the process's exit after the session (`Estimates.exit_s`).
+    out, so that a run's record compares what its test loop took with the history's own
+    estimates. ``after_s``: fixed seconds kept for what follows the tests: the process's exit
+    (`Estimates.exit_s`) and, once budget runs have shown it, their session end
+    (`Estimates.budget_end_s`, ``end_rate`` then 0).
     """
 
     def __init__(
@@ -154,14 +156,14 @@ class Pacer:
         tests: Sequence[int],
         end_rate: float,
         pace: float = 1.0,
-        exit_s: float = 0.0,
+        after_s: float = 0.0,
         spare: Sequence[int] = (),
     ) -> None:
         self._work = work
         self._index = {work.nodeids[t]: t for t in (*tests, *spare)}
         self._end_rate = max(0.0, end_rate)
         self._pace = pace if pace > 0 else 1.0
-        self._exit_s = max(0.0, exit_s)
+        self._after_s = max(0.0, after_s)
         #: Left-out tests, best first, that may still run if the run ends early (`fill`), and
         #: the least any of them costs.
         self._spare = list(spare)
@@ -178,9 +180,9 @@ class Pacer:
 
     @property
     def planned_s(self) -> float:
-        """Seconds the history's estimates (uncalibrated) give the tests started so far and
-        their session end: what `Estimates.pace` compares a run's time with."""
-        return self._done_s * (1 + self._end_rate) / self._pace
+        """Seconds the history's estimates (uncalibrated) give the tests started so far: what
+        `Estimates.pace` compares a run's test loop with."""
+        return self._done_s / self._pace
 
     def cost(self, nodeid: str) -> float:
         """Seconds of work the test is expected to add now (fixtures not yet paid included)."""
@@ -190,7 +192,7 @@ class Pacer:
     def fits(self, nodeid: str, remaining_s: float) -> bool:
         """Whether the test, then the session end of all work so far, ends in ``remaining_s``."""
         cost = self.cost(nodeid)
-        after = self._end_rate * (self._done_s + cost) + self._exit_s
+        after = self._end_rate * (self._done_s + cost) + self._after_s
         return remaining_s > 0 and cost + after <= remaining_s
 
     def started(self, nodeid: str) -> None:
@@ -232,7 +234,7 @@ class Pacer:
         # The estimates were too pessimistic so far, yet the added tests are the less certain
         # the later they come: a margin keeps the pacer from cutting the last of them.
         slack = remaining_s * (1 - FILL_MARGIN) - (work_s - self._done_s)
-        slack -= self._end_rate * work_s + self._exit_s
+        slack -= self._end_rate * work_s + self._after_s
         floor = self._spare_floor * (1 + self._end_rate)
         taken: list[int] = []
         misses = 0
@@ -339,19 +341,23 @@ def plan_budget(
     work = Workload.build(estimates, by_id).paced(pace)
     if spent_s is not None and workers == 1:
         work = dataclasses.replace(work, startup_s=max(0.0, spent_s))
-    # The process's exit, after the session, is a fixed cost of a serial run like its start-up:
-    # counted with it (`work.startup_s` is what one process costs besides its tests).
-    exit_s = max(0.0, estimates.exit_s) if workers == 1 else 0.0
-    if exit_s:
-        work = dataclasses.replace(work, startup_s=work.startup_s + exit_s)
     cands = [by_id[n] for n in work.nodeids]
-    # A serial run's session end (a plugin's summary, session fixtures' tear-down) comes with the
-    # work it follows: counted in proportion to the share of the suite's work that runs. (Under
-    # xdist the learnt bring-up holds it.)
-    # The share is of the whole recorded suite, not of the candidates (`-k` or selection may
-    # have narrowed them). Both in the history's seconds: the pace then applies to the end too.
+    # A serial run's session end (a plugin's summary, session fixtures' tear-down): what recent
+    # budget runs spent, once there are some; before, the full runs' session end in proportion
+    # to the share of the suite's work that runs (of the whole recorded suite, not of the
+    # candidates, which `-k` or selection may have narrowed; in the history's seconds, so that
+    # the pace applies to it too). Under xdist the learnt bring-up holds it.
     whole = max((sum(work.own) + sum(work.resource_cost)) / pace, estimates.total(estimates.tests))
     end_rate = estimates.session_end_s / whole if workers == 1 and whole > 0 else 0.0
+    # The process's exit, and a session end that budget runs have shown, are fixed costs of a
+    # serial run like its start-up: counted with it (`work.startup_s` is what one process costs
+    # besides its tests).
+    after_s = max(0.0, estimates.exit_s) if workers == 1 else 0.0
+    if workers == 1 and estimates.budget_end_s is not None:
+        end_rate = 0.0
+        after_s += max(0.0, estimates.budget_end_s)
+    if after_s:
+        work = dataclasses.replace(work, startup_s=work.startup_s + after_s)
     risks = [risk(c) for c in cands]
     tier = [0 if c.affected else 1 for c in cands]
 
@@ -411,7 +417,7 @@ def plan_budget(
         ),
         left_out_s=predict(work, left, workers, bringup, end_rate),
         affected=sum(1 for c in cands if c.affected) if affected_known else None,
-        pacer=Pacer(work, chosen, end_rate, pace, exit_s, spare=left),
+        pacer=Pacer(work, chosen, end_rate, pace, after_s, spare=left),
         pace=pace,
     )
 

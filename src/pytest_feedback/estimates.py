@@ -288,6 +288,7 @@ class Estimates:
         session_end_s: float = 0.0,
         pace: float = 1.0,
         exit_s: float = 0.0,
+        budget_end_s: Optional[float] = None,
     ) -> None:
         self.tests = tests
         self.fixtures = list(fixtures)
@@ -303,11 +304,15 @@ class Estimates:
         #: Seconds a serial run of the whole suite spends after its test loop (a plugin's
         #: session-end work, session fixtures' tear-down), a median of recent runs.
         self.session_end_s = session_end_s
-        #: How long recent serial budget runs took after collection, per second the estimates
-        #: planned for them (`budget_pace`): 1.0 without any. Test times depend on what runs
+        #: How long recent serial budget runs' test loops took, per second the estimates planned
+        #: for their tests (`budget_pace`): 1.0 without any. Test times depend on what runs
         #: before them and on the machine, and a budget run is not the full run the history
         #: mostly holds; this is the correction a budget learns from its own runs.
         self.pace = pace
+        #: Seconds those runs spent after their test loop (session end), median; None without
+        #: any. A full run's session end is no guide to a subset's: pytest-benchmark's summary
+        #: of its benchmarks, say, is paid only by runs that ran them.
+        self.budget_end_s = budget_end_s
         #: Seconds from the end of a recorded budget run to its process's exit (interpreter
         #: exit, atexit handlers), timed from outside (`exitwatch`): median of recent ones.
         self.exit_s = exit_s
@@ -357,8 +362,8 @@ PACE_LIMITS = (0.25, 4.0)
 def budget_pace(runs: Iterable[tuple[float, float]]) -> float:
     """The calibration of budget predictions from recent serial budget runs.
 
-    ``runs``: (seconds a run took after collection, seconds the estimates planned for the tests
-    it started and its session end). The median of the runs' ratios, so that one odd run (a
+    ``runs``: (seconds a run's test loop took, seconds the estimates planned for the tests it
+    started). The median of the runs' ratios, so that one odd run (a
     failing one, a busy machine) does not steer the next ones; within `PACE_LIMITS`; 1.0 without
     a run.
     """

@@ -72,9 +72,8 @@ CREATE TABLE IF NOT EXISTS runs (
     loop_s      REAL,              -- the test loop alone (what follows it, such as plugins'
                                    -- session-end work, is wall_s - collect_s - loop_s)
     planned_s   REAL,              -- serial --feedback-budget runs: what the estimates gave the
-                                   -- tests it started and the session end (before calibration);
-                                   -- (wall_s - collect_s) / planned_s calibrates later
-                                   -- budgets
+                                   -- tests it started (before calibration); loop_s / planned_s
+                                   -- calibrates later budgets
     exit_s      REAL,              -- of those runs, finished_at to the process's exit (written
                                    -- afterwards by a watcher process, exitwatch.py)
     git_commit  TEXT,

@@ -36,11 +36,12 @@ _SERIAL_RUNS_REST = (
     " AND r.id NOT IN (SELECT run_id FROM run_parts)"
     " ORDER BY r.started_at DESC LIMIT 10"
 )
-#: (took after collection, planned, exit) of the last serial budget runs that were not
+#: (test loop, session end, planned, exit) of the last serial budget runs that were not
 #: interrupted (an interrupted test's plan counts whole, its time only in part).
 _BUDGET_RUNS = (
-    "SELECT r.wall_s - r.collect_s, r.planned_s, r.exit_s FROM runs r"
-    " WHERE r.workers = 0 AND r.collect_s IS NOT NULL AND r.planned_s > 0"
+    "SELECT r.loop_s, r.wall_s - r.collect_s - r.loop_s, r.planned_s, r.exit_s FROM runs r"
+    " WHERE r.workers = 0 AND r.collect_s IS NOT NULL AND r.loop_s IS NOT NULL"
+    " AND r.planned_s > 0"
     " AND r.exit_status IN (0, 1) AND r.id NOT IN (SELECT run_id FROM run_parts)"
     " ORDER BY r.started_at DESC LIMIT ?"
 )
@@ -154,12 +155,13 @@ class HistoryReads:
             per_test_s=_per_test_overhead(serial),
             xdist_overhead=self._xdist_overhead(),
             session_end_s=_session_end(serial),
-            pace=budget_pace((took, planned) for took, planned, _ in budget),
-            exit_s=median(e for _, _, e in budget if e is not None),
+            pace=budget_pace((loop, planned) for loop, _, planned, _ in budget),
+            exit_s=median(e for *_, e in budget if e is not None),
+            budget_end_s=median(max(0.0, end) for _, end, _, _ in budget) if budget else None,
         )
 
-    def _budget_runs(self) -> list[tuple[float, float, Optional[float]]]:
-        """(took after collection, planned, exit) of the last serial budget runs."""
+    def _budget_runs(self) -> list[tuple[float, float, float, Optional[float]]]:
+        """(test loop, session end, planned, exit) of the last serial budget runs."""
         if not self.has_column("runs", "exit_s"):  # read-only, from a development version
             return []
         return self._db.query(_BUDGET_RUNS, (PACE_RUNS,))
