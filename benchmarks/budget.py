@@ -69,7 +69,7 @@ from selection import (
 )
 
 sys.path.insert(0, str(SRC))
-from pytest_feedback.planners.model import Workload
+from pytest_feedback.budget import CostModel, cost_model
 from pytest_feedback.store import Store
 
 BUDGETS = (0.10, 0.25, 0.50)
@@ -171,26 +171,18 @@ def seconds(text: str) -> float:
 
 @dataclasses.dataclass(frozen=True)
 class Paper:
-    """A baseline's run on paper, with the cost model the plugin plans a serial run with: the
-    same calibrated costs (`Estimates.pace`), start-up, process exit and session-end share, so
-    that a baseline differs from ours by its order only. (With ``--workers`` the plugin plans
-    the parallel plan instead, without pace, exit or session-end share; the baselines stay
-    serial sums.)"""
+    """A baseline's run on paper, with the cost model the plugin plans a serial run with
+    (`budget.cost_model`: the calibrated costs, the start-up, the process exit, the session end),
+    so that a baseline differs from ours by its order only. (With ``--workers`` the plugin plans
+    the parallel plan instead; the baselines stay serial sums.)"""
 
-    work: Workload
-    #: Seconds before the first test and after the session (`Estimates.exit_s`).
-    fixed_s: float
-    #: Seconds of session end per second of test work (as `budget.plan_budget` reckons it).
-    end_rate: float
+    model: CostModel
 
     @classmethod
     def of(cls, db: Path, tests: list[str], startup_s: float) -> Paper:
         with Store(db, create=False, readonly=True) as store:
             estimates = store.load_estimates()
-        work = Workload.build(estimates, tests)
-        whole = max(sum(work.own) + sum(work.resource_cost), estimates.total(estimates.tests))
-        end_rate = estimates.session_end_s / whole if whole > 0 else 0.0
-        return cls(work.paced(estimates.pace), startup_s + estimates.exit_s, end_rate)
+        return cls(cost_model(estimates, tests, 1, startup_s))
 
     def fill(self, order: list[str], budget_s: float) -> set[str]:
         """Tests taken in ``order`` while the serial estimate fits the budget.
@@ -199,17 +191,17 @@ class Paper:
         database, the session's warehouse) no test taken before it has paid for: a baseline that
         ran the tests of a slow module fixture for their own seconds only would be flattered.
         """
-        work = self.work
+        model, work = self.model, self.model.work
         index = {nodeid: t for t, nodeid in enumerate(work.nodeids)}
-        used = self.fixed_s
+        work_s = 0.0
         paid: set[int] = set()
         chosen: set[str] = set()
         for nodeid in order:
             t = index[nodeid]
-            cost = work.added_cost(t, paid) * (1 + self.end_rate)
-            if used + cost <= budget_s:
+            cost = work.added_cost(t, paid)
+            if work.startup_s + work_s + cost + model.end(work_s + cost) <= budget_s:
                 chosen.add(nodeid)
-                used += cost
+                work_s += cost
                 paid.update(work.needs[t])
         return chosen
 

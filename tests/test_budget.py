@@ -13,7 +13,13 @@ import pytest
 
 from pytest_feedback.budget import BudgetPlan, Candidate, plan_budget, risk
 from pytest_feedback.budget_run import from_command_line
-from pytest_feedback.estimates import Estimates, FixtureEstimate, TestEstimate, budget_pace
+from pytest_feedback.estimates import (
+    PACE_LIMITS,
+    Estimates,
+    FixtureEstimate,
+    TestEstimate,
+    budget_pace,
+)
 from pytest_feedback.store import Store
 
 
@@ -256,7 +262,7 @@ def test_budget_runs_teach_their_own_session_end() -> None:
     durations = {f"t.py::test_{i}": 1.0 for i in range(10)}
     est = estimates(durations, session_end_s=5.0)  # 0.5 s per second of work in full runs
     assert len(plan_budget([Candidate(n) for n in durations], est, 6.0).chosen) == 4
-    est.budget_end_s = 0.5
+    est.budget_end_s, est.budget_work_s = 0.5, 5.0  # after 5 s of tests, 0.5 s
     plan = plan_budget([Candidate(n) for n in durations], est, 6.0)
     assert len(plan.chosen) == 5
     assert plan.predicted_s == pytest.approx(5.5)
@@ -264,6 +270,11 @@ def test_budget_runs_teach_their_own_session_end() -> None:
     assert pacer is not None
     assert pacer.fits(plan.chosen[0], 1.5)
     assert not pacer.fits(plan.chosen[0], 1.4)  # 1 s of test, then 0.5 s of session end
+    # Beyond the work those runs did, the full runs' share still counts: they ran 2 s of tests.
+    est.budget_work_s = 2.0
+    plan = plan_budget([Candidate(n) for n in durations], est, 6.0)
+    assert len(plan.chosen) == 4
+    assert plan.predicted_s == pytest.approx(4.0 + 0.5 + 0.5 * 2.0)
 
 
 def test_parallel_plans_stay_within_the_budget() -> None:
@@ -467,6 +478,14 @@ def test_a_budget_learns_its_pace_from_the_budget_runs_before_it(
         latest = max(store.runs(), key=lambda r: r["id"])
         assert latest["planned_s"] == pytest.approx(0.1 * first_ran, rel=0.5)
         estimates = store.load_estimates()
+    # Its test loop against what the history planned; what followed the loop, its session end.
+    low, high = PACE_LIMITS
+    assert estimates.pace == pytest.approx(
+        min(high, max(low, latest["loop_s"] / latest["planned_s"]))
+    )
+    assert estimates.budget_end_s == pytest.approx(
+        latest["wall_s"] - latest["collect_s"] - latest["loop_s"]
+    )
     assert estimates.duration("test_slow.py::test_s0") == pytest.approx(0.1, rel=0.3)
     assert estimates.pace < 0.6
     second = pytester.runpytest("--feedback-budget=0.35", "-p", "no:cacheprovider")

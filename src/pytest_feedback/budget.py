@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Optional
 
 from .durations import format_budget, format_duration
@@ -138,16 +138,17 @@ class Pacer:
     The plan is an estimate: a failing test, a busy machine or a test slower in this order than
     in the history can put the run behind. A test is started only when it still ends within the
     budget with the session end that follows the run: its expected cost (its own time and the
-    wider-scope fixture instances no test run so far has paid for) plus the session end's share
-    of all the work started so far. One that does not fit is left, and a cheaper one after it
-    may still fit. On schedule every chosen test fits: the plan's prediction is start-up plus
-    these costs with their session-end share.
+    wider-scope fixture instances no test run so far has paid for) plus the session end after
+    all the work started so far (see `CostModel`). One that does not fit is left, and a cheaper
+    one after it may still fit. On schedule every chosen test fits: the plan's prediction is
+    start-up plus these costs and the session end.
 
     ``pace``: the calibration ``work``'s costs carry (`Estimates.pace`); `planned_s` divides it
     out, so that a run's record compares what its test loop took with the history's own
     estimates. ``after_s``: fixed seconds kept for what follows the tests: the process's exit
     (`Estimates.exit_s`) and, once budget runs have shown it, their session end
-    (`Estimates.budget_end_s`, ``end_rate`` then 0).
+    (`Estimates.budget_end_s`); ``end_rate`` then applies only to work beyond ``covered_s``, the
+    work those runs did.
     """
 
     def __init__(
@@ -158,12 +159,14 @@ class Pacer:
         pace: float = 1.0,
         after_s: float = 0.0,
         spare: Sequence[int] = (),
+        covered_s: float = 0.0,
     ) -> None:
         self._work = work
         self._index = {work.nodeids[t]: t for t in (*tests, *spare)}
         self._end_rate = max(0.0, end_rate)
         self._pace = pace if pace > 0 else 1.0
         self._after_s = max(0.0, after_s)
+        self._covered_s = max(0.0, covered_s)
         #: Left-out tests, best first, that may still run if the run ends early (`fill`), and
         #: the least any of them costs.
         self._spare = list(spare)
@@ -192,8 +195,12 @@ class Pacer:
     def fits(self, nodeid: str, remaining_s: float) -> bool:
         """Whether the test, then the session end of all work so far, ends in ``remaining_s``."""
         cost = self.cost(nodeid)
-        after = self._end_rate * (self._done_s + cost) + self._after_s
+        after = self._end(self._done_s + cost) + self._after_s
         return remaining_s > 0 and cost + after <= remaining_s
+
+    def _end(self, work_s: float) -> float:
+        """The session end's share of ``work_s`` seconds of tests (beyond the fixed part)."""
+        return self._end_rate * max(0.0, work_s - self._covered_s)
 
     def started(self, nodeid: str) -> None:
         """The test runs: the fixture instances it needs are paid for."""
@@ -234,21 +241,23 @@ class Pacer:
         # The estimates were too pessimistic so far, yet the added tests are the less certain
         # the later they come: a margin keeps the pacer from cutting the last of them.
         slack = remaining_s * (1 - FILL_MARGIN) - (work_s - self._done_s)
-        slack -= self._end_rate * work_s + self._after_s
-        floor = self._spare_floor * (1 + self._end_rate)
+        slack -= self._end(work_s) + self._after_s
+        floor = self._spare_floor
         taken: list[int] = []
         misses = 0
         for t in self._spare:
             if slack < floor or misses > FILL_SCAN:  # decided without scanning them all
                 break
             live = self._live(paid, t)
-            cost = self._work.added_cost(t, live) * (1 + self._end_rate)
+            own = self._work.added_cost(t, live)
+            cost = own + self._end(work_s + own) - self._end(work_s)
             if cost > slack:
                 misses += 1
                 continue
             taken.append(t)
             slack -= cost
             self.filled_s += cost
+            work_s += own
             paid = live | set(self._work.needs[t])
             misses = 0
         if not taken:
@@ -282,15 +291,17 @@ def predict(
     workers: int,
     bringup_s: float = 0.0,
     end_rate: float = 0.0,
+    covered_s: float = 0.0,
 ) -> float:
     """Predicted wall seconds of running ``tests`` of ``work`` on ``workers`` processes
     (``bringup_s``: what xdist adds beyond the busiest worker, see `Estimates.bringup_s`;
-    ``end_rate``: seconds of session end per second of test work, serial runs)."""
+    ``end_rate``: seconds of session end per second of test work beyond ``covered_s``, serial
+    runs)."""
     if not tests:
         return 0.0
     if workers <= 1:
         cost = work.cost(tests)
-        return cost + end_rate * (cost - work.startup_s)
+        return cost + end_rate * max(0.0, cost - work.startup_s - covered_s)
     return bringup_s + plan_workload(_subset(work, tests), workers).makespan_s
 
 
@@ -314,6 +325,59 @@ def _subset(work: Workload, tests: Sequence[int]) -> Workload:
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class CostModel:
+    """What a budget plans with: the tests' calibrated costs and what a run costs besides them."""
+
+    #: Costs times the pace; ``startup_s`` includes the fixed costs after the tests (`after_s`).
+    work: Workload
+    #: Session end per second of work beyond ``covered_s`` (serial runs).
+    end_rate: float
+    covered_s: float
+    pace: float
+    #: The process's exit and the session end budget runs have shown (serial runs).
+    after_s: float
+
+    def end(self, work_s: float) -> float:
+        """Seconds of session end after ``work_s`` seconds of tests, beyond the fixed part."""
+        return self.end_rate * max(0.0, work_s - self.covered_s)
+
+
+def cost_model(
+    estimates: Estimates,
+    nodeids: Iterable[str],
+    workers: int = 1,
+    spent_s: Optional[float] = None,
+) -> CostModel:
+    """The costs `plan_budget` gives ``nodeids`` on ``workers`` processes (``spent_s``: see
+    there)."""
+    # Serial runs: the costs are calibrated by how recent budget runs compared with their plans
+    # (learnt from serial runs only; under xdist the learnt bring-up carries the difference).
+    pace = estimates.pace if workers == 1 else 1.0
+    work = Workload.build(estimates, nodeids).paced(pace)
+    if spent_s is not None and workers == 1:
+        work = dataclasses.replace(work, startup_s=max(0.0, spent_s))
+    # A serial run's session end (a plugin's summary, session fixtures' tear-down): what recent
+    # budget runs spent, once there are some; before, the full runs' session end in proportion
+    # to the share of the suite's work that runs (of the whole recorded suite, not of the
+    # candidates, which `-k` or selection may have narrowed; in the history's seconds, so that
+    # the pace applies to it too). Under xdist the learnt bring-up holds it.
+    whole = max((sum(work.own) + sum(work.resource_cost)) / pace, estimates.total(estimates.tests))
+    end_rate = estimates.session_end_s / whole if workers == 1 and whole > 0 else 0.0
+    # The process's exit, and a session end that budget runs have shown, are fixed costs of a
+    # serial run like its start-up: counted with it (`work.startup_s` is what one process costs
+    # besides its tests). That session end is known for the work those runs did; beyond it (a
+    # bigger budget, tests that bring a plugin's session-end work) the full runs' share counts.
+    after_s = max(0.0, estimates.exit_s) if workers == 1 else 0.0
+    covered = 0.0
+    if workers == 1 and estimates.budget_end_s is not None:
+        after_s += max(0.0, estimates.budget_end_s)
+        covered = max(0.0, estimates.budget_work_s) * pace
+    if after_s:
+        work = dataclasses.replace(work, startup_s=work.startup_s + after_s)
+    return CostModel(work, end_rate, covered, pace, after_s)
+
+
 def plan_budget(
     candidates: Sequence[Candidate],
     estimates: Estimates,
@@ -335,29 +399,10 @@ def plan_budget(
     workers = max(1, workers)
     bringup = estimates.bringup_s(workers) + (max(0.0, before_workers_s) if workers > 1 else 0.0)
     by_id = {c.nodeid: c for c in candidates}
-    # Serial runs: the costs are calibrated by how recent budget runs compared with their plans
-    # (learnt from serial runs only; under xdist the learnt bring-up carries the difference).
-    pace = estimates.pace if workers == 1 else 1.0
-    work = Workload.build(estimates, by_id).paced(pace)
-    if spent_s is not None and workers == 1:
-        work = dataclasses.replace(work, startup_s=max(0.0, spent_s))
+    model = cost_model(estimates, by_id, workers, spent_s)
+    work, end_rate, covered, pace = model.work, model.end_rate, model.covered_s, model.pace
+    after_s = model.after_s
     cands = [by_id[n] for n in work.nodeids]
-    # A serial run's session end (a plugin's summary, session fixtures' tear-down): what recent
-    # budget runs spent, once there are some; before, the full runs' session end in proportion
-    # to the share of the suite's work that runs (of the whole recorded suite, not of the
-    # candidates, which `-k` or selection may have narrowed; in the history's seconds, so that
-    # the pace applies to it too). Under xdist the learnt bring-up holds it.
-    whole = max((sum(work.own) + sum(work.resource_cost)) / pace, estimates.total(estimates.tests))
-    end_rate = estimates.session_end_s / whole if workers == 1 and whole > 0 else 0.0
-    # The process's exit, and a session end that budget runs have shown, are fixed costs of a
-    # serial run like its start-up: counted with it (`work.startup_s` is what one process costs
-    # besides its tests).
-    after_s = max(0.0, estimates.exit_s) if workers == 1 else 0.0
-    if workers == 1 and estimates.budget_end_s is not None:
-        end_rate = 0.0
-        after_s += max(0.0, estimates.budget_end_s)
-    if after_s:
-        work = dataclasses.replace(work, startup_s=work.startup_s + after_s)
     risks = [risk(c) for c in cands]
     tier = [0 if c.affected else 1 for c in cands]
 
@@ -381,7 +426,9 @@ def plan_budget(
             continue
         # The parallel bound (total work spread evenly, and no test longer than the budget)
         # is optimistic; the real plan is checked once below.
-        if bringup + work.startup_s + (work_s + cost) * (1 + end_rate) / workers > budget_s:
+        total = work_s + cost
+        end = end_rate * max(0.0, total - covered)
+        if bringup + work.startup_s + (total + end) / workers > budget_s:
             continue
         if bringup + work.cost([t]) > budget_s:  # alone, on one process, it would not fit
             continue
@@ -413,11 +460,13 @@ def plan_budget(
         left_out=tuple(work.nodeids[t] for t in left),
         # Nothing chosen, the run still takes what it has spent.
         predicted_s=(
-            predict(work, chosen, workers, bringup, end_rate) if chosen else (spent_s or 0.0)
+            predict(work, chosen, workers, bringup, end_rate, covered)
+            if chosen
+            else (spent_s or 0.0)
         ),
-        left_out_s=predict(work, left, workers, bringup, end_rate),
+        left_out_s=predict(work, left, workers, bringup, end_rate, covered),
         affected=sum(1 for c in cands if c.affected) if affected_known else None,
-        pacer=Pacer(work, chosen, end_rate, pace, after_s, spare=left),
+        pacer=Pacer(work, chosen, end_rate, pace, after_s, spare=left, covered_s=covered),
         pace=pace,
     )
 

@@ -169,7 +169,7 @@ class BudgetRun(CollectionLine):
         try:
             estimates, runs_since = read_history(self.db_path)
             if self.is_worker:  # learnt from runs of one process: not an xdist worker's
-                estimates.pace, estimates.exit_s = 1.0, 0.0
+                estimates.pace, estimates.exit_s, estimates.budget_end_s = 1.0, 0.0, None
             affected, lines = self._affected(nodeids)
             plan = plan_budget(
                 candidates_for(nodeids, estimates, runs_since, affected, lines),

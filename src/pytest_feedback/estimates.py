@@ -289,6 +289,7 @@ class Estimates:
         pace: float = 1.0,
         exit_s: float = 0.0,
         budget_end_s: Optional[float] = None,
+        budget_work_s: float = 0.0,
     ) -> None:
         self.tests = tests
         self.fixtures = list(fixtures)
@@ -313,6 +314,9 @@ class Estimates:
         #: any. A full run's session end is no guide to a subset's: pytest-benchmark's summary
         #: of its benchmarks, say, is paid only by runs that ran them.
         self.budget_end_s = budget_end_s
+        #: The work those runs' session end followed: what the estimates planned for their tests
+        #: (uncalibrated), median. Beyond it the full runs' share of the session end still counts.
+        self.budget_work_s = budget_work_s
         #: Seconds from the end of a recorded budget run to its process's exit (interpreter
         #: exit, atexit handlers), timed from outside (`exitwatch`): median of recent ones.
         self.exit_s = exit_s

@@ -158,6 +158,7 @@ class HistoryReads:
             pace=budget_pace((loop, planned) for loop, _, planned, _ in budget),
             exit_s=median(e for *_, e in budget if e is not None),
             budget_end_s=median(max(0.0, end) for _, end, _, _ in budget) if budget else None,
+            budget_work_s=median(planned for _, _, planned, _ in budget),
         )
 
     def _budget_runs(self) -> list[tuple[float, float, float, Optional[float]]]:
