@@ -221,6 +221,14 @@ def test_the_pace_is_the_median_of_recent_budget_runs() -> None:
     assert budget_pace([(100.0, 1.0)]) == 4.0  # within limits: one odd run cannot wreck a plan
 
 
+def _first_test_needs(plan: BudgetPlan, seconds: float) -> None:
+    """The pacer starts the plan's first test with ``seconds`` left, not with 0.1 s less."""
+    pacer = plan.pacer
+    assert pacer is not None
+    assert pacer.fits(plan.chosen[0], seconds)
+    assert not pacer.fits(plan.chosen[0], seconds - 0.1)
+
+
 def test_the_process_exit_is_kept_free_like_the_start_up() -> None:
     durations = {f"t.py::test_{i}": 1.0 for i in range(10)}
     est = estimates(durations)
@@ -228,10 +236,7 @@ def test_the_process_exit_is_kept_free_like_the_start_up() -> None:
     plan = plan_budget([Candidate(n) for n in durations], est, 4.0)
     assert len(plan.chosen) == 3
     assert plan.predicted_s == pytest.approx(3.5)
-    pacer = plan.pacer
-    assert pacer is not None
-    assert pacer.fits(plan.chosen[0], 1.5)
-    assert not pacer.fits(plan.chosen[0], 1.4)  # 1 s of test, then 0.5 s of exit
+    _first_test_needs(plan, 1.5)  # 1 s of test, then 0.5 s of exit
 
 
 def test_a_pace_scales_the_costs_and_the_run_records_what_the_history_planned() -> None:
@@ -266,10 +271,7 @@ def test_budget_runs_teach_their_own_session_end() -> None:
     plan = plan_budget([Candidate(n) for n in durations], est, 6.0)
     assert len(plan.chosen) == 5
     assert plan.predicted_s == pytest.approx(5.5)
-    pacer = plan.pacer
-    assert pacer is not None
-    assert pacer.fits(plan.chosen[0], 1.5)
-    assert not pacer.fits(plan.chosen[0], 1.4)  # 1 s of test, then 0.5 s of session end
+    _first_test_needs(plan, 1.5)  # 1 s of test, then 0.5 s of session end
     # Beyond the work those runs did, the full runs' share still counts: they ran 2 s of tests.
     est.budget_work_s = 2.0
     plan = plan_budget([Candidate(n) for n in durations], est, 6.0)

@@ -143,30 +143,19 @@ class Pacer:
     one after it may still fit. On schedule every chosen test fits: the plan's prediction is
     start-up plus these costs and the session end.
 
-    ``pace``: the calibration ``work``'s costs carry (`Estimates.pace`); `planned_s` divides it
-    out, so that a run's record compares what its test loop took with the history's own
-    estimates. ``after_s``: fixed seconds kept for what follows the tests: the process's exit
-    (`Estimates.exit_s`) and, once budget runs have shown it, their session end
-    (`Estimates.budget_end_s`); ``end_rate`` then applies only to work beyond ``covered_s``, the
-    work those runs did.
+    ``model``: the plan's costs (`CostModel`); `planned_s` divides its pace out, so that a run's
+    record compares what its test loop took with the history's own estimates. ``model.after_s``
+    is kept for what follows the tests (the process's exit, and the session end budget runs
+    have shown), with ``model.end`` for the session end beyond it.
     """
 
-    def __init__(
-        self,
-        work: Workload,
-        tests: Sequence[int],
-        end_rate: float,
-        pace: float = 1.0,
-        after_s: float = 0.0,
-        spare: Sequence[int] = (),
-        covered_s: float = 0.0,
-    ) -> None:
+    def __init__(self, model: CostModel, tests: Sequence[int], spare: Sequence[int] = ()) -> None:
+        work = model.work
+        self._model = model
         self._work = work
         self._index = {work.nodeids[t]: t for t in (*tests, *spare)}
-        self._end_rate = max(0.0, end_rate)
-        self._pace = pace if pace > 0 else 1.0
-        self._after_s = max(0.0, after_s)
-        self._covered_s = max(0.0, covered_s)
+        self._pace = model.pace if model.pace > 0 else 1.0
+        self._after_s = max(0.0, model.after_s)
         #: Left-out tests, best first, that may still run if the run ends early (`fill`), and
         #: the least any of them costs.
         self._spare = list(spare)
@@ -179,7 +168,6 @@ class Pacer:
         self._done_s = 0.0
         #: Expected seconds of the left-out tests `fill` gave, with their session-end share.
         self.filled_s = 0.0
-        self._family_of = {t: i for i, family in enumerate(work.families) for t in family}
 
     @property
     def planned_s(self) -> float:
@@ -195,12 +183,8 @@ class Pacer:
     def fits(self, nodeid: str, remaining_s: float) -> bool:
         """Whether the test, then the session end of all work so far, ends in ``remaining_s``."""
         cost = self.cost(nodeid)
-        after = self._end(self._done_s + cost) + self._after_s
+        after = self._model.end(self._done_s + cost) + self._after_s
         return remaining_s > 0 and cost + after <= remaining_s
-
-    def _end(self, work_s: float) -> float:
-        """The session end's share of ``work_s`` seconds of tests (beyond the fixed part)."""
-        return self._end_rate * max(0.0, work_s - self._covered_s)
 
     def started(self, nodeid: str) -> None:
         """The test runs: the fixture instances it needs are paid for."""
@@ -241,7 +225,7 @@ class Pacer:
         # The estimates were too pessimistic so far, yet the added tests are the less certain
         # the later they come: a margin keeps the pacer from cutting the last of them.
         slack = remaining_s * (1 - FILL_MARGIN) - (work_s - self._done_s)
-        slack -= self._end(work_s) + self._after_s
+        slack -= self._model.end(work_s) + self._after_s
         floor = self._spare_floor
         taken: list[int] = []
         misses = 0
@@ -250,7 +234,7 @@ class Pacer:
                 break
             live = self._live(paid, t)
             own = self._work.added_cost(t, live)
-            cost = own + self._end(work_s + own) - self._end(work_s)
+            cost = own + self._model.end(work_s + own) - self._model.end(work_s)
             if cost > slack:
                 misses += 1
                 continue
@@ -265,7 +249,7 @@ class Pacer:
         chosen = set(taken)
         self._spare = [t for t in self._spare if t not in chosen]
         self._spare_floor = min((self._work.own[t] for t in self._spare), default=0.0)
-        return [self._work.nodeids[t] for t in _grouped(taken, self._family_of)]
+        return [self._work.nodeids[t] for t in _grouped(taken, self._work)]
 
 
 def _scope_and_key(name: str) -> tuple[str, str]:
@@ -275,13 +259,12 @@ def _scope_and_key(name: str) -> tuple[str, str]:
     return scope, "" if key == "*" else key
 
 
-def _grouped(tests: Sequence[int], family_of: dict[int, int]) -> list[int]:
+def _grouped(tests: Sequence[int], work: Workload) -> list[int]:
     """``tests`` in their order, but those sharing a module or class instance together, from the
-    first one's place: pytest sets such an instance up again each time the run comes back.
-    ``family_of``: each test's family in `Workload.families`."""
+    first one's place: pytest sets such an instance up again each time the run comes back."""
     groups: dict[object, list[int]] = {}
     for t in tests:
-        groups.setdefault(family_of.get(t, ("alone", t)), []).append(t)
+        groups.setdefault(work.family_of.get(t, ("alone", t)), []).append(t)
     return [t for members in groups.values() for t in members]
 
 
@@ -290,18 +273,16 @@ def predict(
     tests: Sequence[int],
     workers: int,
     bringup_s: float = 0.0,
-    end_rate: float = 0.0,
-    covered_s: float = 0.0,
+    model: Optional[CostModel] = None,
 ) -> float:
     """Predicted wall seconds of running ``tests`` of ``work`` on ``workers`` processes
     (``bringup_s``: what xdist adds beyond the busiest worker, see `Estimates.bringup_s`;
-    ``end_rate``: seconds of session end per second of test work beyond ``covered_s``, serial
-    runs)."""
+    ``model``: the session end after the tests' work, serial runs, see `CostModel.end`)."""
     if not tests:
         return 0.0
     if workers <= 1:
         cost = work.cost(tests)
-        return cost + end_rate * max(0.0, cost - work.startup_s - covered_s)
+        return cost + (model.end(cost - work.startup_s) if model is not None else 0.0)
     return bringup_s + plan_workload(_subset(work, tests), workers).makespan_s
 
 
@@ -340,7 +321,7 @@ class CostModel:
 
     def end(self, work_s: float) -> float:
         """Seconds of session end after ``work_s`` seconds of tests, beyond the fixed part."""
-        return self.end_rate * max(0.0, work_s - self.covered_s)
+        return max(0.0, self.end_rate) * max(0.0, work_s - self.covered_s)
 
 
 def cost_model(
@@ -400,8 +381,7 @@ def plan_budget(
     bringup = estimates.bringup_s(workers) + (max(0.0, before_workers_s) if workers > 1 else 0.0)
     by_id = {c.nodeid: c for c in candidates}
     model = cost_model(estimates, by_id, workers, spent_s)
-    work, end_rate, covered, pace = model.work, model.end_rate, model.covered_s, model.pace
-    after_s = model.after_s
+    work = model.work
     cands = [by_id[n] for n in work.nodeids]
     risks = [risk(c) for c in cands]
     tier = [0 if c.affected else 1 for c in cands]
@@ -427,8 +407,7 @@ def plan_budget(
         # The parallel bound (total work spread evenly, and no test longer than the budget)
         # is optimistic; the real plan is checked once below.
         total = work_s + cost
-        end = end_rate * max(0.0, total - covered)
-        if bringup + work.startup_s + (total + end) / workers > budget_s:
+        if bringup + work.startup_s + (total + model.end(total)) / workers > budget_s:
             continue
         if bringup + work.cost([t]) > budget_s:  # alone, on one process, it would not fit
             continue
@@ -450,8 +429,7 @@ def plan_budget(
     def priority(t: int) -> tuple[int, float, str]:
         return (tier[t], -risks[t] / max(work.own[t], 1e-6), work.nodeids[t])
 
-    family_of = {t: i for i, family in enumerate(work.families) for t in family}
-    order = _grouped(sorted(chosen, key=priority), family_of)
+    order = _grouped(sorted(chosen, key=priority), work)
     left.sort(key=priority)
     return BudgetPlan(
         budget_s=budget_s,
@@ -460,14 +438,12 @@ def plan_budget(
         left_out=tuple(work.nodeids[t] for t in left),
         # Nothing chosen, the run still takes what it has spent.
         predicted_s=(
-            predict(work, chosen, workers, bringup, end_rate, covered)
-            if chosen
-            else (spent_s or 0.0)
+            predict(work, chosen, workers, bringup, model) if chosen else (spent_s or 0.0)
         ),
-        left_out_s=predict(work, left, workers, bringup, end_rate, covered),
+        left_out_s=predict(work, left, workers, bringup, model),
         affected=sum(1 for c in cands if c.affected) if affected_known else None,
-        pacer=Pacer(work, chosen, end_rate, pace, after_s, spare=left, covered_s=covered),
-        pace=pace,
+        pacer=Pacer(model, chosen, spare=left),
+        pace=model.pace,
     )
 
 

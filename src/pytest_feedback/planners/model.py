@@ -14,6 +14,7 @@ Everything here is ordered by node id, so that plans do not depend on collection
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Container, Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -104,6 +105,11 @@ class Workload:
 
     def __len__(self) -> int:
         return len(self.nodeids)
+
+    @functools.cached_property
+    def family_of(self) -> dict[int, int]:
+        """Per test in a family of `families`, that family's index."""
+        return {t: i for i, family in enumerate(self.families) for t in family}
 
     def paced(self, pace: float) -> Workload:
         """This workload with every test's and instance's cost times ``pace`` (start-up kept)."""
