@@ -94,6 +94,11 @@ class BudgetRun:
     filled: int = 0
     filled_s: float = 0.0
 
+    @property
+    def expected_s(self) -> Optional[float]:
+        """What the plugin expected of everything that ran: its plan and the tests it added."""
+        return None if self.predicted_s is None else self.predicted_s + self.filled_s
+
 
 @dataclasses.dataclass
 class Row:
@@ -311,9 +316,8 @@ def timing_mark(run: BudgetRun, row: Row) -> str:
     text = f"{run.wall_s / row.budget_s:.2f}"
     text += f" {run.predicted_s / run.wall_s:.2f}" if run.predicted_s is not None else " -"
     text += f" ({run.not_run} not run)" if run.not_run else ""
-    if run.filled and run.predicted_s is not None:
-        whole = (run.predicted_s + run.filled_s) / run.wall_s
-        text += f" (+{run.filled} filled, with them {whole:.2f})"
+    if run.filled and run.expected_s is not None:
+        text += f" (+{run.filled} filled, with them {run.expected_s / run.wall_s:.2f})"
     return text
 
 
@@ -335,10 +339,7 @@ def table(rows: list[Row]) -> list[str]:
         predicted = [r.predicted_s for r in row.runs if r.predicted_s is not None]
         per_wall = [r.predicted_s / r.wall_s for r in row.runs if r.predicted_s is not None]
         per_took = [r.predicted_s / r.took_s for r in row.runs if r.predicted_s and r.took_s]
-        # What the plugin expected of everything that ran: the plan and the tests it added.
-        whole = [
-            (r.predicted_s + r.filled_s) / r.wall_s for r in row.runs if r.predicted_s is not None
-        ]
+        whole = [r.expected_s / r.wall_s for r in row.runs if r.expected_s is not None]
         n = row.breaking
         cut = f"{sum(1 for r in row.runs if r.not_run)}/{len(row.runs)}"
         filled = f"{sum(1 for r in row.runs if r.filled)}/{len(row.runs)}"

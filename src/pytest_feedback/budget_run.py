@@ -19,7 +19,7 @@ from typing import Any, Optional
 
 import pytest
 
-from .budget import BudgetPlan, Candidate, plan_budget
+from .budget import BudgetPlan, Candidate, Pacer, plan_budget
 from .collection_line import CollectionLine
 from .durations import format_budget, format_duration
 from .estimates import Estimates
@@ -202,6 +202,11 @@ class BudgetRun(CollectionLine):
                 self.emptied = not items
         self.publish(predicted=self.predicted_s)
 
+    @property
+    def _pacer(self) -> Optional[Pacer]:
+        """The plan's pacer; None when no plan was made."""
+        return self.plan.pacer if self.plan is not None else None
+
     def _sharded(self) -> bool:
         """Whether ``--feedback-shard`` splits what the budget keeps: then this process runs
         only its share, and the left-out tests are no longer its to run."""
@@ -244,7 +249,7 @@ class BudgetRun(CollectionLine):
         tests are appended to the session's items, which pytest's loop reads as it goes, and
         each still passes the pacer's check when its turn comes.
         """
-        pacer = self.plan.pacer if self.plan is not None else None
+        pacer = self._pacer
         items = item.session.items
         if pacer is None or not self._left_out or nextitem is None or items[-1] is not nextitem:
             return
@@ -270,7 +275,7 @@ class BudgetRun(CollectionLine):
         gave it and reports how many it left. A left-out test queued by the fill is checked the
         same way, but not counted among the chosen tests not run.
         """
-        pacer = self.plan.pacer if self.plan is not None else None
+        pacer = self._pacer
         if pacer is None:
             return
         if not pacer.fits(item.nodeid, self._remaining()):
@@ -299,7 +304,7 @@ class BudgetRun(CollectionLine):
             # They ran: pytest's summary line, written after this hook, counts them as run only.
             ran = set(map(id, self.filled))
             deselected[:] = [i for i in deselected if id(i) not in ran]
-        pacer = self.plan.pacer if self.plan is not None and self.plan.workers == 1 else None
+        pacer = self._pacer if self.plan is not None and self.plan.workers == 1 else None
         if pacer is not None:
             # What the history planned for the tests that ran: with the time they took, it
             # calibrates the next budget (`Estimates.pace`).
@@ -324,7 +329,7 @@ class BudgetRun(CollectionLine):
             )
         if self.predicted_s is not None:
             took = time.perf_counter() - self._start
-            pacer = self.plan.pacer if self.plan is not None else None
+            pacer = self._pacer
             filled = (
                 f"; {len(self.filled):,} left-out tests run in the time left (predicted "
                 f"{format_duration(pacer.filled_s)})"
