@@ -7,7 +7,9 @@ them so that a failure shows as early as possible:
 
 1. tests the change affects come first (``affected``);
 2. then risk per second: changed lines the test reaches, a failure last time, its failure rate
-   (discounted when flaky), being new, not having run for a while;
+   (discounted when flaky), being new, not having run for a while, and how much of what the
+   change touched its text names (`affinity`: what tells apart the tests that all execute a
+   changed line at import time);
 3. fixture-aware: once a chosen test has paid for an expensive fixture instance, the tests that
    share it cost only their own time.
 
@@ -40,6 +42,7 @@ RISK_FAIL_RATE = 2.0  # times its failure rate in recent runs ...
 FLAKY_DISCOUNT = 0.3  # ... which says less when the test is flaky
 RISK_STALE = 1.0  # at most, for a test not run for STALE_RUNS runs
 STALE_RUNS = 20
+RISK_AFFINITY = 1.0  # at most, for the test that names most of what the change touched
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +61,8 @@ class Candidate:
     flaky: bool = False
     #: Recorded runs since it last ran (0: it ran in the latest).
     runs_since: int = 0
+    #: How much of what the change touched the test's text names, 0 to 1 (`affinity`).
+    affinity: float = 0.0
 
 
 def risk(c: Candidate) -> float:
@@ -70,6 +75,7 @@ def risk(c: Candidate) -> float:
     score += RISK_FAIL_RATE * min(1.0, max(0.0, c.fail_rate)) * (FLAKY_DISCOUNT if c.flaky else 1)
     score += math.log1p(max(0, c.changed_lines))
     score += RISK_STALE * min(1.0, max(0, c.runs_since) / STALE_RUNS)
+    score += RISK_AFFINITY * min(1.0, max(0.0, c.affinity))
     return score
 
 

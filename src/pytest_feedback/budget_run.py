@@ -87,6 +87,7 @@ def candidates_for(
     runs_since: dict[str, int],
     affected: Optional[set[str]],
     changed_lines: Optional[dict[str, int]] = None,
+    affinity: Optional[dict[str, float]] = None,
 ) -> list[Candidate]:
     """What the budget planner knows of each test: history, and whether the change affects it."""
     out = []
@@ -102,6 +103,7 @@ def candidates_for(
                 fail_rate=est.fail_rate if est is not None else 0.0,
                 flaky=est.flaky if est is not None else False,
                 runs_since=runs_since.get(nodeid, 0),
+                affinity=(affinity or {}).get(nodeid, 0.0),
             )
         )
     return out
@@ -146,22 +148,32 @@ class BudgetRun(CollectionLine):
         value = getattr(self.config.option, "numprocesses", None)
         return int(value) if isinstance(value, int) and value > 0 else 1
 
-    def _affected(self, nodeids: list[str]) -> tuple[Optional[set[str]], dict[str, int]]:
-        """The tests the change affects (None: unknown) and the changed lines each executed."""
-        selection_run = self.config.pluginmanager.get_plugin("feedback-select")
-        selection = getattr(selection_run, "selection", None)
-        if selection_run is not None and not getattr(selection_run, "audit", False):
-            selector = getattr(selection_run, "selector", None)
-            if selector is None or selection is None or selection.fallback is not None:
-                return None, {}
-            return set(nodeids), selector.own_changed_lines(nodeids)
-        from .select import load_selector
+    def _change(
+        self, nodeids: list[str]
+    ) -> tuple[Optional[set[str]], dict[str, int], dict[str, float]]:
+        """The tests the change affects (None: unknown), the changed lines each executed, and
+        how much of what the change touched each names (`affinity`)."""
+        from .affinity import change_affinity
+        from .select import Selection, Selector, load_selector
 
-        selector = load_selector(self.db_path, self.config.rootpath, self.base)
-        decision = selector.decide(nodeids)
-        if decision.fallback is not None:
-            return None, {}
-        return set(decision.selected), selector.own_changed_lines(list(decision.selected))
+        selection_run = self.config.pluginmanager.get_plugin("feedback-select")
+        selector: Optional[Selector]
+        selection: Optional[Selection]
+        if selection_run is not None and not getattr(selection_run, "audit", False):
+            # Selection ran first: every collected test is one it selected.
+            selector = getattr(selection_run, "selector", None)
+            selection = getattr(selection_run, "selection", None)
+            if selector is None or selection is None:
+                return None, {}, {}
+            affected = nodeids
+        else:
+            selector = load_selector(self.db_path, self.config.rootpath, self.base)
+            selection = selector.decide(nodeids)
+            affected = list(selection.selected)
+        named = change_affinity(selector.changes, selector.rootdir, selector.map, nodeids)
+        if selection.fallback is not None:
+            return None, {}, named
+        return set(affected), selector.own_changed_lines(affected), named
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
@@ -170,9 +182,9 @@ class BudgetRun(CollectionLine):
             estimates, runs_since = read_history(self.db_path)
             if self.is_worker:  # learnt from runs of one process: not an xdist worker's
                 estimates.pace, estimates.exit_s, estimates.budget_end_s = 1.0, 0.0, None
-            affected, lines = self._affected(nodeids)
+            affected, lines, named = self._change(nodeids)
             plan = plan_budget(
-                candidates_for(nodeids, estimates, runs_since, affected, lines),
+                candidates_for(nodeids, estimates, runs_since, affected, lines, named),
                 estimates,
                 self.budget_s,
                 self._workers(),

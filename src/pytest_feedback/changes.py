@@ -74,6 +74,9 @@ class FileChange:
     lines: Optional[frozenset[int]] = None
     #: Only comments, blank lines or docstrings changed: the code is the same.
     trivial: bool = False
+    #: Changed lines of the current file (what the change says, for ranking: `affinity`);
+    #: None when not known line by line.
+    new_lines: Optional[frozenset[int]] = None
 
     @property
     def is_python(self) -> bool:
@@ -418,9 +421,11 @@ def _file_change(
     if known and snapshot is None:
         return FileChange(change.path, status, old_path)  # mapped, but no text to diff against
     new_to_old: Optional[dict[int, int]] = None
+    new_lines: set[int] = set()
     if snapshot is not None:
         diff = diff_lines(snapshot, current, python=True)
         old_lines |= diff.old
+        new_lines |= diff.new
         trivial = diff.trivial or not (diff.old or diff.new)
         new_to_old = diff.new_to_old
     if base_commit is not None:
@@ -437,6 +442,7 @@ def _file_change(
                 if new_to_old is None:
                     return FileChange(change.path, status, old_path)
                 old_lines.update(new_to_old[n] for n in since.new if n in new_to_old)
+                new_lines |= since.new
     elif snapshot is None:
         # Not in the map and no base: git says it differs from HEAD; the whole file counts.
         head = repo.show("HEAD", old_path or change.path) if status != "added" else None
@@ -445,7 +451,9 @@ def _file_change(
         return FileChange(change.path, status, old_path)
     if trivial and not old_lines:
         return FileChange(change.path, status, old_path, frozenset(), True)
-    return FileChange(change.path, status, old_path, frozenset(old_lines))
+    return FileChange(
+        change.path, status, old_path, frozenset(old_lines), new_lines=frozenset(new_lines)
+    )
 
 
 def describe_lines(lines: Iterable[int], limit: int = 6) -> str:

@@ -161,6 +161,7 @@ def budget_plan(
 ) -> BudgetPlan:
     """The budget's plan over the tests the history knows: the selected ones are "affected";
     with a fallback (everything selected) the risk alone orders them."""
+    from .affinity import change_affinity
     from .budget import plan_budget
     from .budget_run import candidates_for
     from .store import Store
@@ -170,8 +171,9 @@ def budget_plan(
     affected = None if selection.fallback is not None else set(selection.selected)
     lines = {n: selector.changed_lines(n) for n in (affected or ())}
     nodeids = [*selection.selected, *selection.deselected]
+    named = change_affinity(selector.changes, selector.rootdir, selector.map, nodeids)
     return plan_budget(
-        candidates_for(nodeids, selector.estimates, runs_since, affected, lines),
+        candidates_for(nodeids, selector.estimates, runs_since, affected, lines, named),
         selector.estimates,
         budget_s,
         args.workers,
