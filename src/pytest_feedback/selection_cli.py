@@ -169,7 +169,7 @@ def budget_plan(
     with Store.open_existing(db_path(args)) as store:
         runs_since = store.runs_since()
     affected = None if selection.fallback is not None else set(selection.selected)
-    lines = {n: selector.changed_lines(n) for n in (affected or ())}
+    lines = selector.own_changed_lines(list(affected or ()))
     nodeids = [*selection.selected, *selection.deselected]
     named = change_affinity(selector.changes, selector.rootdir, selector.map, nodeids)
     return plan_budget(
