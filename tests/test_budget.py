@@ -178,6 +178,21 @@ def test_the_pacer_leaves_a_test_that_would_end_late_for_a_cheaper_one() -> None
     assert not pacer.fits("n.py::y", 0.0)  # nothing starts once the budget is used up
 
 
+def test_after_a_slow_failure_the_pacer_keeps_its_overrun_free() -> None:
+    durations = {f"t.py::test_{i}": 0.5 for i in range(4)}
+    plan = plan_budget([Candidate(n, runs=3) for n in durations], estimates(durations), 100.0)
+    pacer = plan.pacer
+    assert pacer is not None
+    pacer.started(plan.chosen[0])
+    pacer.failed(-0.2)  # a failure as fast as its history keeps nothing free
+    assert pacer.fits(plan.chosen[1], 0.5)
+    pacer.failed(2.0)  # it failed 2 s later than expected: the next ones may too
+    pacer.failed(1.0)
+    assert not pacer.fits(plan.chosen[1], 2.4)
+    assert pacer.fits(plan.chosen[1], 2.5)
+    assert pacer.fill(3.0, plan.chosen[1:]) == []
+
+
 def test_a_run_ahead_of_its_plan_fills_the_time_left_with_left_out_tests() -> None:
     db = FixtureEstimate("db", "module", "conftest.py::db", 1.0, 0.0, 1.0, 4)
     durations = {"a.py::a": 1.0, "a.py::b": 1.0, "m.py::x": 0.5, "m.py::y": 0.5, "z.py::z": 3.0}
@@ -393,7 +408,7 @@ def test_a_test_that_would_end_past_the_budget_is_left_for_a_cheaper_one(
 
         def test_slow(resource):
             time.sleep(SLOW)
-            assert False
+            assert SLOW > 1  # fails in the history run, passes slowly in the budget run
 
         def test_big(resource):
             time.sleep(1.8)
@@ -405,8 +420,9 @@ def test_a_test_that_would_end_past_the_budget_is_left_for_a_cheaper_one(
     pytester.makepyfile(test_a=module.replace("SLOW", "0.3"), test_b_cheap=cheap)
     pytester.runpytest("--feedback", "-p", "no:cacheprovider")
     # Both failed last time: test_slow (more risk per second) runs first, then test_big, which
-    # shares its module fixture, then the cheap ones; all fit 3.75 s. Now test_slow takes 2.25 s:
-    # test_big (1.8 s) would end past the budget and is skipped, the cheap ones still fit.
+    # shares its module fixture, then the cheap ones; all fit 3.75 s. Now test_slow takes 2.25 s
+    # (and passes: a slow failure would keep its overrun free, see below): test_big (1.8 s)
+    # would end past the budget and is skipped, the cheap ones still fit.
     pytester.makepyfile(test_a=module.replace("SLOW", "2.25"))
     (pytester.path / "torn-down").unlink(missing_ok=True)
     result = pytester.runpytest("--feedback-budget=3.75", "-p", "no:cacheprovider", "-v", "-rs")
@@ -431,6 +447,26 @@ def test_a_test_that_would_end_past_the_budget_is_left_for_a_cheaper_one(
         recorded = {r["nodeid"] for r in store.results(latest["id"])}
     assert "test_a.py::test_slow" in recorded
     assert "test_a.py::test_big" not in recorded
+
+
+def test_a_test_that_fails_slowly_makes_the_run_keep_its_overrun_free(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fails = "import os, time\ndef test_a():\n    time.sleep(float(os.environ.get('SLOW', 0.02)))\n"
+    fails += "    assert 'SLOW' not in os.environ\n"
+    cheap = "import time\n" + "".join(f"def test_c{i}():\n    time.sleep(0.05)\n" for i in range(4))
+    pytester.makepyfile(test_a=fails, test_b=cheap)
+    pytester.runpytest("--feedback", "-p", "no:cacheprovider").assert_outcomes(passed=5)
+    # test_a runs first (the cheapest, same risk) and now fails after 1 s instead of passing in
+    # 0.02 s. After it, 0.2 s of cheap tests would fit the time left, but not with
+    # another such overrun kept free: the run stops in time.
+    monkeypatch.setenv("SLOW", "1.0")
+    result = pytester.runpytest("--feedback-budget=2", "-p", "no:cacheprovider", "-v")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("deselected", 0) == 0
+    assert outcomes["failed"] == 1
+    assert outcomes.get("passed", 0) == 0
+    result.stdout.fnmatch_lines(["feedback: budget 2s used up: 4 of the chosen tests not run"])
 
 
 def _chosen(result: pytest.RunResult) -> int:

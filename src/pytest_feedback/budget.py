@@ -149,6 +149,11 @@ class Pacer:
     one after it may still fit. On schedule every chosen test fits: the plan's prediction is
     start-up plus these costs and the session end.
 
+    A failing test can take much longer than its passing history (pytest builds its traceback,
+    hypothesis shrinks the example): once one has, the largest such overrun is kept free for
+    the next test too (`failed`). The run has found a failure by then; ending on time is what
+    is left to do.
+
     ``model``: the plan's costs (`CostModel`); `planned_s` divides its pace out, so that a run's
     record compares what its test loop took with the history's own estimates. ``model.after_s``
     is kept for what follows the tests (the process's exit, and the session end budget runs
@@ -174,6 +179,8 @@ class Pacer:
         self._done_s = 0.0
         #: Expected seconds of the left-out tests `fill` gave, with their session-end share.
         self.filled_s = 0.0
+        #: The most a failing test of this run took beyond its expected cost (`failed`).
+        self.reserve_s = 0.0
 
     @property
     def planned_s(self) -> float:
@@ -189,8 +196,13 @@ class Pacer:
     def fits(self, nodeid: str, remaining_s: float) -> bool:
         """Whether the test, then the session end of all work so far, ends in ``remaining_s``."""
         cost = self.cost(nodeid)
-        after = self._model.end(self._done_s + cost) + self._after_s
+        after = self._model.end(self._done_s + cost) + self._after_s + self.reserve_s
         return remaining_s > 0 and cost + after <= remaining_s
+
+    def failed(self, overrun_s: float) -> None:
+        """A test failed ``overrun_s`` seconds later than its expected cost: the next tests
+        keep that much free, in case they fail as slowly."""
+        self.reserve_s = max(self.reserve_s, overrun_s)
 
     def started(self, nodeid: str) -> None:
         """The test runs: the fixture instances it needs are paid for."""
@@ -231,7 +243,7 @@ class Pacer:
         # The estimates were too pessimistic so far, yet the added tests are the less certain
         # the later they come: a margin keeps the pacer from cutting the last of them.
         slack = remaining_s * (1 - FILL_MARGIN) - (work_s - self._done_s)
-        slack -= self._model.end(work_s) + self._after_s
+        slack -= self._model.end(work_s) + self._after_s + self.reserve_s
         floor = self._spare_floor
         taken: list[int] = []
         misses = 0

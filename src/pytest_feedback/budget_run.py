@@ -139,6 +139,9 @@ class BudgetRun(CollectionLine):
         self._left_out: dict[str, pytest.Item] = {}
         #: Left-out tests appended to the run's items, not started yet.
         self._added: set[pytest.Item] = set()
+        #: The test running: node id, when it started, its expected cost; and whether it failed.
+        self._running: Optional[tuple[str, float, float]] = None
+        self._failing = False
         self._spent_before_workers: Optional[float] = None
 
     def _workers(self) -> int:
@@ -302,9 +305,25 @@ class BudgetRun(CollectionLine):
             # Reported at the test's location, as a skip mark is (pytest's skipping plugin does
             # the same), not at this line.
             raise pytest.skip.Exception(reason, _use_item_location=True)
+        self._running = (item.nodeid, time.perf_counter(), pacer.cost(item.nodeid))
+        self._failing = False
         pacer.started(item.nodeid)
         if item in self._added:
             self.filled.append(item)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.failed and self._running is not None and report.nodeid == self._running[0]:
+            self._failing = True
+
+    def pytest_runtest_logfinish(self, nodeid: str) -> None:
+        """A failed test that overran its expected cost makes the pacer keep the overrun free."""
+        pacer = self._pacer
+        if pacer is not None and self._failing and self._running is not None:
+            started, expected = self._running[1], self._running[2]
+            if nodeid == self._running[0]:
+                pacer.failed(time.perf_counter() - started - expected)
+        self._running = None
+        self._failing = False
 
     def pytest_sessionfinish(self) -> None:
         if self.is_worker:
