@@ -32,8 +32,9 @@ _CAMEL = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z0-9]+")
 #: Words shorter than this say nothing (``i``, ``df``, ``ok``).
 MIN_WORD = 3
 #: At most this many of the change's words count, the longest first: a sweeping change names
-#: everything, and a regular expression of thousands of words is slow.
-MAX_WORDS = 200
+#: everything, and the search grows with the words (on sqlglot's 2.9 MB of tests: 80 ms for 32
+#: words, 740 ms for 200).
+MAX_WORDS = 32
 _STOP = frozenset(w.lower() for w in keyword.kwlist) | {"self", "cls", "init", "main"}
 #: A definition, class or decorator at the start of a line, with its indentation (after a
 #: newline rather than at ``^`` in MULTILINE mode: five times faster).
