@@ -86,10 +86,21 @@ def test_rare_words_weigh_more_and_common_ones_nothing(tmp_path: Path) -> None:
     assert affinity(ids[:4], {"alph", "parser"}, tmp_path) == {}  # words are whole
 
 
-def test_a_missing_or_unreadable_test_file_names_nothing(tmp_path: Path) -> None:
-    (tmp_path / "test_bad.py").write_bytes(b"\xff\xfe alpha")
-    ids = ["test_gone.py::test_a", "test_bad.py::test_b", "test_doc.txt::test_c"]
-    assert affinity(ids, {"alpha"}, tmp_path) == {}
+def test_a_longer_word_does_not_hide_a_shorter_one(tmp_path: Path) -> None:
+    (tmp_path / "test_m.py").write_text(
+        "def test_one():\n    assert databricks_mode\n"
+        "def test_two():\n    assert xdatabricks or DATABRICKS_M\n"
+        "def test_three():\n    pass\n",
+        encoding="utf-8",
+    )
+    ids = [f"test_m.py::test_{n}" for n in ("one", "two", "three")]
+    assert affinity(ids, {"databricks_m", "databricks"}, tmp_path) == {ids[0]: 1.0, ids[1]: 1.0}
+
+
+def test_files_that_cannot_be_read_as_utf8_or_at_all_name_what_they_can(tmp_path: Path) -> None:
+    (tmp_path / "test_latin.py").write_bytes(b"# caf\xe9\ndef test_b():\n    assert alpha\n")
+    ids = ["test_gone.py::test_a", "test_latin.py::test_b", "test_doc.txt::test_c", "x"]
+    assert affinity(ids, {"alpha"}, tmp_path) == {"test_latin.py::test_b": 1.0}
 
 
 class _Recorded:
