@@ -477,6 +477,39 @@ def test_a_test_that_fails_slowly_makes_the_run_keep_its_overrun_free(
     result.stdout.fnmatch_lines(["feedback: budget 2s used up: 4 of the chosen tests not run"])
 
 
+def test_the_report_compares_a_budget_runs_prediction_with_its_time(
+    pytester: pytest.Pytester, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from pytest_feedback.cli import main
+
+    pytester.makepyfile(**SLOW_SUITE)
+    pytester.runpytest("--feedback", "-p", "no:cacheprovider").assert_outcomes(passed=8)
+    result = pytester.runpytest(
+        "--feedback-budget=0.8", "--feedback-report", "-p", "no:cacheprovider"
+    )
+    # In-process, no watcher times the exit: the report says the time is before it.
+    result.stdout.fnmatch_lines(["  budget 0.8s · predicted *s · took *s + exit"])
+    db = pytester.path / ".pytest-feedback" / "history.db"
+    with Store.open_existing(db) as store:
+        latest = max(store.runs(), key=lambda r: r["id"])
+    assert latest["budget_s"] == 0.8
+    assert 0 < latest["predicted_s"] <= 0.8
+    assert latest["took_s"] > 0
+    capsys.readouterr()
+    assert main(["report", "--format", "json", f"--db={db}"]) == 0
+    budget = json.loads(capsys.readouterr().out)["last_run"]["budget"]
+    assert budget["budget_s"] == 0.8
+    assert budget["predicted_s"] == pytest.approx(latest["predicted_s"], abs=1e-5)
+    assert budget["to_exit"] is False
+    # A run without a budget has none.
+    pytester.runpytest("--feedback", "-p", "no:cacheprovider")
+    capsys.readouterr()
+    assert main(["report", "--format", "json", f"--db={db}"]) == 0
+    assert json.loads(capsys.readouterr().out)["last_run"]["budget"] is None
+
+
 def _chosen(result: pytest.RunResult) -> int:
     """How many tests the budget line of ``result`` says the plan chose."""
     line = next(x for x in result.outlines if x.startswith("feedback: budget ") and "running" in x)

@@ -296,3 +296,18 @@ def test_empty_history_in_markdown_and_json() -> None:
     data = json.loads(json_report.render(empty))
     assert data["last_run"] is None
     assert data["tests"] == data["fixtures"] == []
+
+
+def test_a_budget_runs_figures_compare_its_prediction_with_its_time() -> None:
+    from pytest_feedback.report.formatting import run_figures
+    from pytest_feedback.report.model import RunSummary
+
+    plain = RunSummary(6, 1_700_000_000.0, 12.5, 3, 0, 0, 10.0)
+    assert len(run_figures(plain)) == 2
+    timed = RunSummary(6, 1_700_000_000.0, 12.5, 3, 0, 0, 10.0, budget_s=300.0, predicted_s=281.0)
+    assert run_figures(timed)[2] == "budget 5m · predicted 4m41s"
+    exited = RunSummary(
+        6, 1_700_000_000.0, 12.5, 3, 0, 0, 10.0,
+        budget_s=300.0, predicted_s=281.0, took_s=298.0, to_exit=True,
+    )  # fmt: skip
+    assert run_figures(exited)[2] == "budget 5m · predicted 4m41s · took 4m58s"

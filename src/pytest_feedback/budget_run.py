@@ -23,7 +23,7 @@ from .budget import BudgetPlan, Candidate, Pacer, plan_budget
 from .collection_line import CollectionLine
 from .durations import format_budget, format_duration
 from .estimates import Estimates
-from .recorder import PLANNED_KEY
+from .recorder import BUDGET_KEY, PLANNED_KEY
 from .records import BUDGET_NOT_RUN
 
 _IMPORTED_AT = time.perf_counter()
@@ -335,6 +335,8 @@ class BudgetRun(CollectionLine):
             # They ran: pytest's summary line, written after this hook, counts them as run only.
             ran = set(map(id, self.filled))
             deselected[:] = [i for i in deselected if id(i) not in ran]
+        if self.predicted_s is not None:  # for the report: the prediction against the real time
+            self.config.stash[BUDGET_KEY] = (self.budget_s, self.predicted_s, self._start)
         pacer = self._pacer if self.plan is not None and self.plan.workers == 1 else None
         if pacer is not None:
             # What the history planned for the tests that ran: with the time they took, it

@@ -44,6 +44,9 @@ WORKEROUTPUT_KEY = "feedback"
 #: Where a serial budget run leaves `RunRecord.planned_s` for the recorder (set in its
 #: ``pytest_sessionfinish``, which runs before the recorder's).
 PLANNED_KEY: pytest.StashKey[float] = pytest.StashKey()
+#: Where a budget run leaves its budget, its prediction and its process's start (on the
+#: `time.perf_counter` scale) for `RunRecord.budget_s`, ``predicted_s`` and ``took_s``.
+BUDGET_KEY: pytest.StashKey[tuple[float, float, float]] = pytest.StashKey()
 
 # A fixture event is a plain tuple so that execnet can ship it:
 #   ("setup", execution_id, name, scope, location, seconds)
@@ -499,6 +502,10 @@ class RunRecorder:
         run.wall_s = _RealClock.perf() - self._start
         run.exit_status = int(exitstatus)
         run.planned_s = self._config.stash.get(PLANNED_KEY, None)
+        budget = self._config.stash.get(BUDGET_KEY, None)
+        if budget is not None:
+            run.budget_s, run.predicted_s = budget[0], budget[1]
+            run.took_s = _RealClock.perf() - budget[2]
         # A test cut short by Ctrl-C has a set-up but no tear-down: its figures would lie.
         for nodeid in [n for n in run.tests if n not in self._complete]:
             del run.tests[nodeid]

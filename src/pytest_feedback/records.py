@@ -99,6 +99,12 @@ class RunRecord:
     #: Seconds from the end of this record (``finished_at``) to the process's exit, stored later
     #: by a watcher process (`exitwatch`); recorded serial budget runs only.
     exit_s: Optional[float] = None
+    #: A ``--feedback-budget`` run: its budget, the plan's prediction (from the process's start
+    #: to its exit) and the seconds from the process's start to ``finished_at``; with
+    #: ``exit_s``, what the run really took.
+    budget_s: Optional[float] = None
+    predicted_s: Optional[float] = None
+    took_s: Optional[float] = None
     git_commit: Optional[str] = None
     git_branch: Optional[str] = None
     git_dirty: Optional[bool] = None

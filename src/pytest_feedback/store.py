@@ -42,6 +42,9 @@ LATE_RUN_COLUMNS = {
     "loop_s": "ALTER TABLE runs ADD COLUMN loop_s REAL",
     "planned_s": "ALTER TABLE runs ADD COLUMN planned_s REAL",
     "exit_s": "ALTER TABLE runs ADD COLUMN exit_s REAL",
+    "budget_s": "ALTER TABLE runs ADD COLUMN budget_s REAL",
+    "predicted_s": "ALTER TABLE runs ADD COLUMN predicted_s REAL",
+    "took_s": "ALTER TABLE runs ADD COLUMN took_s REAL",
 }
 
 SCHEMA = """
@@ -76,6 +79,9 @@ CREATE TABLE IF NOT EXISTS runs (
                                    -- calibrates later budgets
     exit_s      REAL,              -- of those runs, finished_at to the process's exit (written
                                    -- afterwards by a watcher process, exitwatch.py)
+    budget_s    REAL,              -- --feedback-budget runs: the budget, the plan's predicted
+    predicted_s REAL,              -- wall time, and the process's start to finished_at
+    took_s      REAL,              -- (took_s + exit_s: what the run took)
     git_commit  TEXT,
     git_branch  TEXT,
     git_dirty   INTEGER,           -- 1: uncommitted changes to tracked files

@@ -111,9 +111,9 @@ def insert_run(con: sqlite3.Connection, run: RunRecord, run_id: Optional[int] = 
     failed = sum(1 for t in run.tests.values() if t.outcome in FAILING)
     con.execute(
         "INSERT INTO runs (id, uuid, started_at, finished_at, wall_s, collect_s, loop_s,"
-        " planned_s, exit_s, git_commit, git_branch, git_dirty, python, platform, workers,"
-        " exit_status, args, rootdir, shard, pipeline, tests, failed)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " planned_s, exit_s, budget_s, predicted_s, took_s, git_commit, git_branch, git_dirty,"
+        " python, platform, workers, exit_status, args, rootdir, shard, pipeline, tests, failed)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             run_id,
             run.uuid,
@@ -124,6 +124,9 @@ def insert_run(con: sqlite3.Connection, run: RunRecord, run_id: Optional[int] = 
             run.loop_s,
             run.planned_s,
             run.exit_s,
+            run.budget_s,
+            run.predicted_s,
+            run.took_s,
             run.git_commit,
             run.git_branch,
             None if run.git_dirty is None else int(run.git_dirty),

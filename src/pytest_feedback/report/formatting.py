@@ -7,7 +7,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Optional
 
-from ..durations import format_duration
+from ..durations import format_budget, format_duration
 
 if TYPE_CHECKING:
     from .model import RunSummary
@@ -100,17 +100,24 @@ def commit_label(commit: Optional[str], dirty: Optional[bool]) -> str:
 
 
 def run_figures(run: RunSummary) -> list[str]:
-    """The last run's figures in two short lines."""
+    """The last run's figures in two short lines (three for a budget run)."""
     failed = f", {run.failed:,} failed" if run.failed else ""
     if run.workers:
         use = f"{run.workers} xdist workers · parallel efficiency {percent(run.efficiency)}"
     else:
         use = f"no xdist · {percent(run.efficiency)} of the wall time in tests"
-    return [
+    lines = [
         f"{run.tests:,} tests{failed} · wall {seconds(run.wall_s)} · test time "
         f"{seconds(run.test_time_s)}",
         use,
     ]
+    if run.budget_s is not None:
+        # From the process's start, as the budget counts; "+ exit" when its exit was not timed.
+        line = f"budget {format_budget(run.budget_s)} · predicted {seconds(run.predicted_s)}"
+        if run.took_s is not None:
+            line += f" · took {seconds(run.took_s)}{'' if run.to_exit else ' + exit'}"
+        lines.append(line)
+    return lines
 
 
 def run_heading(run: RunSummary, quote: Callable[[str], str] = str) -> str:

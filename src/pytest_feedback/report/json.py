@@ -35,6 +35,14 @@ def document(report: Report, *, top: Optional[int] = None) -> dict[str, Any]:
             "test_time_s": _num(run.test_time_s),
             "efficiency": None if run.efficiency is None else _num(run.efficiency),
             "git_commit": run.git_commit,
+            "budget": None
+            if run.budget_s is None
+            else {
+                "budget_s": _num(run.budget_s),
+                "predicted_s": None if run.predicted_s is None else _num(run.predicted_s),
+                "took_s": None if run.took_s is None else _num(run.took_s),
+                "to_exit": run.to_exit,
+            },
         },
         # The store rounds these already (this list can hold 50,000 tests).
         "tests": [

@@ -44,6 +44,12 @@ class RunSummary:
     git_commit: Optional[str] = None
     git_dirty: Optional[bool] = None
     shard: Optional[str] = None
+    #: A ``--feedback-budget`` run: the budget, the plan's prediction, and what the run took
+    #: from the process's start (to its exit when ``to_exit``, else to the end of the record).
+    budget_s: Optional[float] = None
+    predicted_s: Optional[float] = None
+    took_s: Optional[float] = None
+    to_exit: bool = False
 
     @property
     def processes(self) -> int:
@@ -165,6 +171,7 @@ def build_report(
             git_commit=run["git_commit"],
             git_dirty=None if run["git_dirty"] is None else bool(run["git_dirty"]),
             shard=run["shard"],
+            **_budget_figures(run),
         )
 
     def row(est: TestEstimate) -> TestRow:
@@ -217,6 +224,19 @@ def file_totals(tests: Iterable[TestEstimate]) -> list[tuple[str, int, float]]:
     for est in tests:
         per_file.setdefault(test_file(est.nodeid), []).append(est.estimate_s)
     return [(name, len(v), sum(v)) for name, v in per_file.items()]
+
+
+def _budget_figures(run: dict[str, Any]) -> dict[str, Any]:
+    """`RunSummary`'s budget fields from a runs row (a history from before them has none)."""
+    if run.get("budget_s") is None:
+        return {}
+    took, exit_s = run.get("took_s"), run.get("exit_s")
+    return {
+        "budget_s": float(run["budget_s"]),
+        "predicted_s": None if run.get("predicted_s") is None else float(run["predicted_s"]),
+        "took_s": None if took is None else float(took) + float(exit_s or 0.0),
+        "to_exit": took is not None and exit_s is not None,
+    }
 
 
 def _pick_run(runs: list[dict[str, Any]], uuid: Optional[str]) -> Optional[dict[str, Any]]:
