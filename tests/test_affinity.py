@@ -94,7 +94,20 @@ def test_a_longer_word_does_not_hide_a_shorter_one(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     ids = [f"test_m.py::test_{n}" for n in ("one", "two", "three")]
-    assert affinity(ids, {"databricks_m", "databricks"}, tmp_path) == {ids[0]: 1.0, ids[1]: 1.0}
+    scores = affinity(ids, {"databricks_m", "databricks"}, tmp_path)
+    assert set(scores) == {ids[0], ids[1]}  # "databricks_mode" names "databricks"
+    assert scores[ids[1]] == 1.0 > scores[ids[0]]  # "DATABRICKS_M" names both
+    # ... nor a whole identifier the words of its parts.
+    (tmp_path / "test_n.py").write_text(
+        "def test_one():\n    assert MAX_WORDS\n"
+        "def test_two():\n    assert max(words)\n"
+        "def test_three():\n    pass\n",
+        encoding="utf-8",
+    )
+    ids = [f"test_n.py::test_{n}" for n in ("one", "two", "three")]
+    scores = affinity(ids, words_of("MAX_WORDS = 32"), tmp_path)
+    assert set(scores) == {ids[0], ids[1]}
+    assert scores[ids[0]] == 1.0 > scores[ids[1]]  # the identifier itself, and its parts
 
 
 def test_files_that_cannot_be_read_as_utf8_or_at_all_name_what_they_can(tmp_path: Path) -> None:
@@ -165,7 +178,11 @@ def test_a_budget_runs_first_the_tests_that_name_the_changed_constant(
     git(pytester.path, "init", "-q")
     git(pytester.path, "add", "-A")
     git(pytester.path, "commit", "-q", "-m", "start")
-    pytester.runpytest("--feedback-cov", "-p", "no:cacheprovider").assert_outcomes(passed=3)
+    # In a process of its own: in-process, after another in-process budget run, coverage
+    # measured nothing (an in-process artefact, noted; a user's pytest is one session).
+    pytester.runpytest_subprocess("--feedback-cov", "-p", "no:cacheprovider").assert_outcomes(
+        passed=3
+    )
     # Every test reads KINDS: all are affected, and only the name of the changed key tells
     # which one depends on the change.
     (pytester.path / "kinds.py").write_text(KINDS.replace("3", "4"), encoding="utf-8")

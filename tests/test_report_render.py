@@ -311,3 +311,17 @@ def test_a_budget_runs_figures_compare_its_prediction_with_its_time() -> None:
         budget_s=300.0, predicted_s=281.0, took_s=298.0, to_exit=True,
     )  # fmt: skip
     assert run_figures(exited)[2] == "budget 5m · predicted 4m41s · took 4m58s"
+
+
+def test_a_budget_runs_time_includes_its_exit_when_it_was_timed() -> None:
+    from pytest_feedback.report.model import _budget_figures
+
+    assert _budget_figures({"budget_s": None}) == {}
+    assert _budget_figures({}) == {}  # a history from before the budget columns
+    row = {"budget_s": 300.0, "predicted_s": 281.0, "took_s": 297.5, "exit_s": 0.5}
+    assert _budget_figures(row) == {
+        "budget_s": 300.0, "predicted_s": 281.0, "took_s": 298.0, "to_exit": True,
+    }  # fmt: skip
+    row["exit_s"] = None
+    assert _budget_figures(row)["took_s"] == 297.5
+    assert _budget_figures(row)["to_exit"] is False

@@ -37,7 +37,8 @@ def test_a_history_from_before_loop_s_and_planned_s_is_read_and_upgraded(tmp_pat
     with Store(path) as store:
         store.record_run(make_run("u1", 100.0, {"t.py::a": 0.5}))
     con = sqlite3.connect(path)
-    for column in ("loop_s", "planned_s", "exit_s"):  # as development versions wrote it
+    late = ("loop_s", "planned_s", "exit_s", "budget_s", "predicted_s", "took_s")
+    for column in late:  # as development versions wrote it
         con.execute(f"ALTER TABLE runs DROP COLUMN {column}")
     con.commit()
     con.close()
@@ -50,7 +51,7 @@ def test_a_history_from_before_loop_s_and_planned_s_is_read_and_upgraded(tmp_pat
     run.exit_status = 1  # tests failed: still a measure of the pace (an interrupted run is not)
     with Store(path) as store:
         store.record_run(run)
-        assert store.has_column("runs", "loop_s")
+        assert all(store.has_column("runs", column) for column in late)
         estimates = store.load_estimates()
         assert estimates.session_end_s == pytest.approx(0.3)  # 1.0 - 0.1 - 0.6
         assert estimates.pace == pytest.approx(0.5)  # a loop of 0.6 s, 1.2 s planned

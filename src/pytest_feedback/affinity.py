@@ -159,21 +159,22 @@ def affinity(
     # engine tries the shorter ones), its start is checked after: a look-behind and
     # IGNORECASE make the search about seven times slower.
     pattern = re.compile("(?:" + "|".join(map(re.escape, chosen)) + ")(?![a-z0-9])")
+    vocabulary = frozenset(chosen)
     named: dict[str, set[str]] = {}
     by_file: dict[str, list[str]] = {}
     for nodeid in nodeids:
         by_file.setdefault(test_file(nodeid), []).append(nodeid)
-        found = {word for _, word in _matches(nodeid.lower(), pattern)}
+        found = {word for _, word in _matches(nodeid.lower(), pattern, vocabulary)}
         if found:
             named[nodeid] = found
     for path, ids in by_file.items():
-        for nodeid, found in _file_words(rootdir / path, ids, pattern).items():
+        for nodeid, found in _file_words(rootdir / path, ids, pattern, vocabulary).items():
             named.setdefault(nodeid, set()).update(found)
     return _scores(named, len(nodeids))
 
 
 def _file_words(
-    path: Path, nodeids: Sequence[str], pattern: re.Pattern[str]
+    path: Path, nodeids: Sequence[str], pattern: re.Pattern[str], words: frozenset[str]
 ) -> dict[str, set[str]]:
     """The change's words each test of one file names in its text."""
     if path.suffix != ".py":
@@ -185,7 +186,7 @@ def _file_words(
     lowered = text.lower()
     if len(lowered) != len(text):  # a character whose lower case is longer: offsets would move
         lowered, pattern = text, re.compile(pattern.pattern, re.IGNORECASE)
-    matches = _matches("\n" + lowered, pattern)  # offsets as `spans` gives them
+    matches = _matches("\n" + lowered, pattern, words)  # offsets as `spans` gives them
     if not matches:
         return {}
     positions = [at for at, _ in matches]
@@ -203,14 +204,20 @@ def _file_words(
     return out
 
 
-def _matches(lowered: str, pattern: re.Pattern[str]) -> list[tuple[int, str]]:
-    """(offset, word) of each whole word of ``pattern`` in ``lowered``."""
+def _matches(
+    lowered: str, pattern: re.Pattern[str], words: frozenset[str]
+) -> list[tuple[int, str]]:
+    """(offset, word) of each whole word of ``pattern`` in ``lowered``, and of the ``words``
+    among the ``_``-separated parts of a match (``max_words`` names ``max`` and ``words``)."""
     out = []
     at = 0
     while (match := pattern.search(lowered, at)) is not None:
         start = match.start()
         if start == 0 or lowered[start - 1].lower() not in _WORD_CHAR:
-            out.append((start, match.group().lower()))
+            word = match.group().lower()
+            out.append((start, word))
+            if "_" in word:
+                out.extend((start, part) for part in word.split("_") if part in words)
             at = match.end()
         else:  # inside a longer word: a whole word may still start within the match
             at = start + 1
