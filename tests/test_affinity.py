@@ -86,25 +86,23 @@ def test_rare_words_weigh_more_and_common_ones_nothing(tmp_path: Path) -> None:
     assert affinity(ids[:4], {"alph", "parser"}, tmp_path) == {}  # words are whole
 
 
-def test_a_longer_word_does_not_hide_a_shorter_one(tmp_path: Path) -> None:
-    (tmp_path / "test_m.py").write_text(
-        "def test_one():\n    assert databricks_mode\n"
-        "def test_two():\n    assert xdatabricks or DATABRICKS_M\n"
+def _three_tests(folder: Path, name: str, one: str, two: str) -> list[str]:
+    """A module ``name`` whose test_one asserts ``one``, test_two ``two``, test_three nothing."""
+    (folder / name).write_text(
+        f"def test_one():\n    assert {one}\ndef test_two():\n    assert {two}\n"
         "def test_three():\n    pass\n",
         encoding="utf-8",
     )
-    ids = [f"test_m.py::test_{n}" for n in ("one", "two", "three")]
+    return [f"{name}::test_{n}" for n in ("one", "two", "three")]
+
+
+def test_a_longer_word_does_not_hide_a_shorter_one(tmp_path: Path) -> None:
+    ids = _three_tests(tmp_path, "test_m.py", "databricks_mode", "xdatabricks or DATABRICKS_M")
     scores = affinity(ids, {"databricks_m", "databricks"}, tmp_path)
     assert set(scores) == {ids[0], ids[1]}  # "databricks_mode" names "databricks"
     assert scores[ids[1]] == 1.0 > scores[ids[0]]  # "DATABRICKS_M" names both
     # ... nor a whole identifier the words of its parts.
-    (tmp_path / "test_n.py").write_text(
-        "def test_one():\n    assert MAX_WORDS\n"
-        "def test_two():\n    assert max(words)\n"
-        "def test_three():\n    pass\n",
-        encoding="utf-8",
-    )
-    ids = [f"test_n.py::test_{n}" for n in ("one", "two", "three")]
+    ids = _three_tests(tmp_path, "test_n.py", "MAX_WORDS", "max(words)")
     scores = affinity(ids, words_of("MAX_WORDS = 32"), tmp_path)
     assert set(scores) == {ids[0], ids[1]}
     assert scores[ids[0]] == 1.0 > scores[ids[1]]  # the identifier itself, and its parts
