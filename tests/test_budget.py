@@ -357,9 +357,15 @@ SLOW_SUITE = {
 }
 
 
-def test_a_budget_runs_what_fits_and_says_what_it_left_out(pytester: pytest.Pytester) -> None:
+def _recorded_slow_suite(pytester: pytest.Pytester, flag: str = "--feedback") -> Path:
+    """`SLOW_SUITE` in ``pytester``, recorded once (all 8 pass) with ``flag``: its history."""
     pytester.makepyfile(**SLOW_SUITE)
-    pytester.runpytest("--feedback", "-p", "no:cacheprovider").assert_outcomes(passed=8)
+    pytester.runpytest(flag, "-p", "no:cacheprovider").assert_outcomes(passed=8)
+    return pytester.path / ".pytest-feedback" / "history.db"
+
+
+def test_a_budget_runs_what_fits_and_says_what_it_left_out(pytester: pytest.Pytester) -> None:
+    _recorded_slow_suite(pytester)
     # In-process, the run has spent its configuration and collection (a few tenths of a second)
     # when it plans; all 8 need that plus 0.9 s.
     result = pytester.runpytest("--feedback-budget=0.8", "-p", "no:cacheprovider")
@@ -388,8 +394,7 @@ def test_a_new_test_comes_before_known_ones_of_the_same_cost(pytester: pytest.Py
 
 
 def test_the_run_ends_when_the_budget_is_used_up(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(**SLOW_SUITE)
-    pytester.runpytest("--feedback", "-p", "no:cacheprovider").assert_outcomes(passed=8)
+    _recorded_slow_suite(pytester)
     # The slow tests got slower than their history says: the plan's tests no longer fit.
     pytester.makepyfile(test_slow=SLOW_SUITE["test_slow.py"].replace("0.15", "1.5"))
     result = pytester.runpytest("--feedback-budget=1.5", "-p", "no:cacheprovider")
@@ -484,14 +489,12 @@ def test_the_report_compares_a_budget_runs_prediction_with_its_time(
 
     from pytest_feedback.cli import main
 
-    pytester.makepyfile(**SLOW_SUITE)
-    pytester.runpytest("--feedback", "-p", "no:cacheprovider").assert_outcomes(passed=8)
+    db = _recorded_slow_suite(pytester)
     result = pytester.runpytest(
         "--feedback-budget=0.8", "--feedback-report", "-p", "no:cacheprovider"
     )
     # In-process, no watcher times the exit: the report says the time is before it.
     result.stdout.fnmatch_lines(["  budget 0.8s · predicted *s · took *s + exit"])
-    db = pytester.path / ".pytest-feedback" / "history.db"
     with Store.open_existing(db) as store:
         latest = max(store.runs(), key=lambda r: r["id"])
     assert latest["budget_s"] == 0.8
@@ -635,10 +638,8 @@ def test_the_select_command_gives_the_same_plan_for_scripts(
 
     from pytest_feedback.cli import main
 
-    pytester.makepyfile(**SLOW_SUITE)
-    pytester.runpytest("--feedback-cov", "-p", "no:cacheprovider").assert_outcomes(passed=8)
+    db = f"--db={_recorded_slow_suite(pytester, '--feedback-cov')}"
     capsys.readouterr()
-    db = f"--db={pytester.path / '.pytest-feedback' / 'history.db'}"
     assert main(["select", "--budget", "0.35", "--format", "json", db]) == 0
     document = json.loads(capsys.readouterr().out)
     assert document["version"] == 1
@@ -714,8 +715,7 @@ def test_under_xdist_the_workers_get_their_tests_by_the_budget_plan(
 ) -> None:
     """The budget's prediction for -n N is the shard planner's plan: xdist's `load` would spread
     fixture families over workers that each pay the set-up."""
-    pytester.makepyfile(**SLOW_SUITE)
-    pytester.runpytest("--feedback", "-p", "no:cacheprovider").assert_outcomes(passed=8)
+    _recorded_slow_suite(pytester)
     result = pytester.runpytest("--feedback-budget=30", "-p", "no:cacheprovider", "-n", "2")
     result.assert_outcomes(passed=8)
     result.stdout.fnmatch_lines(["feedback: predicted/measured per worker: gw* *, gw* *"])
