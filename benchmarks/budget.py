@@ -69,8 +69,8 @@ from selection import (
 )
 
 sys.path.insert(0, str(SRC))
-from pytest_feedback.budget import CostModel, cost_model
-from pytest_feedback.store import Store
+from pytest_feedback.history.store import Store
+from pytest_feedback.planning.budget import CostModel, cost_model
 
 BUDGETS = (0.10, 0.25, 0.50)
 RANDOM_DRAWS = 50

@@ -22,8 +22,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from pytest_feedback.graph import DependencyMap  # noqa: E402
-from pytest_feedback.store import Store  # noqa: E402
+from pytest_feedback.depmap.graph import DependencyMap  # noqa: E402
+from pytest_feedback.history.store import Store  # noqa: E402
 
 CORPORA = Path(os.environ.get("CORPORA_DIR", "/tmp/pytest-feedback-corpora"))
 

@@ -19,10 +19,10 @@ from pathlib import Path
 
 from coverage.numbits import nums_to_numbits
 
-from pytest_feedback.coverage_map import MapPayload
-from pytest_feedback.graph import DependencyMap
-from pytest_feedback.mapstore import write_map
-from pytest_feedback.store import Store
+from pytest_feedback.depmap.graph import DependencyMap
+from pytest_feedback.depmap.measure import MapPayload
+from pytest_feedback.depmap.store import write_map
+from pytest_feedback.history.store import Store
 
 FILES = 400
 LINES = 200

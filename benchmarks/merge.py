@@ -21,15 +21,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pytest_feedback.merge import merge_histories
-from pytest_feedback.records import (
+from pytest_feedback.history.merge import merge_histories
+from pytest_feedback.history.records import (
     FixtureExecution,
     FixtureKey,
     RunRecord,
     TestRecord,
     WorkerRecord,
 )
-from pytest_feedback.store import Store
+from pytest_feedback.history.store import Store
 
 TARGET_S = 2.0
 

@@ -31,14 +31,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from pytest_feedback.estimates import (  # noqa: E402
+from pytest_feedback.history.estimates import (  # noqa: E402
     RECENT_KEEP,
     FixtureSample,
     Sample,
     summarise_fixture,
     summarise_test,
 )
-from pytest_feedback.records import (  # noqa: E402
+from pytest_feedback.history.records import (  # noqa: E402
     FixtureExecution,
     FixtureKey,
     RunRecord,
@@ -46,7 +46,7 @@ from pytest_feedback.records import (  # noqa: E402
     WorkerRecord,
     test_file,
 )
-from pytest_feedback.store import Store  # noqa: E402
+from pytest_feedback.history.store import Store  # noqa: E402
 
 FIXTURES = 300
 USES_PER_TEST = 3

@@ -30,14 +30,14 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from pytest_feedback.records import (
+from pytest_feedback.history.records import (
     FixtureExecution,
     FixtureKey,
     RunRecord,
     TestRecord,
     WorkerRecord,
 )
-from pytest_feedback.store import Store
+from pytest_feedback.history.store import Store
 
 TESTS_PER_FILE = 100
 

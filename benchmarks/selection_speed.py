@@ -28,14 +28,14 @@ from typing import TypeVar
 
 from coverage.numbits import nums_to_numbits
 
-from pytest_feedback.changes import collect_changes
-from pytest_feedback.coverage_map import MapPayload
-from pytest_feedback.environment import fingerprint
-from pytest_feedback.graph import DependencyMap
-from pytest_feedback.mapstore import write_map
-from pytest_feedback.records import RunRecord, TestRecord
-from pytest_feedback.select import Selector, load_selector
-from pytest_feedback.store import Store
+from pytest_feedback.depmap.environment import fingerprint
+from pytest_feedback.depmap.graph import DependencyMap
+from pytest_feedback.depmap.measure import MapPayload
+from pytest_feedback.depmap.store import write_map
+from pytest_feedback.history.records import RunRecord, TestRecord
+from pytest_feedback.history.store import Store
+from pytest_feedback.selection.changes import collect_changes
+from pytest_feedback.selection.selector import Selector, load_selector
 
 T = TypeVar("T")
 MODULES = 200

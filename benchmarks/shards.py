@@ -34,8 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 sys.path.insert(0, str(SRC))
 
-from pytest_feedback.shards import plan_shards  # noqa: E402
-from pytest_feedback.store import Store  # noqa: E402
+from pytest_feedback.history.store import Store  # noqa: E402
+from pytest_feedback.planning.shards import plan_shards  # noqa: E402
 
 CORPORA = Path(os.environ.get("PYTEST_FEEDBACK_CORPORA", "/tmp/pytest-feedback-corpora"))
 REAL = ("attrs", "click", "arrow", "more-itertools")

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_feedback.store import Store
+from pytest_feedback.history.store import Store
 
 
 @pytest.fixture

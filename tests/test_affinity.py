@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from gitrepo import git
-from pytest_feedback.affinity import affinity, change_words, spans, words_of
-from pytest_feedback.budget import Candidate, plan_budget, risk
-from pytest_feedback.changes import ChangeSet, FileChange
-from pytest_feedback.estimates import Estimates, TestEstimate
+from pytest_feedback.history.estimates import Estimates, TestEstimate
+from pytest_feedback.planning.budget import Candidate, plan_budget, risk
+from pytest_feedback.selection.affinity import affinity, change_words, spans, words_of
+from pytest_feedback.selection.changes import ChangeSet, FileChange
 
 
 def test_words_are_identifiers_and_their_parts_without_keywords() -> None:
@@ -170,7 +170,7 @@ SUITE = {
 def test_a_budget_runs_first_the_tests_that_name_the_changed_constant(
     pytester: pytest.Pytester, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from pytest_feedback.cli import main
+    from pytest_feedback.cli.commands import main
 
     pytester.makepyfile(kinds=KINDS, **SUITE)
     git(pytester.path, "init", "-q")

@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from pytest_feedback.budget import BudgetPlan, Candidate, Pacer, plan_budget, risk
-from pytest_feedback.budget_run import from_command_line
-from pytest_feedback.estimates import (
+from pytest_feedback.history.estimates import (
     PACE_LIMITS,
     Estimates,
     FixtureEstimate,
     TestEstimate,
     budget_pace,
 )
-from pytest_feedback.store import Store
+from pytest_feedback.history.store import Store
+from pytest_feedback.planning.budget import BudgetPlan, Candidate, Pacer, plan_budget, risk
+from pytest_feedback.session.budget import from_command_line
 
 
 def estimates(
@@ -79,7 +79,7 @@ def test_time_already_spent_replaces_the_estimated_start_up() -> None:
 
 
 def test_process_elapsed_counts_from_the_process_start() -> None:
-    from pytest_feedback.budget_run import process_elapsed
+    from pytest_feedback.session.budget import process_elapsed
 
     assert 0.0 < process_elapsed() < 24 * 3600
 
@@ -487,7 +487,7 @@ def test_the_report_compares_a_budget_runs_prediction_with_its_time(
 ) -> None:
     import json
 
-    from pytest_feedback.cli import main
+    from pytest_feedback.cli.commands import main
 
     db = _recorded_slow_suite(pytester)
     result = pytester.runpytest(
@@ -636,7 +636,7 @@ def test_the_select_command_gives_the_same_plan_for_scripts(
 ) -> None:
     import json
 
-    from pytest_feedback.cli import main
+    from pytest_feedback.cli.commands import main
 
     db = f"--db={_recorded_slow_suite(pytester, '--feedback-cov')}"
     capsys.readouterr()
@@ -663,7 +663,7 @@ class _Context:
 
 
 def test_the_report_hints_speak_only_with_something_to_say() -> None:
-    from pytest_feedback import budget, shards
+    from pytest_feedback.planning import budget, shards
 
     big = estimates({f"t{i % 9}.py::test_{i}": 10.0 for i in range(60)}, startup_s=1.0)
     line = budget.report_hint(_Context(big))  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from fake_map import FakeMap
-from pytest_feedback.changes import (
+from pytest_feedback.selection.changes import (
     ChangeError,
     collect_changes,
     describe_lines,

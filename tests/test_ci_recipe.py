@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_feedback.cli import main
-from pytest_feedback.store import Store
+from pytest_feedback.cli.commands import main
+from pytest_feedback.history.store import Store
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_feedback.cli import main
-from pytest_feedback.graph import DependencyMap
-from pytest_feedback.store import Store
+from pytest_feedback.cli.commands import main
+from pytest_feedback.depmap.graph import DependencyMap
+from pytest_feedback.history.store import Store
 
 PROJECT = {
     "pytest.ini": "[pytest]\npythonpath = .\n",

@@ -31,9 +31,10 @@ from typing import Callable, Optional
 
 import pytest
 
-from pytest_feedback import cli, sqlitedb
-from pytest_feedback.records import RunRecord, TestRecord
-from pytest_feedback.store import Store
+from pytest_feedback import cli
+from pytest_feedback.history import connection as sqlitedb
+from pytest_feedback.history.records import RunRecord, TestRecord
+from pytest_feedback.history.store import Store
 
 WARNING = "feedback: warning: "
 PASSING = "def test_ok(): pass\n"
@@ -341,7 +342,7 @@ def test_4(): pass
 
 KILLED_DURING_THE_WRITE = """
 import os, signal
-import pytest_feedback.store as store
+import pytest_feedback.history.store as store
 
 real = store.Store._update_fixture_stats
 

@@ -12,8 +12,8 @@ import textwrap
 import pytest
 
 import pytest_feedback.git
-import pytest_feedback.recorder
-from pytest_feedback.store import Store
+import pytest_feedback.session.recorder
+from pytest_feedback.history.store import Store
 
 WARNING = "feedback: warning: "
 
@@ -39,7 +39,7 @@ SUITE = {
 
 #: Modules whose functions the injections replace. pytester runs in this process, so every
 #: replacement is undone after the run, or it would break the tests that come after.
-PATCHED_MODULES = (pytest_feedback.recorder, pytest_feedback.git)
+PATCHED_MODULES = (pytest_feedback.session.recorder, pytest_feedback.git)
 
 
 def run_suite(pytester: pytest.Pytester, *args: str, inject: str = "") -> pytest.RunResult:
@@ -76,15 +76,21 @@ def warning_lines(result: pytest.RunResult) -> list[str]:
 # Each injection replaces one of our internals, in every process that loads the conftest (xdist
 # workers too), with a function that raises.
 INJECTIONS = {
-    "fixture-probe": ("import pytest_feedback.recorder as r\nr.fixture_key = boom\n", ["serial"]),
-    "report-reading": ("import pytest_feedback.recorder as r\nr._outcome = boom\n", ["serial"]),
+    "fixture-probe": (
+        "import pytest_feedback.session.recorder as r\nr.fixture_key = boom\n",
+        ["serial"],
+    ),
+    "report-reading": (
+        "import pytest_feedback.session.recorder as r\nr._outcome = boom\n",
+        ["serial"],
+    ),
     "worker-probe": (
-        "import os\nimport pytest_feedback.recorder as r\n"
+        "import os\nimport pytest_feedback.session.recorder as r\n"
         "if os.environ.get('PYTEST_XDIST_WORKER'):\n    r.fixture_key = boom\n",
         ["xdist"],
     ),
     "run-record": (
-        "import pytest_feedback.recorder as r\nr.WorkerRecord = boom\n",
+        "import pytest_feedback.session.recorder as r\nr.WorkerRecord = boom\n",
         ["serial"],
     ),
 }

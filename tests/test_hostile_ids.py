@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_feedback.records import FixtureExecution, FixtureKey, RunRecord, TestRecord
-from pytest_feedback.store import Store
+from pytest_feedback.history.records import FixtureExecution, FixtureKey, RunRecord, TestRecord
+from pytest_feedback.history.store import Store
 
 HOSTILE_IDS = [
     "<script>alert('x')</script>",

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pytest_feedback.cli import main
-from pytest_feedback.junit import NodeIdMapper, junit_address, report_run
-from pytest_feedback.store import Store
+from pytest_feedback.cli.commands import main
+from pytest_feedback.history.junit import NodeIdMapper, junit_address, report_run
+from pytest_feedback.history.store import Store
 
 SUITE = {
     "test_top.py": """
@@ -252,8 +252,8 @@ def test_hostile_or_broken_reports_are_refused_in_one_line(
 def test_a_test_the_budget_left_is_not_imported_as_a_skip() -> None:
     from xml.etree import ElementTree as ET
 
-    from pytest_feedback.junit import read_cases
-    from pytest_feedback.records import BUDGET_NOT_RUN
+    from pytest_feedback.history.junit import read_cases
+    from pytest_feedback.history.records import BUDGET_NOT_RUN
 
     name, value = BUDGET_NOT_RUN
     root = ET.fromstring(

@@ -7,16 +7,16 @@ from pathlib import Path
 
 from coverage.numbits import numbits_to_nums, nums_to_numbits
 
-from pytest_feedback.coverage_map import MapPayload
-from pytest_feedback.graph import DependencyMap, governs
-from pytest_feedback.mapstore import line_translation, write_map
-from pytest_feedback.sourceinfo import (
+from pytest_feedback.depmap.graph import DependencyMap, governs
+from pytest_feedback.depmap.measure import MapPayload
+from pytest_feedback.depmap.source import (
     functions,
     imported_modules,
     innermost_function,
     toplevel_lines,
 )
-from pytest_feedback.store import Store
+from pytest_feedback.depmap.store import line_translation, write_map
+from pytest_feedback.history.store import Store
 
 MODULE = textwrap.dedent(
     '''\

@@ -11,17 +11,17 @@ from typing import Any, Optional
 import pytest
 
 from pytest_feedback.ci import pipeline_id
-from pytest_feedback.cli import main
+from pytest_feedback.cli.commands import main
 from pytest_feedback.errors import HistoryError
-from pytest_feedback.merge import merge_histories, merged_run_uuid
-from pytest_feedback.records import (
+from pytest_feedback.history.merge import merge_histories, merged_run_uuid
+from pytest_feedback.history.records import (
     FixtureExecution,
     FixtureKey,
     RunRecord,
     TestRecord,
     WorkerRecord,
 )
-from pytest_feedback.store import SCHEMA, Store
+from pytest_feedback.history.store import SCHEMA, Store
 
 SESSION_DB = FixtureKey("db", "session", "conftest.py::db")
 #: 12 tests in 3 files; two fail, one is skipped.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_feedback.narrowing import NameIndex, narrow
+from pytest_feedback.selection.narrowing import NameIndex, narrow
 
 MOD = """\
 import dataclasses

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from pytest_feedback.records import (
+from pytest_feedback.history.records import (
     FixtureExecution,
     FixtureKey,
     RunRecord,
     TestRecord,
     WorkerRecord,
 )
-from pytest_feedback.store import Store
+from pytest_feedback.history.store import Store
 
 SUITE = {
     "conftest.py": """

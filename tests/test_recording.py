@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pytest_feedback.store import Store
+from pytest_feedback.history.store import Store
 
 FIXTURE_SUITE = {
     "conftest.py": """

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 
 from pytest_feedback.durations import format_duration
-from pytest_feedback.estimates import SLOWDOWN_RATIO, Sample, slowdown, summarise_test
-from pytest_feedback.records import FixtureExecution, FixtureKey, RunRecord, TestRecord
+from pytest_feedback.history.estimates import SLOWDOWN_RATIO, Sample, slowdown, summarise_test
+from pytest_feedback.history.records import FixtureExecution, FixtureKey, RunRecord, TestRecord
+from pytest_feedback.history.store import Store
 from pytest_feedback.report.hints import HintContext, load_providers, planner_hint
 from pytest_feedback.report.model import Report, build_report
-from pytest_feedback.store import Store
 
 
 def record(

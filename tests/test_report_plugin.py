@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_feedback.cli import main
+from pytest_feedback.cli.commands import main
 
 FLIPPING = """
     import pathlib

@@ -10,7 +10,7 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from rich.console import Console
 
-from pytest_feedback.estimates import FixtureEstimate, TestEstimate
+from pytest_feedback.history.estimates import FixtureEstimate, TestEstimate
 from pytest_feedback.report import json as json_report
 from pytest_feedback.report import markdown, text
 from pytest_feedback.report.formatting import UNKNOWN

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from pytest_feedback.estimates import Estimates
-from pytest_feedback.scheduler import FeedbackScheduling, make_scheduler
+from pytest_feedback.history.estimates import Estimates
+from pytest_feedback.session.scheduler import FeedbackScheduling, make_scheduler
 from test_shards import make_estimates
 
 

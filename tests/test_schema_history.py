@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 
 from pytest_feedback import cli
-from pytest_feedback.records import RunRecord, TestRecord
-from pytest_feedback.store import SCHEMA_VERSION, Store
+from pytest_feedback.history.records import RunRecord, TestRecord
+from pytest_feedback.history.store import SCHEMA_VERSION, Store
 
 DATA = Path(__file__).parent / "data"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 from fake_map import FakeDeps, FakeMap
-from pytest_feedback.changes import ChangeSet, FileChange
-from pytest_feedback.estimates import Estimates, TestEstimate
-from pytest_feedback.select import Selector, environment_changes, format_estimate
+from pytest_feedback.history.estimates import Estimates, TestEstimate
+from pytest_feedback.selection.changes import ChangeSet, FileChange
+from pytest_feedback.selection.selector import Selector, environment_changes, format_estimate
 
 ENV = {"python": "CPython 3.12.3", "packages": "attrs==24.1\npytest==8.3", "input:tox.ini": "ab"}
 
@@ -202,8 +202,8 @@ def test_ten_thousand_tests_decide_quickly() -> None:
 
 
 def test_an_unresolved_base_is_still_named_in_the_json() -> None:
-    from pytest_feedback.estimates import Estimates
-    from pytest_feedback.select import Selector
+    from pytest_feedback.history.estimates import Estimates
+    from pytest_feedback.selection.selector import Selector
 
     selector = Selector(
         None, Estimates({}), None, fallback="base ref nosuch: unknown", base="nosuch"

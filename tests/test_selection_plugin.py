@@ -10,7 +10,7 @@ import pytest
 
 from fake_map import FakeDeps, FakeMap
 from gitrepo import git
-from pytest_feedback import select
+from pytest_feedback.selection import selector as select
 
 PKG = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n"
 TESTS = {

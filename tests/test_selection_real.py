@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gitrepo import git
-from pytest_feedback.cli import main
+from pytest_feedback.cli.commands import main
 
 FILES = {
     ".gitignore": "stdout\nstderr\nrunpytest-current\n",  # pytester's own files
@@ -185,7 +185,7 @@ def test_a_constant_changed_since_the_base_reaches_its_readers_only(
 
 
 def test_changed_lines_of_many_tests_at_once(mapped: pytest.Pytester) -> None:
-    from pytest_feedback.select import load_selector
+    from pytest_feedback.selection.selector import load_selector
 
     edit(mapped, "pkg/mod.py", "x * 2", "x * 3")
     selector = load_selector(mapped.path / ".pytest-feedback" / "history.db", mapped.path, None)

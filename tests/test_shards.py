@@ -9,18 +9,18 @@ from pathlib import Path
 import pytest
 
 from pytest_feedback.errors import ConfigError
-from pytest_feedback.estimates import Estimates, FixtureEstimate, TestEstimate
-from pytest_feedback.planners import PLANNERS, Workload
-from pytest_feedback.records import (
+from pytest_feedback.history.estimates import Estimates, FixtureEstimate, TestEstimate
+from pytest_feedback.history.records import (
     FixtureExecution,
     FixtureKey,
     RunRecord,
     TestRecord,
     WorkerRecord,
 )
-from pytest_feedback.shards import parse_shard, plan_shards, shard_filter, worker_curve
-from pytest_feedback.store import Store
-from pytest_feedback.timings import process_timings, timings_line
+from pytest_feedback.history.store import Store
+from pytest_feedback.planning.planners import PLANNERS, Workload
+from pytest_feedback.planning.shards import parse_shard, plan_shards, shard_filter, worker_curve
+from pytest_feedback.planning.timings import process_timings, timings_line
 
 
 def make_estimates(

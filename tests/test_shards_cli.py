@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_feedback.cli import main
+from pytest_feedback.cli.commands import main
 from test_parallel import NODEIDS, write_history
 
 

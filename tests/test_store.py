@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from pytest_feedback.errors import HistoryError
-from pytest_feedback.records import FixtureExecution, FixtureKey, RunRecord, TestRecord
-from pytest_feedback.store import SCHEMA_VERSION, Store
+from pytest_feedback.history.records import FixtureExecution, FixtureKey, RunRecord, TestRecord
+from pytest_feedback.history.store import SCHEMA_VERSION, Store
 
 
 def make_run(

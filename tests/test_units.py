@@ -8,7 +8,13 @@ import pytest
 
 from pytest_feedback.durations import format_duration, parse_duration
 from pytest_feedback.errors import ConfigError
-from pytest_feedback.estimates import Sample, is_flaky, is_slowed_down, slowdown, summarise_test
+from pytest_feedback.history.estimates import (
+    Sample,
+    is_flaky,
+    is_slowed_down,
+    slowdown,
+    summarise_test,
+)
 from pytest_feedback.settings import find_project_db, resolve_db_path
 
 

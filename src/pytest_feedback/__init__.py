@@ -12,18 +12,18 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0.dev0"
 
 _EXPORTS = {
-    "SCHEMA_VERSION": "store",
-    "Store": "store",
+    "SCHEMA_VERSION": "history.store",
+    "Store": "history.store",
     "ConfigError": "errors",
     "FeedbackError": "errors",
     "HistoryError": "errors",
-    "Estimates": "estimates",
-    "FixtureEstimate": "estimates",
-    "TestEstimate": "estimates",
-    "FixtureExecution": "records",
-    "FixtureKey": "records",
-    "RunRecord": "records",
-    "TestRecord": "records",
+    "Estimates": "history.estimates",
+    "FixtureEstimate": "history.estimates",
+    "TestEstimate": "history.estimates",
+    "FixtureExecution": "history.records",
+    "FixtureKey": "history.records",
+    "RunRecord": "history.records",
+    "TestRecord": "history.records",
     "format_duration": "durations",
     "parse_duration": "durations",
 }
@@ -47,11 +47,11 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .durations import format_duration, parse_duration
-    from .errors import ConfigError, FeedbackError, HistoryError
-    from .estimates import Estimates, FixtureEstimate, TestEstimate
-    from .records import FixtureExecution, FixtureKey, RunRecord, TestRecord
-    from .store import SCHEMA_VERSION, Store
+    from pytest_feedback.durations import format_duration, parse_duration
+    from pytest_feedback.errors import ConfigError, FeedbackError, HistoryError
+    from pytest_feedback.history.estimates import Estimates, FixtureEstimate, TestEstimate
+    from pytest_feedback.history.records import FixtureExecution, FixtureKey, RunRecord, TestRecord
+    from pytest_feedback.history.store import SCHEMA_VERSION, Store
 
 
 def __getattr__(name: str) -> Any:

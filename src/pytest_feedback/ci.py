@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from typing import Optional
 
-from .errors import ConfigError
+from pytest_feedback.errors import ConfigError
 
 ENV_PIPELINE = "PYTEST_FEEDBACK_PIPELINE"
 

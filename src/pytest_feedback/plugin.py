@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Optional
 
 import pytest
 
-from .durations import parse_duration
-from .errors import ConfigError
-from .history import write_history, write_map
-from .settings import (
+from pytest_feedback.durations import parse_duration
+from pytest_feedback.errors import ConfigError
+from pytest_feedback.session.writer import write_history, write_map
+from pytest_feedback.settings import (
     DEFAULT_KEEP_RUNS,
     ENV_DB,
     Settings,
@@ -22,10 +22,10 @@ from .settings import (
 )
 
 if TYPE_CHECKING:
-    from .coverage_map import MapCollector, MapPayload, MapProbe
-    from .parallel import ParallelOptions
-    from .recorder import RunRecorder
-    from .records import RunRecord
+    from pytest_feedback.depmap.measure import MapCollector, MapPayload, MapProbe
+    from pytest_feedback.history.records import RunRecord
+    from pytest_feedback.session.parallel import ParallelOptions
+    from pytest_feedback.session.recorder import RunRecorder
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 RECORDER_KEY: pytest.StashKey[RunRecorder] = pytest.StashKey()
@@ -234,7 +234,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     )
     if not wanted or getattr(namespace, "feedback_no_record", False):
         return
-    from .coverage_map import CovOptions, MapProbe
+    from pytest_feedback.depmap.measure import CovOptions, MapProbe
 
     options = CovOptions.from_ini(
         early_config.rootpath,
@@ -256,7 +256,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
 
 def _configure_map(config: pytest.Config, settings: Settings, worker: Optional[str]) -> None:
     """Keep measuring where tests run; the process that writes history collects the map."""
-    from .coverage_map import MapCollector
+    from pytest_feedback.depmap.measure import MapCollector
 
     probe = config.stash.get(MAP_PROBE_KEY, None)
     distributing = worker is None and getattr(config.option, "dist", "no") != "no"
@@ -294,7 +294,7 @@ def pytest_configure(config: pytest.Config) -> None:
         if map_probe is not None:
             map_probe.discard()
         return
-    from .recorder import FixtureProbe, RunRecorder
+    from pytest_feedback.session.recorder import FixtureProbe, RunRecorder
 
     workerinput = getattr(config, "workerinput", None)
     worker = str(workerinput["workerid"]) if workerinput is not None else None
@@ -311,7 +311,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def configure_parallel(config: pytest.Config, settings: Settings) -> Optional[ParallelOptions]:
     """Register the shard filter and the xdist scheduler when asked for (parallel.py)."""
-    from .parallel import FeedbackDist, ShardSelector, read_options
+    from pytest_feedback.session.parallel import FeedbackDist, ShardSelector, read_options
 
     options = read_options(config, budget=settings.budget_s is not None)
     if options is None:
@@ -334,7 +334,7 @@ def configure_parallel(config: pytest.Config, settings: Settings) -> Optional[Pa
 
 def register_budget(config: pytest.Config, settings: Settings) -> None:
     if settings.budget_s is not None:
-        from .budget_run import BudgetRun
+        from pytest_feedback.session.budget import BudgetRun
 
         base = config.getoption("feedback_base")
         config.pluginmanager.register(
@@ -345,7 +345,7 @@ def register_budget(config: pytest.Config, settings: Settings) -> None:
 def register_selection(config: pytest.Config, settings: Settings) -> None:
     mode = settings.selection
     if mode is not None:
-        from .selection_run import SelectionRun
+        from pytest_feedback.session.selection import SelectionRun
 
         base = config.getoption("feedback_base")
         run = SelectionRun(config, settings.db_path, base, audit=mode == "audit")
@@ -366,7 +366,7 @@ def pytest_terminal_summary(
         collector.lines = []
     settings = config.stash.get(SETTINGS_KEY, None)
     if settings is not None and settings.report and not hasattr(config, "workerinput"):
-        from .report.terminal import write_terminal_report
+        from pytest_feedback.session.report import write_terminal_report
 
         uuid = recorder.run.uuid if recorder is not None else None
         write_terminal_report(terminalreporter, settings.db_path, uuid)
@@ -392,7 +392,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         sys.stderr.write(recorder.outcome_line + "\n")  # no terminal reporter printed it
     settings = config.stash.get(SETTINGS_KEY, None)
     if recorder is not None and settings is not None:
-        from .exitwatch import watch_budget_run
+        from pytest_feedback.session.exitwatch import watch_budget_run
 
         watch_budget_run(config, settings.db_path, recorder.run, recorder.written)
     collector = config.stash.get(MAP_COLLECTOR_KEY, None)

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Optional
 
-from .errors import ConfigError
+from pytest_feedback.errors import ConfigError
 
 ENV_DB = "PYTEST_FEEDBACK_DB"
 DEFAULT_DIR = ".pytest-feedback"

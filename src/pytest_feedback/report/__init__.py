@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Optional, TextIO
 
-from .model import DEFAULT_TOP, Report, build_report
+from pytest_feedback.report.model import DEFAULT_TOP, Report, build_report
 
 FORMATS = ("text", "markdown", "json")
 
@@ -24,15 +24,15 @@ def write_report(
     ``color`` lets the text report use colour when ``out`` is a terminal that wants it.
     """
     if form == "json":
-        from . import json
+        from pytest_feedback.report import json
 
         out.write(json.render(report, top=top))
     elif form == "markdown":
-        from . import markdown
+        from pytest_feedback.report import markdown
 
         out.write(markdown.render(report))
     elif form == "text":
-        from . import text
+        from pytest_feedback.report import text
 
         text.render(report, text.make_console(out, color=color and out.isatty()))
     else:

@@ -7,10 +7,10 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Optional
 
-from ..durations import format_budget, format_duration
+from pytest_feedback.durations import format_budget, format_duration
 
 if TYPE_CHECKING:
-    from .model import RunSummary
+    from pytest_feedback.report.model import RunSummary
 
 #: Shown for a figure that is unknown (an en dash).
 UNKNOWN = "\u2013"

@@ -21,13 +21,13 @@ import importlib
 from typing import TYPE_CHECKING, Callable, Optional
 
 if TYPE_CHECKING:
-    from ..estimates import Estimates
-    from ..store import Store
+    from pytest_feedback.history.estimates import Estimates
+    from pytest_feedback.history.store import Store
 
 #: The providers, in the order their sentences appear.
 PROVIDERS: tuple[str, ...] = (
-    "pytest_feedback.shards:report_hint",
-    "pytest_feedback.budget:report_hint",
+    "pytest_feedback.planning.shards:report_hint",
+    "pytest_feedback.planning.budget:report_hint",
 )
 #: Above this many known tests the hints are not computed (the report must stay under a second).
 MAX_TESTS = 20_000

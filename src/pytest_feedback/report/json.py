@@ -9,7 +9,7 @@ import json
 import math
 from typing import Any, Optional
 
-from .model import Report, TestRow
+from pytest_feedback.report.model import Report, TestRow
 
 VERSION = 1
 _INF = float("inf")

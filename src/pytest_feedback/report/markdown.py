@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 import string
 
-from . import formatting as fmt
-from .model import Report, RunSummary, TestRow
+from pytest_feedback.report import formatting as fmt
+from pytest_feedback.report.model import Report, RunSummary, TestRow
 
 _PUNCTUATION = frozenset(string.punctuation)
 _BACKTICKS = re.compile(r"`+")

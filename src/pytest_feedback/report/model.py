@@ -10,10 +10,16 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import Any, Optional
 
-from ..estimates import SLOWDOWN_RATIO, FixtureEstimate, Sample, TestEstimate, slowdown_medians
-from ..records import test_file
-from ..store import Store
-from .hints import planner_hint
+from pytest_feedback.history.estimates import (
+    SLOWDOWN_RATIO,
+    FixtureEstimate,
+    Sample,
+    TestEstimate,
+    slowdown_medians,
+)
+from pytest_feedback.history.records import test_file
+from pytest_feedback.history.store import Store
+from pytest_feedback.report.hints import planner_hint
 
 #: Rows per table unless the caller asks for another number.
 DEFAULT_TOP = 10

@@ -16,8 +16,8 @@ from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from . import formatting as fmt
-from .model import Report, TestRow
+from pytest_feedback.report import formatting as fmt
+from pytest_feedback.report.model import Report, TestRow
 
 ASCII_HEAD = box.Box("    \n    \n -- \n    \n    \n    \n    \n    \n", ascii=True)
 #: Columns of names (fold onto further lines) and of words (left-aligned); the rest are figures.

@@ -1,0 +1,319 @@
+"""Reading a history: the queries `Store` answers about recorded runs, tests and fixtures.
+
+`HistoryReads` is mixed into `Store`; it needs only the store's connection (``self._db``) and
+assumes the current schema (`Store` migrates on open).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Optional
+
+from pytest_feedback.history.connection import SqliteDb, table_columns
+from pytest_feedback.history.estimates import (
+    PACE_RUNS,
+    Estimates,
+    FixtureEstimate,
+    Sample,
+    TestEstimate,
+    budget_pace,
+    median,
+)
+from pytest_feedback.history.records import storable_text, test_file
+
+CHUNK = 500
+
+
+def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+_SERIAL_RUNS_REST = (
+    " r.tests, (SELECT sum(setup_s + call_s + teardown_s) FROM results WHERE run_id = r.id)"
+    " FROM runs r WHERE r.workers = 0 AND r.collect_s IS NOT NULL AND r.tests > 0"
+    " AND r.id NOT IN (SELECT run_id FROM run_parts)"
+    " ORDER BY r.started_at DESC LIMIT 10"
+)
+#: (test loop, session end, planned, exit) of the last serial budget runs that were not
+#: interrupted (an interrupted test's plan counts whole, its time only in part).
+_BUDGET_RUNS = (
+    "SELECT r.loop_s, r.wall_s - r.collect_s - r.loop_s, r.planned_s, r.exit_s FROM runs r"
+    " WHERE r.workers = 0 AND r.collect_s IS NOT NULL AND r.loop_s IS NOT NULL"
+    " AND r.planned_s > 0"
+    " AND r.exit_status IN (0, 1) AND r.id NOT IN (SELECT run_id FROM run_parts)"
+    " ORDER BY r.started_at DESC LIMIT ?"
+)
+_SERIAL_RUNS = "SELECT r.wall_s, r.collect_s, r.loop_s," + _SERIAL_RUNS_REST
+_SERIAL_RUNS_NO_LOOP = "SELECT r.wall_s, r.collect_s, NULL," + _SERIAL_RUNS_REST
+
+
+#: (wall, collection, loop, tests, test phases) of one serial run.
+SerialRun = tuple[float, float, Optional[float], int, Optional[float]]
+
+
+class HistoryReads:
+    """The read side of `Store`."""
+
+    _db: SqliteDb
+
+    def has_column(self, table: str, column: str) -> bool:
+        return column in table_columns(self._db.connection, table)
+
+    def run_count(self) -> int:
+        return int(self._db.query("SELECT count(*) FROM runs")[0][0])
+
+    def runs(self, limit: Optional[int] = None) -> list[dict[str, Any]]:
+        """The newest runs first, as dicts of the runs table's columns."""
+        sql = "SELECT * FROM runs ORDER BY started_at DESC, id DESC"
+        params: tuple[Any, ...] = ()
+        if limit is not None:
+            sql += " LIMIT ?"
+            params = (limit,)
+        rows = self._db.query_dicts(sql, params)
+        for row in rows:
+            row["args"] = json.loads(row["args"])
+        return rows
+
+    def results(self, run_id: int) -> list[dict[str, Any]]:
+        """The test results of one run, with node ids."""
+        return self._db.query_dicts(
+            "SELECT t.nodeid, r.outcome, r.setup_s, r.call_s, r.teardown_s, r.own_s, r.worker"
+            " FROM results r JOIN tests t ON t.id = r.test_id WHERE r.run_id = ?"
+            " ORDER BY t.nodeid",
+            (run_id,),
+        )
+
+    def fixture_executions(self, run_id: int) -> list[dict[str, Any]]:
+        """The fixture executions of one run."""
+        return self._db.query_dicts(
+            "SELECT f.name, f.scope, f.location, fr.setup_s, fr.teardown_s, fr.worker,"
+            " s.nodeid AS setup_test, d.nodeid AS teardown_test"
+            " FROM fixture_runs fr JOIN fixtures f ON f.id = fr.fixture_id"
+            " LEFT JOIN tests s ON s.id = fr.setup_test"
+            " LEFT JOIN tests d ON d.id = fr.teardown_test"
+            " WHERE fr.run_id = ? ORDER BY fr.rowid",
+            (run_id,),
+        )
+
+    def recent_samples(self, nodeids: Iterable[str]) -> dict[str, list[Sample]]:
+        """The recent samples (oldest first) of the given tests."""
+        asked = {storable_text(n): n for n in nodeids}  # stored as `record_run` stored them
+        wanted = list(asked)
+        out: dict[str, list[Sample]] = {}
+        for chunk in chunks(wanted):
+            marks = ",".join("?" * len(chunk))
+            sql = (  # placeholders only
+                "SELECT t.nodeid, s.recent FROM test_stats s JOIN tests t"  # noqa: S608
+                f" ON t.id = s.test_id WHERE t.nodeid IN ({marks})"
+            )
+            for nodeid, recent in self._db.query(sql, tuple(chunk)):
+                out[asked[nodeid]] = [Sample.from_row(r) for r in json.loads(recent)]
+        return out
+
+    #: Tests whose last run still has its details in the history (see `keep_runs`): a test that
+    #: was deleted or renamed leaves the report once its last run is pruned.
+    _CURRENT = "s.last_run_id >= (SELECT min(id) FROM runs)"
+    #: Seconds rounded to microseconds here, in C, rather than by each reader in Python; CROSS
+    #: JOIN keeps SQLite from walking 50,000 tests by name to look each one's stats up.
+    _ESTIMATE_COLUMNS = (
+        "t.nodeid, round(s.estimate_s, 6), round(s.setup_s, 6), round(s.call_s, 6),"
+        " round(s.teardown_s, 6), s.runs, round(s.fail_rate, 6), s.flaky, s.slowdown,"
+        " s.last_outcome FROM test_stats s CROSS JOIN tests t ON t.id = s.test_id"
+    )
+
+    def load_estimates(self) -> Estimates:
+        """Everything the planners need, in a handful of table scans."""
+        tests = {
+            row[0]: _test_estimate(row)
+            for row in self._db.query(f"SELECT {self._ESTIMATE_COLUMNS}")
+        }
+        fixture_rows = self._fixture_rows()
+        index = {row[0]: i for i, row in enumerate(fixture_rows)}
+        fixtures = [FixtureEstimate(*row[1:]) for row in fixture_rows]
+        uses: dict[str, list[int]] = {}
+        for nodeid, fixture_id in self._db.query(
+            "SELECT t.nodeid, tf.fixture_id FROM test_fixtures tf JOIN tests t ON t.id = tf.test_id"
+        ):
+            if fixture_id in index:
+                uses.setdefault(nodeid, []).append(index[fixture_id])
+        serial = self._serial_runs()
+        budget = self._budget_runs()
+        startup = median(
+            row[0]
+            for row in self._db.query(
+                "SELECT w.collect_s FROM run_workers w JOIN"
+                " (SELECT id FROM runs ORDER BY started_at DESC LIMIT 10) r ON r.id = w.run_id"
+            )
+        )
+        return Estimates(
+            tests,
+            fixtures,
+            uses,
+            startup,
+            per_test_s=_per_test_overhead(serial),
+            xdist_overhead=self._xdist_overhead(),
+            session_end_s=_session_end(serial),
+            pace=budget_pace((loop, planned) for loop, _, planned, _ in budget),
+            exit_s=median(e for *_, e in budget if e is not None),
+            budget_end_s=median(max(0.0, end) for _, end, _, _ in budget) if budget else None,
+            budget_work_s=median(planned for _, _, planned, _ in budget),
+        )
+
+    def _budget_runs(self) -> list[tuple[float, float, float, Optional[float]]]:
+        """(test loop, session end, planned, exit) of the last serial budget runs."""
+        if not self.has_column("runs", "exit_s"):  # read-only, from a development version
+            return []
+        return self._db.query(_BUDGET_RUNS, (PACE_RUNS,))
+
+    def _xdist_overhead(self) -> dict[int, float]:
+        """Per xdist worker count, the seconds a run takes beyond its busiest worker's start-up
+        and tests: bringing the workers up, shipping tests and reports (median of recent runs)."""
+        runs = self._db.query(
+            "SELECT r.id, r.wall_s, r.workers FROM runs r WHERE r.workers > 0"
+            " AND r.id NOT IN (SELECT run_id FROM run_parts)"
+            " ORDER BY r.started_at DESC LIMIT 20"
+        )
+        seen: dict[int, list[float]] = {}
+        for run_id, wall, workers in runs:
+            busy = dict(
+                self._db.query(
+                    "SELECT worker, sum(setup_s + call_s + teardown_s) FROM results"
+                    " WHERE run_id = ? GROUP BY worker",
+                    (run_id,),
+                )
+            )
+            collect = dict(
+                self._db.query(
+                    "SELECT worker, collect_s FROM run_workers WHERE run_id = ?", (run_id,)
+                )
+            )
+            loads = [busy[w] + collect.get(w, 0.0) for w in busy if w is not None]
+            if loads:
+                seen.setdefault(int(workers), []).append(max(0.0, wall - max(loads)))
+        return {workers: median(values) for workers, values in seen.items()}
+
+    def _serial_runs(self) -> list[SerialRun]:
+        """(wall, collection, loop, tests, test phases) of the last 10 serial runs; xdist runs and
+        merged CI pipelines are left out: their wall time is not one process's."""
+        # A history from before runs.loop_s (a development version of schema 1), read-only.
+        sql = _SERIAL_RUNS if self.has_column("runs", "loop_s") else _SERIAL_RUNS_NO_LOOP
+        return self._db.query(sql)
+
+    def test_count(self) -> int:
+        """How many tests have recorded estimates."""
+        return int(self._db.query("SELECT count(*) FROM test_stats")[0][0])
+
+    def runs_since(self) -> dict[str, int]:
+        """Per recorded test, how many runs this history has seen since the test last ran."""
+        newest = self._db.query("SELECT coalesce(max(id), 0) FROM run_index")[0][0]
+        return {
+            nodeid: max(0, int(newest) - int(last))
+            for nodeid, last in self._db.query(
+                "SELECT t.nodeid, s.last_run_id FROM test_stats s CROSS JOIN tests t"
+                " ON t.id = s.test_id"
+            )
+        }
+
+    def _fixture_rows(self) -> list[Any]:
+        """(id, name, scope, location, setup_s, teardown_s, executions per run, used by)."""
+        return self._db.query(
+            "SELECT f.id, f.name, f.scope, f.location, coalesce(s.setup_s, 0),"
+            " coalesce(s.teardown_s, 0), coalesce(s.executions_per_run, 0),"
+            " (SELECT count(*) FROM test_fixtures tf WHERE tf.fixture_id = f.id)"
+            " FROM fixtures f LEFT JOIN fixture_stats s ON s.fixture_id = f.id"
+            " ORDER BY f.id"
+        )
+
+    # -- reads for the report (what `load_estimates` gives, without loading every test) ------
+
+    def current_tests(self, limit: Optional[int] = None) -> list[TestEstimate]:
+        """Current tests, longest estimate first (all of them when ``limit`` is None)."""
+        sql = f"SELECT {self._ESTIMATE_COLUMNS} WHERE {self._CURRENT}"
+        if limit is not None:  # the index gives the first few in order
+            sql += " ORDER BY s.estimate_s DESC, t.nodeid LIMIT ?"
+            return [_test_estimate(row) for row in self._db.query(sql, (limit,))]
+        # All of them: a sequential scan and a sort here cost half the index walk.
+        rows = self._db.query(sql)
+        rows.sort(key=lambda row: (-row[1], row[0]))
+        return [_test_estimate(row) for row in rows]
+
+    def flagged_tests(self, min_slowdown: float) -> list[TestEstimate]:
+        """Current tests that are flaky or whose slow-down ratio is at least ``min_slowdown``.
+
+        In no particular order.
+        """
+        sql = (
+            f"SELECT {self._ESTIMATE_COLUMNS} WHERE {self._CURRENT}"
+            " AND (s.flaky OR s.slowdown >= ?)"
+        )
+        return [_test_estimate(row) for row in self._db.query(sql, (min_slowdown,))]
+
+    def file_totals(self) -> list[tuple[str, int, float]]:
+        """Per file of current tests: (file, tests, sum of their estimates), longest first."""
+        sql = (
+            "SELECT t.file, count(*), sum(s.estimate_s) FROM test_stats s"  # noqa: S608
+            f" CROSS JOIN tests t ON t.id = s.test_id WHERE {self._CURRENT}"
+            " GROUP BY t.file ORDER BY 3 DESC, 1"
+        )
+        return [(str(f), int(n), float(total)) for f, n, total in self._db.query(sql)]
+
+    def fixture_estimates(self) -> list[FixtureEstimate]:
+        """Every known fixture (as in `load_estimates`)."""
+        return [FixtureEstimate(*row[1:]) for row in self._fixture_rows()]
+
+    def test_time(self, run_id: int) -> float:
+        """Seconds all tests of one run spent in set-up, call and tear-down together."""
+        row = self._db.query(
+            "SELECT sum(setup_s + call_s + teardown_s) FROM results WHERE run_id = ?", (run_id,)
+        )
+        return float(row[0][0] or 0.0)
+
+    def test_phases(
+        self, run_id: int, nodeids: Iterable[str]
+    ) -> dict[str, tuple[float, float, float]]:
+        """Set-up, call and tear-down seconds in one run of those of the given tests it ran."""
+        out: dict[str, tuple[float, float, float]] = {}
+        for chunk in chunks(list(nodeids)):
+            marks = ",".join("?" * len(chunk))
+            sql = (  # placeholders only
+                "SELECT t.nodeid, r.setup_s, r.call_s, r.teardown_s"  # noqa: S608
+                " FROM tests t JOIN results r ON r.test_id = t.id AND r.run_id = ?"
+                f" WHERE t.nodeid IN ({marks})"
+            )
+            for nodeid, setup, call, teardown in self._db.query(sql, (run_id, *chunk)):
+                out[nodeid] = (setup, call, teardown)
+        return out
+
+    def known_files(self) -> set[str]:
+        return {test_file(row[0]) for row in self._db.query("SELECT nodeid FROM tests")}
+
+
+def _test_estimate(row: Sequence[Any]) -> TestEstimate:
+    nodeid, est, setup, call, teardown, runs, fail_rate, flaky, slow, last = row
+    return TestEstimate(
+        nodeid, est, setup, call, teardown, runs, fail_rate, bool(flaky), slow, last
+    )
+
+
+def _per_test_overhead(serial: list[SerialRun]) -> float:
+    """Seconds pytest spends per test outside its phases (hooks, reporting), from history.
+
+    Median over the last serial runs of (test loop - test phases) / tests. Runs recorded
+    before the loop was timed use (wall - collection - phases) / tests, which also spreads
+    the session's end over the tests.
+    """
+    return median(
+        max(0.0, ((loop if loop is not None else wall - collect) - phases) / tests)
+        for wall, collect, loop, tests, phases in serial
+        if phases is not None
+    )
+
+
+def _session_end(serial: list[SerialRun]) -> float:
+    """Seconds a serial run spends after its test loop (plugins' session-end work, session
+    fixtures' tear-down): median of wall - collection - loop over the last serial runs."""
+    return median(
+        max(0.0, wall - collect - loop) for wall, collect, loop, _, _ in serial if loop is not None
+    )

@@ -1,0 +1,528 @@
+"""Which tests a change affects: the selection rules of DESIGN.md, each decision with its reasons.
+
+`Selector` is built once from the coverage map, the estimates, the changes and the environment,
+then decides for any list of node ids (those pytest collected, or those the history knows). When
+the inputs cannot be trusted it selects everything and says why in one line (``fallback``); it
+never selects nothing silently.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional, Protocol
+
+from pytest_feedback.depmap.environment import (
+    INPUT_PREFIX,
+    PACKAGES_KEY,
+    PYTHON_KEY,
+    fingerprint,
+    is_input_path,
+)
+from pytest_feedback.history.records import test_file
+from pytest_feedback.selection.changes import (
+    ChangeError,
+    ChangeSet,
+    FileChange,
+    RecordedFiles,
+    Repository,
+    collect_changes,
+    describe_lines,
+)
+from pytest_feedback.selection.narrowing import NameIndex, narrow
+
+if TYPE_CHECKING:
+    from pytest_feedback.history.estimates import Estimates
+    from pytest_feedback.history.store import Store
+
+#: How `MapView.tests_reaching` names the kinds of dependency, in the words a reason uses.
+_KIND_REASON = {
+    "executed": "executed changed lines of {path}",
+    "import-time": "uses {path}, whose import-time code changed",
+    "collection-time": "{path} changed and runs while pytest collects this test",
+    "reads": "reads {path}, which changed",
+}
+
+
+class TestDepsView(Protocol):
+    files: dict[str, set[int]]
+    reads: set[str]
+    spawns: bool
+    import_time: set[str]
+    collection_time: set[str]
+
+
+class MapView(RecordedFiles, Protocol):
+    """What selection needs of the coverage map (`graph.DependencyMap` implements it)."""
+
+    def mapped_tests(self) -> set[str]: ...
+
+    def spawning_tests(self) -> set[str]: ...
+
+    def tests_reaching(self, path: str, lines: Optional[set[int]] = None) -> dict[str, str]: ...
+
+    def dependencies(self, nodeid: str) -> Optional[TestDepsView]: ...
+
+    def outdated_tests(self) -> set[str]: ...
+
+
+def recorded_environment(dmap: MapView) -> dict[str, str]:
+    """The `environment.fingerprint` the map was recorded with; {} when it has none."""
+    method = getattr(dmap, "environment", None)
+    return dict(method()) if callable(method) else {}
+
+
+@dataclasses.dataclass
+class Selection:
+    """The decision for one list of tests."""
+
+    #: node id -> reasons, in the order the tests were given.
+    selected: dict[str, list[str]]
+    deselected: list[str]
+    #: Changed files that count (code changed), rootdir-relative.
+    changed: list[str]
+    #: Why everything was selected, or None when the rules decided test by test.
+    fallback: Optional[str]
+    base: Optional[str]
+    estimate_s: float
+    deselected_s: float
+
+    @property
+    def total(self) -> int:
+        return len(self.selected) + len(self.deselected)
+
+    def summary_line(self) -> str:
+        """The one terminal line that says what selection did."""
+        if self.fallback is not None:
+            return f"feedback: running all {self.total:,} tests: {self.fallback}"
+        files = len(self.changed)
+        return (
+            f"feedback: {len(self.selected):,} of {self.total:,} tests affected by "
+            f"{files:,} changed file{'' if files == 1 else 's'} "
+            f"(est. {format_estimate(self.estimate_s)}); {len(self.deselected):,} deselected"
+        )
+
+    def to_json(self) -> dict[str, object]:
+        """The ``select --format json`` document (DESIGN.md, version 1)."""
+        return {
+            "version": 1,
+            "base": self.base,
+            "selected": [{"nodeid": n, "reasons": r} for n, r in self.selected.items()],
+            "deselected": len(self.deselected),
+            "estimate_s": round(self.estimate_s, 3),
+            "fallback": self.fallback,
+            "changed_files": self.changed,
+        }
+
+
+def is_test_module(name: str) -> bool:
+    """Whether a file name is a test module or conftest (not code a child process runs)."""
+    return name == "conftest.py" or name.startswith("test_") or name.endswith("_test.py")
+
+
+def format_estimate(seconds: float) -> str:
+    """``12 s``, ``0.4 s``, ``4 min 41 s``: the estimate in the selection line."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes} min {secs} s"
+
+
+def environment_changes(recorded: Mapping[str, str], current: Mapping[str, str]) -> list[str]:
+    """Why the environment differs from the one the map was recorded in (empty: it does not).
+
+    An empty ``recorded`` (a map from before environments were recorded) only checks the files.
+    """
+    reasons: list[str] = []
+    if recorded:
+        if recorded.get(PYTHON_KEY) != current.get(PYTHON_KEY):
+            reasons.append(
+                f"Python changed ({recorded.get(PYTHON_KEY)} -> {current.get(PYTHON_KEY)})"
+            )
+        if recorded.get(PACKAGES_KEY) != current.get(PACKAGES_KEY):
+            reasons.append(
+                "installed packages changed ("
+                + _package_delta(recorded.get(PACKAGES_KEY, ""), current.get(PACKAGES_KEY, ""))
+                + ")"
+            )
+        inputs = sorted(
+            k[len(INPUT_PREFIX) :]
+            for k in set(recorded) | set(current)
+            if k.startswith(INPUT_PREFIX) and recorded.get(k) != current.get(k)
+        )
+        if inputs:
+            reasons.append("project-wide input changed: " + ", ".join(inputs))
+    return reasons
+
+
+def _package_delta(before: str, after: str, limit: int = 3) -> str:
+    old = dict(line.split("==", 1) for line in before.splitlines() if "==" in line)
+    new = dict(line.split("==", 1) for line in after.splitlines() if "==" in line)
+    parts: list[str] = []
+    for name in sorted(set(old) | set(new)):
+        if old.get(name) == new.get(name):
+            continue
+        if name not in new:
+            parts.append(f"-{name}")
+        elif name not in old:
+            parts.append(f"+{name} {new[name]}")
+        else:
+            parts.append(f"{name} {old[name]} -> {new[name]}")
+    if len(parts) > limit:
+        return ", ".join(parts[:limit]) + f", {len(parts) - limit} more"
+    return ", ".join(parts) or "same versions, different set"
+
+
+class Selector:
+    """Applies the selection rules; build once, `decide` for any list of node ids."""
+
+    def __init__(
+        self,
+        dmap: Optional[MapView],
+        estimates: Estimates,
+        changes: Optional[ChangeSet],
+        *,
+        fallback: Optional[str] = None,
+        current_env: Optional[Mapping[str, str]] = None,
+        rootdir: Optional[Path] = None,
+        base: Optional[str] = None,
+    ) -> None:
+        self.map = dmap
+        self.rootdir = rootdir
+        self._names: Optional[NameIndex] = None
+        self.estimates = estimates
+        self.changes = changes
+        self.fallback = fallback
+        #: The base ref asked for (also when it could not be resolved: the fallback says so).
+        self.base = changes.base if changes is not None else base
+        #: node id -> reasons from the changed files (tests outside it are decided per test).
+        self._reached: dict[str, list[str]] = {}
+        self._test_files: dict[str, str] = {}
+        self._conftest_dirs: list[tuple[str, str]] = []
+        self._mapped: set[str] = set()
+        self.changed: list[str] = []
+        if self.fallback is None and (dmap is None or changes is None):
+            self.fallback = "no coverage map yet: record one with `pytest --feedback-cov`"
+        if self.fallback is None and dmap is not None and changes is not None:
+            self._prepare(dmap, changes, current_env or {})
+
+    def _prepare(self, dmap: MapView, changes: ChangeSet, current_env: Mapping[str, str]) -> None:
+        self._mapped = dmap.mapped_tests()
+        if not self._mapped:
+            self.fallback = "the coverage map is empty: record one with `pytest --feedback-cov`"
+            return
+        significant = changes.significant
+        self.changed = sorted(c.path for c in significant)
+        inputs = [c.path for c in significant if is_input_path(c.path)]
+        env = environment_changes(recorded_environment(dmap), current_env)
+        if inputs and not any(r.startswith("project-wide") for r in env):
+            env.append("project-wide input changed: " + ", ".join(inputs))
+        if env:
+            self.fallback = "; ".join(env)
+            return
+        python_changed = False
+        for change in significant:
+            name = change.path.rsplit("/", 1)[-1]
+            python_changed = python_changed or (change.is_python and not is_test_module(name))
+            if name == "conftest.py":
+                folder = change.path[: -len(name)]
+                self._conftest_dirs.append((folder, change.path))
+            if test_file(change.path) == change.path:
+                self._test_files[change.path] = change.status
+            self._reach(dmap, change)
+        if python_changed:
+            for nodeid in dmap.spawning_tests():
+                self._add(nodeid, "runs child processes, and project code changed")
+        for nodeid in dmap.outdated_tests():
+            self._add(nodeid, "its map is outdated: a file it reached changed after it ran")
+
+    def _add(self, nodeid: str, reason: str) -> None:
+        reasons = self._reached.setdefault(nodeid, [])
+        if reason not in reasons:
+            reasons.append(reason)
+
+    def _reach(self, dmap: MapView, change: FileChange) -> None:
+        paths = {change.recorded_path, change.path}
+        for path in paths:
+            if change.status == "deleted":
+                for nodeid in dmap.tests_reaching(path):
+                    self._add(nodeid, f"depends on {path}, which was deleted")
+                continue
+            lines = None if change.lines is None else set(change.lines)
+            if lines is not None and not lines:
+                continue
+            if lines is not None and path == change.recorded_path:
+                lines = self._reach_narrowed(dmap, change, lines)
+                if not lines:
+                    continue
+            for nodeid, kind in dmap.tests_reaching(path, lines).items():
+                template = _KIND_REASON.get(kind, "depends on {path}, which changed")
+                self._add(nodeid, template.format(path=path))
+
+    def _reach_narrowed(self, dmap: MapView, change: FileChange, lines: set[int]) -> set[int]:
+        """Select through `narrowing` what it can prove; the changed lines left to the plain rule.
+
+        With a base ref the edit since the base must be narrowable too: the base's version of
+        every narrowed statement is checked against the working tree's.
+        """
+        if self.rootdir is None or not change.is_python:
+            return lines
+        old = dmap.recorded_source(change.recorded_path)
+        try:
+            new = (self.rootdir / change.path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return lines
+        if old is None:
+            return lines
+        if self._names is None:
+            sources = {}
+            for path in dmap.recorded_files():
+                text = dmap.recorded_source(path) if path.endswith(".py") else None
+                if text is not None:
+                    sources[path] = text
+            self._names = NameIndex(sources)
+        narrowed = narrow(change.recorded_path, old, new, lines, self._names)
+        if narrowed is None or not self._base_agrees(change, new, narrowed.names):
+            return lines
+        what = ", ".join(sorted(narrowed.names))
+        for path, reach in narrowed.reach.items():
+            if reach:
+                for nodeid in dmap.tests_reaching(path, reach):
+                    self._add(nodeid, f"reaches {what}, changed in {change.path}")
+        for path, reach in narrowed.dynamic.items():
+            # Computed-name reads count when a test runs them; at import time (elsewhere than
+            # the changed module) they copy namespaces, which are read by name again.
+            for nodeid, kind in dmap.tests_reaching(path, reach).items():
+                if kind != "import-time" or path == change.recorded_path:
+                    self._add(
+                        nodeid, f"may read {what} by a computed name, changed in {change.path}"
+                    )
+        return lines - narrowed.lines
+
+    def _base_agrees(self, change: FileChange, new: str, names: set[str]) -> bool:
+        """Without a base, yes; with one, the base's statements narrow the same way."""
+        if self.changes is None or self.changes.base_commit is None:
+            return True
+        if self.rootdir is None or self._names is None:
+            return False
+        try:
+            base = Repository(self.rootdir).show(
+                self.changes.base_commit, change.old_path or change.path
+            )
+        except ChangeError:
+            return False
+        if base is None:
+            return False
+        everything = set(range(1, base.count("\n") + 2))
+        checked = narrow(change.path, base, new, everything, self._names)
+        return checked is not None and names <= checked.names
+
+    def decide(self, nodeids: Sequence[str]) -> Selection:
+        """Select among ``nodeids`` (collected, or known to the history)."""
+        if self.fallback is not None:
+            selected = {n: [f"everything runs: {self.fallback}"] for n in nodeids}
+            return Selection(
+                selected, [], self.changed, self.fallback, self.base,
+                self.estimates.total(nodeids), 0.0,
+            )  # fmt: skip
+        chosen: dict[str, list[str]] = {}
+        dropped: list[str] = []
+        for nodeid in nodeids:
+            reasons = self.reasons(nodeid)
+            if reasons:
+                chosen[nodeid] = reasons
+            else:
+                dropped.append(nodeid)
+        return Selection(
+            chosen,
+            dropped,
+            self.changed,
+            None,
+            self.base,
+            self.estimates.total(chosen),
+            self.estimates.total(dropped),
+        )
+
+    def changed_lines(self, nodeid: str) -> int:
+        """How many changed lines (in the map's coordinates) the test executed; 0 if unknown."""
+        if self.map is None or self.changes is None or self.fallback is not None:
+            return 0
+        deps = self.map.dependencies(nodeid)
+        if deps is None:
+            return 0
+        files = getattr(deps, "files", {})
+        count = 0
+        for change in self.changes.significant:
+            executed = files.get(change.recorded_path)
+            if executed and change.lines is not None:
+                count += len(executed & change.lines)
+        return count
+
+    def own_changed_lines(self, nodeids: Sequence[str]) -> dict[str, int]:
+        """Per test, the changed lines it executed while it ran (import time left out).
+
+        For ranking many tests at once (the budget): one map query instead of one
+        `dependencies` per test. Tests that executed none are left out.
+        """
+        if self.map is None or self.changes is None or self.fallback is not None:
+            return {}
+        own_lines_in = getattr(self.map, "own_lines_in", None)
+        if own_lines_in is None:  # a map without the batch query: one test at a time
+            each = {n: self.changed_lines(n) for n in nodeids}
+            return {n: c for n, c in each.items() if c}
+        changes = [c for c in self.changes.significant if c.lines is not None]
+        executed: dict[str, dict[str, set[int]]] = own_lines_in(
+            nodeids, {c.recorded_path for c in changes}
+        )
+        counts: dict[str, int] = {}
+        for nodeid, files in executed.items():
+            count = 0
+            for change in changes:
+                lines = files.get(change.recorded_path)
+                if lines and change.lines is not None:
+                    count += len(lines & change.lines)
+            if count:
+                counts[nodeid] = count
+        return counts
+
+    def reasons(self, nodeid: str) -> list[str]:
+        """Why ``nodeid`` is selected (empty: it is not)."""
+        if self.fallback is not None:
+            return [f"everything runs: {self.fallback}"]
+        reasons: list[str] = []
+        if nodeid not in self._mapped:
+            reasons.append("new test, or no coverage recorded for it yet")
+        path = test_file(nodeid)
+        status = self._test_files.get(path)
+        if status is not None:
+            reasons.append(f"its file {path} changed")
+        for folder, conftest in self._conftest_dirs:
+            if path.startswith(folder) and conftest != path:
+                reasons.append(f"{conftest} above it changed")
+        reasons.extend(self._reached.get(nodeid, ()))
+        estimate = self.estimates.tests.get(nodeid)
+        if estimate is not None:
+            if estimate.last_outcome in ("failed", "error"):
+                word = "failed" if estimate.last_outcome == "failed" else "errored"
+                reasons.append(f"{word} in its last run")
+            if estimate.flaky:
+                reasons.append("flaky: passed and failed without a code change")
+        return reasons
+
+    def why_not(self, nodeid: str) -> str:
+        """Why ``nodeid`` is left out: what it depends on and that none of it changed."""
+        if self.map is None:
+            return "no coverage map"
+        deps = self.map.dependencies(nodeid)
+        if deps is None:
+            return "no coverage recorded for it"
+        touched = [c for c in self.changes.files.values()] if self.changes else []
+        near = [c for c in touched if c.recorded_path in deps.files or c.path in deps.reads]
+        if not near:
+            count = len(self.changed)
+            total = len(deps.files) + len(deps.reads)
+            return (
+                f"reaches none of the {count:,} changed file{'' if count == 1 else 's'} "
+                f"(it depends on {total:,} file{'' if total == 1 else 's'})"
+            )
+        parts = []
+        for change in near:
+            if change.trivial:
+                parts.append(f"{change.path} changed only in comments or docstrings")
+            else:
+                parts.append(f"it executed none of the changed lines of {change.path}")
+        return "; ".join(parts)
+
+    def explain(self, nodeid: str) -> list[str]:
+        """The decision for ``why``: selected because ..., or not selected because ..."""
+        reasons = self.reasons(nodeid)
+        if not reasons:
+            return [f"not selected: {self.why_not(nodeid)}"]
+        lines = ["selected because:"]
+        lines.extend(f"  - {r}" for r in reasons)
+        detail = self._executed_detail(nodeid)
+        lines.extend(f"    {d}" for d in detail)
+        return lines
+
+    def _executed_detail(self, nodeid: str) -> list[str]:
+        if self.map is None or self.changes is None or self.fallback is not None:
+            return []
+        deps = self.map.dependencies(nodeid)
+        if deps is None:
+            return []
+        out: list[str] = []
+        for change in self.changes.significant:
+            ran = deps.files.get(change.recorded_path)
+            if ran and change.lines:
+                hit = ran & set(change.lines)
+                if hit:
+                    out.append(f"changed lines it reaches in {change.path}: {describe_lines(hit)}")
+        return out
+
+
+def known_tests(dmap: Optional[MapView], estimates: Estimates) -> list[str]:
+    """The tests the history knows (the map's and the estimates'), sorted."""
+    found: set[str] = set(estimates.tests)
+    if dmap is not None:
+        found |= dmap.mapped_tests()
+    return sorted(found)
+
+
+def failing_left_out(
+    selection: Selection, failed: Iterable[str], selector: Selector
+) -> list[tuple[str, str]]:
+    """The failing tests `selection` would have left out, each with the reason it would have."""
+    left_out = set(selection.deselected)
+    return [(n, selector.why_not(n)) for n in sorted(set(failed)) if n in left_out]
+
+
+def load_selector(
+    db_path: Path, rootdir: Path, base: Optional[str] = None, *, with_changes: bool = True
+) -> Selector:
+    """Read the history and the map, find the changes: a `Selector`, never an exception.
+
+    Whatever goes wrong becomes the selector's one-line ``fallback`` (everything runs).
+    """
+    from pytest_feedback.history.estimates import Estimates
+    from pytest_feedback.history.store import Store
+
+    if not db_path.is_file():
+        return Selector(
+            None, Estimates({}), None,
+            fallback=f"no history at {db_path}: record one with `pytest --feedback-cov`",
+        )  # fmt: skip
+    try:
+        with Store(db_path, create=False, readonly=True) as store:
+            estimates = store.load_estimates()
+            dmap = _load_map(store)
+    except Exception as exc:  # a broken history must not break the run
+        return Selector(
+            None, Estimates({}), None,
+            fallback=f"the history cannot be read ({type(exc).__name__}: {exc})",
+        )  # fmt: skip
+    if dmap is None:
+        return Selector(None, estimates, None)
+    if not with_changes:
+        return Selector(dmap, estimates, ChangeSet({}, base))
+    try:
+        changes = collect_changes(rootdir, dmap, base)
+        current = fingerprint(rootdir) if recorded_environment(dmap) else {}
+    except ChangeError as exc:
+        return Selector(dmap, estimates, None, fallback=str(exc), base=base)
+    except Exception as exc:
+        return Selector(
+            dmap, estimates, None,
+            fallback=f"the changes cannot be determined ({type(exc).__name__}: {exc})",
+            base=base,
+        )  # fmt: skip
+    return Selector(dmap, estimates, changes, current_env=current, rootdir=rootdir)
+
+
+def _load_map(store: Store) -> Optional[MapView]:
+    from pytest_feedback.depmap.graph import DependencyMap
+
+    dmap: Optional[MapView] = DependencyMap.load(store)
+    return dmap

@@ -1,0 +1,100 @@
+"""The session object behind ``--feedback-select`` and ``--feedback-audit``.
+
+Registered by `plugin.py` only when one of them is given. It decides after pytest's own narrowing
+(``-k``, ``-m``, explicit paths, ``--lf``) and deselects through ``pytest_deselected``; the audit
+runs everything and reports at the end the failing tests selection would have left out.
+Under pytest-xdist every worker decides on its own collection (the decision is deterministic) and
+the controller prints the line a worker sends back.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import pytest
+
+from pytest_feedback.durations import format_duration
+from pytest_feedback.history.estimates import Estimates
+from pytest_feedback.selection.selector import Selection, Selector, failing_left_out, load_selector
+from pytest_feedback.session.collection_line import CollectionLine
+
+
+class SelectionRun(CollectionLine):
+    line_key = "feedback_select_line"
+
+    def __init__(self, config: pytest.Config, db_path: Path, base: Optional[str], audit: bool):
+        super().__init__(config)
+        self.db_path = db_path
+        self.base = base
+        self.audit = audit
+        self.selector: Optional[Selector] = None
+        self.selection: Optional[Selection] = None
+        self.failed: set[str] = set()
+        self.ran: list[str] = []
+
+    def _selector(self) -> Selector:
+        if self.selector is None:
+            self.selector = load_selector(self.db_path, self.config.rootpath, self.base)
+        return self.selector
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        try:
+            selection = self._selector().decide([item.nodeid for item in items])
+        except Exception as exc:  # our trouble must never break or empty the user's run
+            self.selector = Selector(
+                None, Estimates({}), None,
+                fallback=f"selection failed ({type(exc).__name__}: {exc})",
+            )  # fmt: skip
+            selection = self.selector.decide([item.nodeid for item in items])
+        self.selection = selection
+        if self.audit:
+            self.line = (
+                f"feedback: audit: running all {selection.total:,} tests; selection would run "
+                f"{len(selection.selected):,}"
+                + (f" ({selection.fallback})" if selection.fallback else "")
+            )
+        else:
+            self.line = selection.summary_line()
+            if selection.deselected:
+                keep = set(selection.selected)
+                dropped = [item for item in items if item.nodeid not in keep]
+                items[:] = [item for item in items if item.nodeid in keep]
+                self.config.hook.pytest_deselected(items=dropped)
+                self.emptied = not items
+        self.publish()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "setup":
+            self.ran.append(report.nodeid)
+        if report.failed:
+            self.failed.add(report.nodeid)
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if self.is_worker:
+            return
+        self.write_worker_line(terminalreporter)
+        if not self.audit:
+            return
+        selector = self._selector()
+        selection = self.selection
+        if selection is None or selection.total != len(self.ran):
+            selection = selector.decide(self.ran)  # the controller under xdist
+        for line in audit_lines(selection, self.failed, selector):
+            terminalreporter.write_line(line)
+
+
+def audit_lines(selection: Selection, failed: set[str], selector: Selector) -> list[str]:
+    """The audit's report: failing tests selection would have missed, and the time it saves."""
+    if selection.fallback is not None:
+        return [f"feedback: audit: selection would have run everything ({selection.fallback})"]
+    missed = failing_left_out(selection, failed, selector)
+    saved = format_duration(selection.deselected_s)
+    lines = [
+        f"feedback: audit: selection would have run {len(selection.selected):,} of "
+        f"{selection.total:,} tests and saved est. {saved}; "
+        f"{len(failed):,} failed, {len(missed):,} of them left out"
+    ]
+    lines.extend(f"  left out: {nodeid} ({why})" for nodeid, why in missed)
+    return lines
