@@ -137,3 +137,10 @@ def test_the_check_sees_a_front_end_import(line: str, tmp_path: Path) -> None:
     path.write_text(f"from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    {line}\n")
     names = set(_imports("pytest_feedback.history.mod", path))
     assert {n.split(".")[0] for n in names} & FRONT_END_IMPORTS
+
+
+def test_the_public_api_resolves() -> None:
+    """Every name `pytest_feedback.__all__` promises (docs/contract.md, "Python API") imports."""
+    missing = [name for name in pytest_feedback.__all__ if not hasattr(pytest_feedback, name)]
+    assert not missing
+    assert pytest_feedback.DependencyMap.__module__ == "pytest_feedback.depmap.graph"

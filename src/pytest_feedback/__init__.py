@@ -15,6 +15,7 @@ _EXPORTS = {
     "SCHEMA_VERSION": "history.store",
     "Store": "history.store",
     "ConfigError": "errors",
+    "DependencyMap": "depmap.graph",
     "FeedbackError": "errors",
     "HistoryError": "errors",
     "Estimates": "history.estimates",
@@ -31,6 +32,7 @@ _EXPORTS = {
 __all__ = [
     "SCHEMA_VERSION",
     "ConfigError",
+    "DependencyMap",
     "Estimates",
     "FeedbackError",
     "FixtureEstimate",
@@ -47,6 +49,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from pytest_feedback.depmap.graph import DependencyMap
     from pytest_feedback.durations import format_duration, parse_duration
     from pytest_feedback.errors import ConfigError, FeedbackError, HistoryError
     from pytest_feedback.history.estimates import Estimates, FixtureEstimate, TestEstimate
