@@ -655,26 +655,19 @@ def test_the_select_command_gives_the_same_plan_for_scripts(
     assert main(["select", "--budget", "5x", db]) == 1
 
 
-class _Context:
-    def __init__(self, est: Estimates, workers: int | None = None) -> None:
-        self.estimates = est
-        self.workers = workers
-        self.plannable = True
-
-
 def test_the_report_hints_speak_only_with_something_to_say() -> None:
     from pytest_feedback.planning import budget, shards
 
     big = estimates({f"t{i % 9}.py::test_{i}": 10.0 for i in range(60)}, startup_s=1.0)
-    line = budget.report_hint(_Context(big))  # type: ignore[arg-type]
+    line = budget.report_hint(big)
     assert line is not None
     assert line.startswith("a 5-minute budget runs 29 of 60 tests")
     small = estimates({"a.py::x": 1.0, "a.py::y": 1.0})
-    assert budget.report_hint(_Context(small)) is None  # everything fits
-    assert shards.report_hint(_Context(big, workers=2)) == (  # type: ignore[arg-type]
+    assert budget.report_hint(small) is None  # everything fits
+    assert shards.report_hint(big, 2) == (
         "2 shards: 5m01s each instead of 10m01s (`pytest-feedback shards 2`)"
     )
-    assert shards.report_hint(_Context(small)) is None  # fewer tests than shards
+    assert shards.report_hint(small, None) is None  # fewer tests than shards
 
 
 def test_under_xdist_the_controller_prints_the_workers_budget_line(

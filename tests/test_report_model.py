@@ -7,11 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from pytest_feedback.durations import format_duration
-from pytest_feedback.history.estimates import SLOWDOWN_RATIO, Sample, slowdown, summarise_test
+from pytest_feedback.history.estimates import (
+    SLOWDOWN_RATIO,
+    Estimates,
+    Sample,
+    slowdown,
+    summarise_test,
+)
 from pytest_feedback.history.records import FixtureExecution, FixtureKey, RunRecord, TestRecord
 from pytest_feedback.history.store import Store
-from pytest_feedback.report.hints import HintContext, load_providers, planner_hint
+from pytest_feedback.report.hints import planner_hint
 from pytest_feedback.report.model import Report, build_report
 
 
@@ -173,16 +178,15 @@ def test_empty_history(tmp_path: Path) -> None:
 
 
 def test_planner_hints_are_joined_on_one_line(tmp_path: Path) -> None:
-    def shards(context: HintContext) -> str:
-        return f"{len(context.estimates.tests)} tests in 4 shards"
+    def shards(estimates: Estimates, workers: int | None) -> str:
+        return f"{len(estimates.tests)} tests in 4 shards"
 
     with Store(tmp_path / "h.db") as store:
         record(store, 0, {"a.py::x": 1.0})
-        providers = [shards, lambda c: None, lambda c: "fast\nsubset: 20s"]
+        providers = [shards, lambda e, w: None, lambda e, w: "fast\nsubset: 20s"]
         assert planner_hint(store, 0, providers) == "1 tests in 4 shards · fast subset: 20s"
         assert planner_hint(store, 0, []) == ""
         assert build_report(store).hint == ""  # no planner registered yet
-    assert load_providers(("pytest_feedback.durations:format_duration",)) == [format_duration]
 
 
 def test_deleted_tests_leave_the_report_with_their_last_run(tmp_path: Path) -> None:

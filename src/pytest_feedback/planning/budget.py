@@ -32,7 +32,6 @@ from pytest_feedback.planning.shards import plan_workload
 
 if TYPE_CHECKING:
     from pytest_feedback.history.estimates import Estimates
-    from pytest_feedback.report.hints import HintContext
 
 #: Risk points; a test's value per second is its risk divided by the seconds it adds.
 RISK_BASE = 0.1  # every test can fail
@@ -484,11 +483,8 @@ def _longest_fitting_prefix(
 HINT_BUDGET_S = 300.0
 
 
-def report_hint(context: HintContext) -> Optional[str]:
+def report_hint(estimates: Estimates) -> Optional[str]:
     """The report's sentence on the fast subset: what a 5-minute budget would run."""
-    if not context.plannable:
-        return None
-    estimates = context.estimates
     candidates = [
         Candidate(
             e.nodeid,

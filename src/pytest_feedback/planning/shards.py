@@ -19,7 +19,6 @@ from pytest_feedback.planning.planners.model import fill_empty_shards
 
 if TYPE_CHECKING:
     from pytest_feedback.history.estimates import Estimates
-    from pytest_feedback.report.hints import HintContext
 
 DEFAULT_PLANNER = "local-search"
 SHARD_FORM = "K/N with 1 <= K <= N, e.g. 2/4, or auto"
@@ -178,13 +177,10 @@ def worker_curve(
     return WorkerAdvice(target_s, recommended, stops, tuple(curve))
 
 
-def report_hint(context: HintContext) -> Optional[str]:
-    """The report's sentence on shards: what N shards would take (N: the last run's workers, or
-    4), next to one process."""
-    if not context.plannable:
-        return None
-    estimates = context.estimates
-    n = context.workers if context.workers and context.workers > 1 else 4
+def report_hint(estimates: Estimates, workers: Optional[int]) -> Optional[str]:
+    """The report's sentence on shards: what N shards would take (N: ``workers``, the last run's
+    xdist workers, or 4), next to one process."""
+    n = workers if workers and workers > 1 else 4
     work = Workload.build(estimates, estimates.tests)
     if len(work) < n:
         return None
