@@ -18,7 +18,7 @@ wall time T, then for budgets of 10%, 25% and 50% of T:
   start-up, process exit and session-end share): the fastest tests first, and random tests (mean
   over seeded draws); like the plugin's plan, they pay for each wider-scope fixture instance
   (module, session) once. Ours is what really failed in the budget run, the left-out tests it
-  ran in the time left included (a run ahead of its plan, see `budget.Pacer.fill`); the
+  ran in the time left included (a run ahead of its plan, see `pacer.Pacer.fill`); the
   baselines on paper get no such second chance, nor do they pay for a plan that was wrong.
 
 The corpora (arrow, attrs) run in 3-8 s, so their budgets are mostly interpreter start-up. The
@@ -70,7 +70,7 @@ from selection import (
 
 sys.path.insert(0, str(SRC))
 from pytest_feedback.history.store import Store
-from pytest_feedback.planning.budget import CostModel, cost_model
+from pytest_feedback.planning.costs import CostModel, cost_model
 
 BUDGETS = (0.10, 0.25, 0.50)
 RANDOM_DRAWS = 50
@@ -177,7 +177,7 @@ def seconds(text: str) -> float:
 @dataclasses.dataclass(frozen=True)
 class Paper:
     """A baseline's run on paper, with the cost model the plugin plans a serial run with
-    (`budget.cost_model`: the calibrated costs, the start-up, the process exit, the session end),
+    (`costs.cost_model`: the calibrated costs, the start-up, the process exit, the session end),
     so that a baseline differs from ours by its order only. (With ``--workers`` the plugin plans
     the parallel plan instead; the baselines stay serial sums.)"""
 

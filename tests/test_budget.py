@@ -19,7 +19,8 @@ from pytest_feedback.history.estimates import (
     budget_pace,
 )
 from pytest_feedback.history.store import Store
-from pytest_feedback.planning.budget import BudgetPlan, Candidate, Pacer, plan_budget, risk
+from pytest_feedback.planning.budget import BudgetPlan, Candidate, plan_budget, risk
+from pytest_feedback.planning.pacer import Pacer
 from pytest_feedback.session.budget import from_command_line
 
 

@@ -162,9 +162,8 @@ def budget_plan(
     """The budget's plan over the tests the history knows: the selected ones are "affected";
     with a fallback (everything selected) the risk alone orders them."""
     from pytest_feedback.history.store import Store
-    from pytest_feedback.planning.budget import plan_budget
+    from pytest_feedback.planning.budget import candidates_for, plan_budget
     from pytest_feedback.selection.affinity import change_affinity
-    from pytest_feedback.session.budget import candidates_for
 
     with Store.open_existing(db_path(args)) as store:
         runs_since = store.runs_since()

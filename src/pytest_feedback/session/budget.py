@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
@@ -22,7 +21,8 @@ import pytest
 from pytest_feedback.durations import format_budget, format_duration
 from pytest_feedback.history.estimates import Estimates
 from pytest_feedback.history.records import BUDGET_NOT_RUN
-from pytest_feedback.planning.budget import BudgetPlan, Candidate, Pacer, plan_budget
+from pytest_feedback.planning.budget import BudgetPlan, candidates_for, plan_budget
+from pytest_feedback.planning.pacer import Pacer
 from pytest_feedback.session.collection_line import CollectionLine
 from pytest_feedback.session.recorder import BUDGET_KEY, PLANNED_KEY
 
@@ -79,34 +79,6 @@ def run_started(config: pytest.Config) -> float:
     if from_command_line(config):
         return now - process_elapsed()
     return now
-
-
-def candidates_for(
-    nodeids: Sequence[str],
-    estimates: Estimates,
-    runs_since: dict[str, int],
-    affected: Optional[set[str]],
-    changed_lines: Optional[dict[str, int]] = None,
-    affinity: Optional[dict[str, float]] = None,
-) -> list[Candidate]:
-    """What the budget planner knows of each test: history, and whether the change affects it."""
-    out = []
-    for nodeid in nodeids:
-        est = estimates.tests.get(nodeid)
-        out.append(
-            Candidate(
-                nodeid,
-                affected=affected is not None and nodeid in affected,
-                changed_lines=(changed_lines or {}).get(nodeid, 0),
-                runs=est.runs if est is not None else 0,
-                last_outcome=est.last_outcome if est is not None else None,
-                fail_rate=est.fail_rate if est is not None else 0.0,
-                flaky=est.flaky if est is not None else False,
-                runs_since=runs_since.get(nodeid, 0),
-                affinity=(affinity or {}).get(nodeid, 0.0),
-            )
-        )
-    return out
 
 
 def read_history(db_path: Path) -> tuple[Estimates, dict[str, int]]:
