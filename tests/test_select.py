@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 
 from fake_map import FakeDeps, FakeMap
+from pytest_feedback.durations import format_estimate
 from pytest_feedback.history.estimates import Estimates, TestEstimate
 from pytest_feedback.selection.changes import ChangeSet, FileChange
-from pytest_feedback.selection.selector import Selector, environment_changes, format_estimate
+from pytest_feedback.selection.inputs import environment_changes
+from pytest_feedback.selection.selector import Selector
 
 ENV = {"python": "CPython 3.12.3", "packages": "attrs==24.1\npytest==8.3", "input:tox.ini": "ab"}
 

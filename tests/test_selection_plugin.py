@@ -45,7 +45,7 @@ def project(
     git(pytester.path, "add", "-A")
     git(pytester.path, "commit", "-q", "-m", "start")
     pytester.runpytest("--feedback", "-p", "no:cacheprovider").assert_outcomes(passed=3)
-    monkeypatch.setattr(select, "_load_map", lambda store: fake)
+    monkeypatch.setattr(select, "load_map", lambda store: fake)
     monkeypatch.setattr(select, "fingerprint", lambda root: {})
     return pytester
 

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Optional, TextIO
 
 from pytest_feedback.durations import parse_duration
 from pytest_feedback.errors import FeedbackError
-from pytest_feedback.selection.selector import Selection, Selector, known_tests, load_selector
+from pytest_feedback.selection.inputs import known_tests
+from pytest_feedback.selection.selector import Selection, Selector, load_selector
 
 if TYPE_CHECKING:
     from pytest_feedback.planning.budget import BudgetPlan

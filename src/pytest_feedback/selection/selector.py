@@ -1,9 +1,11 @@
-"""Which tests a change affects: the selection rules of DESIGN.md, each decision with its reasons.
+"""Which tests a change affects: the selection rules (docs/contract.md, "Selection rules"), each
+decision with its reasons.
 
 `Selector` is built once from the coverage map, the estimates, the changes and the environment,
 then decides for any list of node ids (those pytest collected, or those the history knows). When
 the inputs cannot be trusted it selects everything and says why in one line (``fallback``); it
-never selects nothing silently.
+never selects nothing silently. What it reads (the map's interface, the environment's changes)
+is `inputs.py`'s.
 """
 
 from __future__ import annotations
@@ -11,30 +13,29 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Protocol
+from typing import TYPE_CHECKING, Optional
 
-from pytest_feedback.depmap.environment import (
-    INPUT_PREFIX,
-    PACKAGES_KEY,
-    PYTHON_KEY,
-    fingerprint,
-    is_input_path,
-)
+from pytest_feedback.depmap.environment import fingerprint, is_input_path
+from pytest_feedback.durations import format_estimate
 from pytest_feedback.history.records import test_file
 from pytest_feedback.selection.changes import (
     ChangeError,
     ChangeSet,
     FileChange,
-    RecordedFiles,
     Repository,
     collect_changes,
     describe_lines,
+)
+from pytest_feedback.selection.inputs import (
+    MapView,
+    environment_changes,
+    load_map,
+    recorded_environment,
 )
 from pytest_feedback.selection.narrowing import NameIndex, narrow
 
 if TYPE_CHECKING:
     from pytest_feedback.history.estimates import Estimates
-    from pytest_feedback.history.store import Store
 
 #: How `MapView.tests_reaching` names the kinds of dependency, in the words a reason uses.
 _KIND_REASON = {
@@ -43,34 +44,6 @@ _KIND_REASON = {
     "collection-time": "{path} changed and runs while pytest collects this test",
     "reads": "reads {path}, which changed",
 }
-
-
-class TestDepsView(Protocol):
-    files: dict[str, set[int]]
-    reads: set[str]
-    spawns: bool
-    import_time: set[str]
-    collection_time: set[str]
-
-
-class MapView(RecordedFiles, Protocol):
-    """What selection needs of the coverage map (`graph.DependencyMap` implements it)."""
-
-    def mapped_tests(self) -> set[str]: ...
-
-    def spawning_tests(self) -> set[str]: ...
-
-    def tests_reaching(self, path: str, lines: Optional[set[int]] = None) -> dict[str, str]: ...
-
-    def dependencies(self, nodeid: str) -> Optional[TestDepsView]: ...
-
-    def outdated_tests(self) -> set[str]: ...
-
-
-def recorded_environment(dmap: MapView) -> dict[str, str]:
-    """The `environment.fingerprint` the map was recorded with; {} when it has none."""
-    method = getattr(dmap, "environment", None)
-    return dict(method()) if callable(method) else {}
 
 
 @dataclasses.dataclass
@@ -104,7 +77,7 @@ class Selection:
         )
 
     def to_json(self) -> dict[str, object]:
-        """The ``select --format json`` document (DESIGN.md, version 1)."""
+        """The ``select --format json`` document (docs/contract.md, "JSON formats"; version 1)."""
         return {
             "version": 1,
             "base": self.base,
@@ -119,61 +92,6 @@ class Selection:
 def is_test_module(name: str) -> bool:
     """Whether a file name is a test module or conftest (not code a child process runs)."""
     return name == "conftest.py" or name.startswith("test_") or name.endswith("_test.py")
-
-
-def format_estimate(seconds: float) -> str:
-    """``12 s``, ``0.4 s``, ``4 min 41 s``: the estimate in the selection line."""
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    minutes, secs = divmod(round(seconds), 60)
-    return f"{minutes} min {secs} s"
-
-
-def environment_changes(recorded: Mapping[str, str], current: Mapping[str, str]) -> list[str]:
-    """Why the environment differs from the one the map was recorded in (empty: it does not).
-
-    An empty ``recorded`` (a map from before environments were recorded) only checks the files.
-    """
-    reasons: list[str] = []
-    if recorded:
-        if recorded.get(PYTHON_KEY) != current.get(PYTHON_KEY):
-            reasons.append(
-                f"Python changed ({recorded.get(PYTHON_KEY)} -> {current.get(PYTHON_KEY)})"
-            )
-        if recorded.get(PACKAGES_KEY) != current.get(PACKAGES_KEY):
-            reasons.append(
-                "installed packages changed ("
-                + _package_delta(recorded.get(PACKAGES_KEY, ""), current.get(PACKAGES_KEY, ""))
-                + ")"
-            )
-        inputs = sorted(
-            k[len(INPUT_PREFIX) :]
-            for k in set(recorded) | set(current)
-            if k.startswith(INPUT_PREFIX) and recorded.get(k) != current.get(k)
-        )
-        if inputs:
-            reasons.append("project-wide input changed: " + ", ".join(inputs))
-    return reasons
-
-
-def _package_delta(before: str, after: str, limit: int = 3) -> str:
-    old = dict(line.split("==", 1) for line in before.splitlines() if "==" in line)
-    new = dict(line.split("==", 1) for line in after.splitlines() if "==" in line)
-    parts: list[str] = []
-    for name in sorted(set(old) | set(new)):
-        if old.get(name) == new.get(name):
-            continue
-        if name not in new:
-            parts.append(f"-{name}")
-        elif name not in old:
-            parts.append(f"+{name} {new[name]}")
-        else:
-            parts.append(f"{name} {old[name]} -> {new[name]}")
-    if len(parts) > limit:
-        return ", ".join(parts[:limit]) + f", {len(parts) - limit} more"
-    return ", ".join(parts) or "same versions, different set"
 
 
 class Selector:
@@ -463,14 +381,6 @@ class Selector:
         return out
 
 
-def known_tests(dmap: Optional[MapView], estimates: Estimates) -> list[str]:
-    """The tests the history knows (the map's and the estimates'), sorted."""
-    found: set[str] = set(estimates.tests)
-    if dmap is not None:
-        found |= dmap.mapped_tests()
-    return sorted(found)
-
-
 def failing_left_out(
     selection: Selection, failed: Iterable[str], selector: Selector
 ) -> list[tuple[str, str]]:
@@ -497,7 +407,7 @@ def load_selector(
     try:
         with Store(db_path, create=False, readonly=True) as store:
             estimates = store.load_estimates()
-            dmap = _load_map(store)
+            dmap = load_map(store)
     except Exception as exc:  # a broken history must not break the run
         return Selector(
             None, Estimates({}), None,
@@ -519,10 +429,3 @@ def load_selector(
             base=base,
         )  # fmt: skip
     return Selector(dmap, estimates, changes, current_env=current, rootdir=rootdir)
-
-
-def _load_map(store: Store) -> Optional[MapView]:
-    from pytest_feedback.depmap.graph import DependencyMap
-
-    dmap: Optional[MapView] = DependencyMap.load(store)
-    return dmap
