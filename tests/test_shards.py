@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_feedback.ci import parse_shard
 from pytest_feedback.errors import ConfigError
 from pytest_feedback.history.estimates import Estimates, FixtureEstimate, TestEstimate
 from pytest_feedback.history.records import (
@@ -19,7 +20,7 @@ from pytest_feedback.history.records import (
 )
 from pytest_feedback.history.store import Store
 from pytest_feedback.planning.planners import PLANNERS, Workload
-from pytest_feedback.planning.shards import parse_shard, plan_shards, shard_filter, worker_curve
+from pytest_feedback.planning.shards import plan_shards, shard_filter, worker_curve
 from pytest_feedback.planning.timings import process_timings, timings_line
 
 

@@ -1,4 +1,5 @@
-"""What the CI system tells a run about itself, read from the environment.
+"""What the CI system tells a run about itself, read from the environment, and the shard a run is
+(``K/N``: `parse_shard`, the one place that reads that form).
 
 A pipeline id says which shard runs belong together: `merge.py` folds the shard runs of one
 pipeline into one run.  The first variable that is set wins; ``PYTEST_FEEDBACK_PIPELINE`` lets any
@@ -8,12 +9,15 @@ CI system (or a script running shards by hand) name its pipeline.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Optional
 
 from pytest_feedback.errors import ConfigError
 
 ENV_PIPELINE = "PYTEST_FEEDBACK_PIPELINE"
+#: What ``--feedback-shard`` accepts.
+SHARD_FORM = "K/N with 1 <= K <= N, e.g. 2/4, or auto"
 
 #: (CI system, variable naming one pipeline run, variable that qualifies it or "").
 #: A re-run of some jobs of a pipeline keeps its id: a retried shard replaces the earlier one.
@@ -68,3 +72,13 @@ def ci_shard(environ: Mapping[str, str] = os.environ) -> Optional[tuple[int, int
             "make no shard; pass --feedback-shard K/N"
         )
     return None
+
+
+def parse_shard(text: str, *, what: str = "--feedback-shard") -> tuple[int, int]:
+    """``"2/4"`` -> ``(2, 4)``; anything else is a `ConfigError` naming ``what`` and the form."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if match:
+        k, n = int(match.group(1)), int(match.group(2))
+        if 1 <= k <= n:
+            return k, n
+    raise ConfigError(f"{what}: {text!r} is not a shard; expected {SHARD_FORM}")

@@ -8,7 +8,6 @@ own item list); ``worker_curve`` predicts the makespan for 1..N processes.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Optional, TypeVar
 
@@ -21,7 +20,6 @@ if TYPE_CHECKING:
     from pytest_feedback.history.estimates import Estimates
 
 DEFAULT_PLANNER = "local-search"
-SHARD_FORM = "K/N with 1 <= K <= N, e.g. 2/4, or auto"
 #: Adding a process "stops paying" once it shortens the predicted makespan by less than this.
 WORTHWHILE_GAIN = 0.05
 
@@ -48,7 +46,8 @@ class ShardPlan:
         return {nodeid: shard.index for shard in self.shards for nodeid in shard.tests}
 
     def to_json(self) -> dict[str, object]:
-        """The stable ``shards N --format json`` document (DESIGN.md, version 1)."""
+        """The stable ``shards N --format json`` document (docs/contract.md, "JSON formats";
+        version 1)."""
         return {
             "version": 1,
             "n": self.n,
@@ -60,16 +59,6 @@ class ShardPlan:
                 for s in self.shards
             ],
         }
-
-
-def parse_shard(text: str, *, what: str = "--feedback-shard") -> tuple[int, int]:
-    """``"2/4"`` -> ``(2, 4)``; anything else is a `ConfigError` naming ``what`` and the form."""
-    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
-    if match:
-        k, n = int(match.group(1)), int(match.group(2))
-        if 1 <= k <= n:
-            return k, n
-    raise ConfigError(f"{what}: {text!r} is not a shard; expected {SHARD_FORM}")
 
 
 def plan_workload(work: Workload, n: int, planner: str = DEFAULT_PLANNER) -> ShardPlan:

@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import pytest
 
-from pytest_feedback.ci import ci_shard
+from pytest_feedback.ci import ci_shard, parse_shard
 from pytest_feedback.durations import format_duration
 from pytest_feedback.errors import ConfigError
 from pytest_feedback.history.estimates import Estimates
-from pytest_feedback.planning.shards import parse_shard, plan_workload, shard_filter
+from pytest_feedback.planning.shards import plan_workload, shard_filter
 
 if TYPE_CHECKING:
     from pytest_feedback.history.records import RunRecord
