@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import IO, Any
 
 import pytest
 
@@ -74,3 +75,52 @@ def test_bad_input(
 def test_empty_history(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["shards", "2", "--db", str(tmp_path / "none.db")]) == 1
     assert "no history at" in capsys.readouterr().err
+
+
+EVERY_DB_COMMAND = [
+    ["runs"],
+    ["import-junit", "report.xml"],
+    ["report"],
+    ["why", "a.py::x"],
+    ["deps", "a.py"],
+    ["shards", "2"],
+    ["workers"],
+    ["select"],
+]
+
+
+@pytest.mark.parametrize("command", EVERY_DB_COMMAND, ids=lambda c: c[0])
+def test_every_subcommand_refuses_an_empty_db(
+    command: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main([*command, "--db", ""]) == 1
+    assert "error: --db: empty path" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["shards", "2"], ["workers", "--format", "json"], ["report"], ["select"]],
+    ids=lambda c: c[0],
+)
+def test_every_output_file_is_closed(
+    command: list[str], db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_feedback.cli import common
+
+    opened: list[IO[str]] = []
+
+    def tracking_open(*args: Any, **kwargs: Any) -> IO[str]:
+        file: IO[str] = open(*args, **kwargs)  # noqa: SIM115 - the test checks it is closed
+        opened.append(file)
+        return file
+
+    monkeypatch.setattr(common, "open", tracking_open, raising=False)
+    out = tmp_path / "out.txt"
+    assert main([*command, "--db", str(db), "-o", str(out)]) == 0
+    assert len(opened) == 1
+    assert opened[0].closed
+    assert out.read_text(encoding="utf-8")

@@ -10,30 +10,28 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, TextIO
+from typing import TYPE_CHECKING, Optional
 
+from pytest_feedback.cli.common import add_db_option, add_output_option, db_path, output
 from pytest_feedback.durations import parse_duration
 from pytest_feedback.errors import FeedbackError
 from pytest_feedback.selection.inputs import known_tests
 from pytest_feedback.selection.selector import Selection, Selector, load_selector
+from pytest_feedback.settings import DEFAULT_DB
 
 if TYPE_CHECKING:
     from pytest_feedback.planning.budget import BudgetPlan
-from pytest_feedback.settings import DEFAULT_DB
 
 
-def add_select_command(
-    sub: argparse._SubParsersAction,  # type: ignore[type-arg]
-    common: argparse.ArgumentParser,
-) -> None:
+def add_select_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     select = sub.add_parser(
         "select",
-        parents=[common],
         help="the tests the changes affect, one node id a line (a pytest @file), or json",
         description="The recorded tests the changes since the coverage map (or since "
         "merge-base(--base, HEAD)) affect. Tests written since the last recorded run are not "
         "known here; `pytest --feedback-select` selects them.",
     )
+    add_db_option(select)
     select.add_argument("--base", metavar="REF", help="changes since merge-base(REF, HEAD) too")
     select.add_argument(
         "--budget",
@@ -49,7 +47,7 @@ def add_select_command(
         help="with --budget: plan for N parallel workers (pytest -n N)",
     )
     select.add_argument("--format", choices=("list", "json"), default="list")
-    select.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    add_output_option(select)
     add_rootdir_option(select)
     select.set_defaults(func=cmd_select)
 
@@ -67,12 +65,6 @@ def add_rootdir_option(parser: argparse.ArgumentParser) -> None:
         help="the pytest rootdir the node ids are relative to (default: the one the history "
         "recorded, when it exists here; else the directory holding .pytest-feedback/)",
     )
-
-
-def db_path(args: argparse.Namespace) -> Path:
-    from pytest_feedback.settings import find_project_db
-
-    return Path(args.db) if args.db else find_project_db(Path.cwd())
 
 
 def resolve_rootdir(args: argparse.Namespace, db: Path) -> Path:
@@ -97,7 +89,7 @@ def _recorded_rootdir(db: Path) -> Optional[Path]:
         return None
     try:
         with Store(db, create=False, readonly=True) as store:
-            runs = store.runs(limit=1)
+            runs = store.reads.runs(limit=1)
     except FeedbackError:
         return None
     if not runs or not runs[0].get("rootdir"):
@@ -135,24 +127,13 @@ def cmd_select(args: argparse.Namespace) -> int:
         document["estimate_s"] = round(plan.predicted_s, 3)
         document["budget"] = plan.to_json()
         line = plan.summary_line()
-    out: TextIO = sys.stdout
-    if args.output and args.output != "-":
-        try:
-            out = open(args.output, "w", encoding="utf-8")  # noqa: SIM115 - closed below
-        except OSError as exc:
-            raise FeedbackError(
-                f"cannot write {args.output} ({exc.strerror}); choose another -o"
-            ) from exc
-    try:
+    with output(args) as out:
         if args.format == "json":
             json.dump(document, out, indent=2)
             out.write("\n")
         else:
             for nodeid in chosen:
                 out.write(nodeid + "\n")
-    finally:
-        if out is not sys.stdout:
-            out.close()
     print(line, file=sys.stderr)
     return 0
 
@@ -167,7 +148,7 @@ def budget_plan(
     from pytest_feedback.selection.affinity import change_affinity
 
     with Store.open_existing(db_path(args)) as store:
-        runs_since = store.runs_since()
+        runs_since = store.reads.runs_since()
     affected = None if selection.fallback is not None else set(selection.selected)
     lines = selector.own_changed_lines(list(affected or ()))
     nodeids = [*selection.selected, *selection.deselected]
