@@ -125,7 +125,8 @@ class WorkerAdvice:
     curve: tuple[CurvePoint, ...]
 
     def to_json(self) -> dict[str, object]:
-        """The stable ``workers --format json`` document (DESIGN.md, version 1)."""
+        """The stable ``workers --format json`` document (docs/contract.md, "JSON formats";
+        version 1)."""
         return {
             "version": 1,
             "target_s": self.target_s,

@@ -1,4 +1,4 @@
-"""The report as JSON: the stable, versioned format of DESIGN.md ("Machine-readable output").
+"""The report as JSON: the stable, versioned format of docs/contract.md ("JSON formats").
 
 Keys may be added; renaming or dropping one needs a new `VERSION`.
 """

@@ -35,10 +35,6 @@ _PLAIN_DUNDERS = frozenset(
     {"__version__", "__author__", "__email__", "__license__", "__copyright__", "__title__",
      "__summary__", "__uri__", "__url__", "__description__", "__maintainer__", "__status__"}
 )  # fmt: skip
-#: Calls that take an attribute's name as a string.
-_BY_NAME = frozenset(
-    {"getattr", "hasattr", "setattr", "delattr", "attrgetter", "__getattribute__", "__getattr__"}
-)
 _PLAIN_BASES = frozenset({"object", "Exception", "BaseException", "ValueError", "TypeError"})
 
 

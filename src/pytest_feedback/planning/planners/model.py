@@ -1,4 +1,4 @@
-"""The cost model every shard planner optimises (DESIGN.md, "Cost model").
+"""The cost model every shard planner optimises (docs/contract.md, "Cost model").
 
 A shard (one process: a CI job or an xdist worker) costs its start-up and collection, the own
 cost of each of its tests plus pytest's per-test overhead (hooks and reporting outside the test's
