@@ -30,7 +30,7 @@ from coverage.numbits import nums_to_numbits
 
 from pytest_feedback.depmap.environment import fingerprint
 from pytest_feedback.depmap.graph import DependencyMap
-from pytest_feedback.depmap.measure import MapPayload
+from pytest_feedback.depmap.payload import MapPayload
 from pytest_feedback.depmap.store import write_map
 from pytest_feedback.history.records import RunRecord, TestRecord
 from pytest_feedback.history.store import Store

@@ -8,7 +8,7 @@ from pathlib import Path
 from coverage.numbits import numbits_to_nums, nums_to_numbits
 
 from pytest_feedback.depmap.graph import DependencyMap, governs
-from pytest_feedback.depmap.measure import MapPayload
+from pytest_feedback.depmap.payload import MapPayload
 from pytest_feedback.depmap.source import (
     functions,
     imported_modules,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 from typing import TYPE_CHECKING, Optional
 
@@ -11,7 +10,14 @@ import pytest
 
 from pytest_feedback.durations import parse_duration
 from pytest_feedback.errors import ConfigError
-from pytest_feedback.session.writer import write_history, write_map
+from pytest_feedback.session.mapping import (
+    configure_map,
+    discard_map,
+    start_map,
+    unconfigure_map,
+    write_map_summary,
+)
+from pytest_feedback.session.writer import write_history
 from pytest_feedback.settings import (
     DEFAULT_KEEP_RUNS,
     ENV_DB,
@@ -22,15 +28,12 @@ from pytest_feedback.settings import (
 )
 
 if TYPE_CHECKING:
-    from pytest_feedback.depmap.measure import MapCollector, MapPayload, MapProbe
     from pytest_feedback.history.records import RunRecord
     from pytest_feedback.session.parallel import ParallelOptions
     from pytest_feedback.session.recorder import RunRecorder
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 RECORDER_KEY: pytest.StashKey[RunRecorder] = pytest.StashKey()
-MAP_PROBE_KEY: pytest.StashKey[MapProbe] = pytest.StashKey()
-MAP_COLLECTOR_KEY: pytest.StashKey[MapCollector] = pytest.StashKey()
 PARALLEL_KEY: pytest.StashKey[ParallelOptions] = pytest.StashKey()
 
 
@@ -228,55 +231,12 @@ def load_settings(config: pytest.Config) -> Settings:
 @pytest.hookimpl(tryfirst=True)
 def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     """With --feedback-cov, start measuring before the first conftest.py is imported."""
-    namespace = early_config.known_args_namespace
-    wanted = bool(getattr(namespace, "feedback_cov", None)) or bool(
-        early_config.getini("feedback_cov")
-    )
-    if not wanted or getattr(namespace, "feedback_no_record", False):
-        return
-    from pytest_feedback.depmap.measure import CovOptions, MapProbe
-
-    options = CovOptions.from_ini(
-        early_config.rootpath,
-        [str(p) for p in early_config.getini("feedback_cov_include")],
-        [str(p) for p in early_config.getini("feedback_cov_omit")],
-    )
-    probe = MapProbe(options)
-    numprocesses = getattr(namespace, "numprocesses", None)
-    maybe_controller = "PYTEST_XDIST_WORKER" not in os.environ and (
-        bool(numprocesses) or getattr(namespace, "dist", "no") != "no"
-    )
-    try:
-        probe.start(maybe_controller=maybe_controller)
-    except Exception as exc:  # never break the run because of our trouble
-        sys.stderr.write(f"feedback: warning: --feedback-cov could not start ({exc})\n")
-        return
-    early_config.stash[MAP_PROBE_KEY] = probe
+    start_map(early_config)
 
 
-def _configure_map(config: pytest.Config, settings: Settings, worker: Optional[str]) -> None:
-    """Keep measuring where tests run; the process that writes history collects the map."""
-    from pytest_feedback.depmap.measure import MapCollector
-
-    probe = config.stash.get(MAP_PROBE_KEY, None)
-    distributing = worker is None and getattr(config.option, "dist", "no") != "no"
-    if probe is not None:
-        if distributing:
-            probe.discard()  # an xdist controller runs no tests
-            probe = None
-        else:
-            probe.activate()
-            config.pluginmanager.register(probe, "feedback-cov-probe")
-    if worker is None and settings.cov:
-
-        def write(payload: MapPayload) -> list[str]:
-            recorder = config.stash.get(RECORDER_KEY, None)
-            run_uuid = recorder.run.uuid if recorder is not None else None
-            return write_map(settings, config.rootpath, run_uuid, payload)
-
-        collector = MapCollector(probe, write)
-        config.pluginmanager.register(collector, "feedback-cov-collector")
-        config.stash[MAP_COLLECTOR_KEY] = collector
+def _run_uuid(config: pytest.Config) -> Optional[str]:
+    recorder = config.stash.get(RECORDER_KEY, None)
+    return recorder.run.uuid if recorder is not None else None
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -290,9 +250,7 @@ def pytest_configure(config: pytest.Config) -> None:
     register_budget(config, settings)
     register_selection(config, settings)
     if not settings.enabled:
-        map_probe = config.stash.get(MAP_PROBE_KEY, None)
-        if map_probe is not None:
-            map_probe.discard()
+        discard_map(config)
         return
     from pytest_feedback.session.recorder import FixtureProbe, RunRecorder
 
@@ -305,8 +263,7 @@ def pytest_configure(config: pytest.Config) -> None:
         recorder = RunRecorder(config, probe, lambda run: write_history(settings, run), shard=shard)
         config.pluginmanager.register(recorder, "feedback-recorder")
         config.stash[RECORDER_KEY] = recorder
-    if settings.cov or MAP_PROBE_KEY in config.stash:
-        _configure_map(config, settings, worker)
+    configure_map(config, settings, worker, lambda: _run_uuid(config))
 
 
 def configure_parallel(config: pytest.Config, settings: Settings) -> Optional[ParallelOptions]:
@@ -359,11 +316,7 @@ def pytest_terminal_summary(
     if recorder is not None and recorder.outcome_line:
         terminalreporter.write_line(recorder.outcome_line)
         recorder.outcome_line = None
-    collector = config.stash.get(MAP_COLLECTOR_KEY, None)
-    if collector is not None:
-        for line in collector.lines:
-            terminalreporter.write_line(line)
-        collector.lines = []
+    write_map_summary(terminalreporter, config)
     settings = config.stash.get(SETTINGS_KEY, None)
     if settings is not None and settings.report and not hasattr(config, "workerinput"):
         from pytest_feedback.session.report import write_terminal_report
@@ -395,19 +348,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         from pytest_feedback.session.exitwatch import watch_budget_run
 
         watch_budget_run(config, settings.db_path, recorder.run, recorder.written)
-    collector = config.stash.get(MAP_COLLECTOR_KEY, None)
-    if collector is not None:
-        for line in collector.lines:
-            if "warning" in line:
-                sys.stderr.write(line + "\n")
-    probe = config.stash.get(MAP_PROBE_KEY, None)
-    if probe is not None:
-        probe.close()
+    unconfigure_map(config)
     for name in (
         "feedback-recorder",
         "feedback-probe",
-        "feedback-cov-collector",
-        "feedback-cov-probe",
         "feedback-shard",
         "feedback-dist",
         "feedback-select",
@@ -416,7 +360,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:
             config.pluginmanager.unregister(plugin)
-    for key in (RECORDER_KEY, MAP_PROBE_KEY, MAP_COLLECTOR_KEY, PARALLEL_KEY):
+    for key in (RECORDER_KEY, PARALLEL_KEY):
         if key in config.stash:  # type: ignore[misc]
             del config.stash[key]  # type: ignore[misc]
     if SETTINGS_KEY in config.stash:

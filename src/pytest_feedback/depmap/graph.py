@@ -1,6 +1,6 @@
 """The dependency map: which tests reach which files, lines and functions (queries).
 
-Built from the ``map_*`` tables (`mapstore.read_map`). Three kinds of contexts hold lines: a
+Built from the ``map_*`` tables (`store.read_map`). Three kinds of contexts hold lines: a
 test's own phases, the collection of a collector (governs every test below its node id), and the
 import of a project module (reaches every test that *uses* the module). A test uses a module when
 the module is in the import closure of the test's own file, the conftest.py files above it, or a

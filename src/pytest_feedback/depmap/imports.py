@@ -15,7 +15,7 @@ from typing import Any, Optional, Protocol
 
 
 class Probe(Protocol):
-    """What the tracker needs of `coverage_map.MapProbe`."""
+    """What the tracker needs of `measure.Measurement`."""
 
     @property
     def active(self) -> bool: ...

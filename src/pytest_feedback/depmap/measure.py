@@ -12,8 +12,10 @@ An audit hook adds the files a context opens for reading inside the rootdir and 
 processes it starts; Python children inherit coverage.py's subprocess measurement
 (``COVERAGE_PROCESS_CONFIG``) with the current test as their static context.
 
-At the end of the test loop the probe turns the data into a plain `MapPayload` (picklable, so an
-xdist worker ships it through ``workeroutput``); the controller's `MapCollector` writes it.
+At the end of the test loop the measurement turns the data into a plain `MapPayload` (picklable,
+so an xdist worker ships it through ``workeroutput``). Which hook switches to which context, and
+who writes the payload, is the pytest side's business: ``session/mapping.py``. What coverage.py
+does not offer publicly goes through `coverage_internals`.
 """
 
 from __future__ import annotations
@@ -22,20 +24,18 @@ import contextlib
 import dataclasses
 import fnmatch
 import os
-import sqlite3
 import sys
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-import pytest
-
+from pytest_feedback.depmap import coverage_internals
 from pytest_feedback.depmap.access import AccessWatch
 from pytest_feedback.depmap.children import ChildMeasurement
 from pytest_feedback.depmap.imports import ImportTracker
+from pytest_feedback.depmap.payload import MapPayload
 
-#: Key in ``config.workeroutput`` that carries a worker's payload to the controller.
-WORKEROUTPUT_KEY = "feedback_cov"
 #: Files and directories never part of "the project's own code".
 DEFAULT_OMIT = (
     "*/site-packages/*",
@@ -67,8 +67,6 @@ _JOINED = (
     "feedback: --feedback-cov adds per-test contexts to the coverage measurement already running"
     " (pytest-cov?); the map holds only the files that measurement includes"
 )
-#: The coverage.py data schema whose tables `_numbits_by_context` reads directly.
-_COVERAGE_SCHEMA = 7
 _QUIET = [
     "no-data-collected",
     "module-not-measured",
@@ -80,54 +78,12 @@ _QUIET = [
     "already-imported",
     "no-sysmon",
     "dynamic-conflict",
-    # Contexts are complete with core=sysmon here: `_switch` restarts the disabled events.
+    # Contexts are complete with core=sysmon here: `Measurement.switch` restarts the events.
     "no-sysmon-context",
 ]
 #: sys.monitoring (Python 3.12+) reports each line once until events are restarted: a tracer
 #: that costs nothing measurable once a line is seen, where sys.settrace slows down all code.
 _SYSMON = sys.version_info >= (3, 12)
-
-
-@dataclasses.dataclass
-class MapPayload:
-    """What one process measured, in plain types (execnet can ship dicts, lists, bytes)."""
-
-    #: context label -> path -> coverage numbits of the executed lines ('' numbits: imported only)
-    lines: dict[str, dict[str, bytes]] = dataclasses.field(default_factory=dict)
-    #: context label -> paths read
-    reads: dict[str, list[str]] = dataclasses.field(default_factory=dict)
-    #: context label -> [processes started that may run project code, of them measured]
-    spawns: dict[str, list[int]] = dataclasses.field(default_factory=dict)
-    #: project path -> dotted module name, for resolving imports
-    modules: dict[str, str] = dataclasses.field(default_factory=dict)
-    #: [importer path, imported path] seen while importing
-    edges: list[list[str]] = dataclasses.field(default_factory=list)
-    notes: list[str] = dataclasses.field(default_factory=list)
-
-    def to_plain(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_plain(cls, data: dict[str, Any]) -> MapPayload:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names and v is not None})
-
-    def merge(self, other: MapPayload) -> None:
-        """Fold another process's payload in (xdist workers collect the same modules)."""
-        from coverage.numbits import numbits_union
-
-        for label, files in other.lines.items():
-            mine = self.lines.setdefault(label, {})
-            for path, bits in files.items():
-                mine[path] = numbits_union(mine[path], bits) if path in mine else bits
-        for label, paths in other.reads.items():
-            self.reads[label] = sorted({*self.reads.get(label, ()), *paths})
-        for label, (spawned, measured) in other.spawns.items():
-            old = self.spawns.get(label, [0, 0])
-            self.spawns[label] = [old[0] + spawned, old[1] + measured]
-        self.modules.update(other.modules)
-        self.edges.extend(other.edges)
-        self.notes.extend(n for n in other.notes if n not in self.notes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,8 +98,8 @@ class CovOptions:
         return cls(rootpath, roots, (*DEFAULT_OMIT, *omit))
 
 
-class MapProbe:
-    """Measures one process; a pytest plugin registered only with ``--feedback-cov``."""
+class Measurement:
+    """Measures one process: the contexts its code runs in, what they read, start and import."""
 
     def __init__(self, options: CovOptions) -> None:
         self.options = options
@@ -179,6 +135,11 @@ class MapProbe:
     @property
     def active(self) -> bool:
         return self._active
+
+    @property
+    def label(self) -> str:
+        """The context the measured code runs in now."""
+        return self._label
 
     # -- paths -------------------------------------------------------------------------------
 
@@ -228,9 +189,9 @@ class MapProbe:
                     cov.set_option("run:core", "sysmon")
             cov.start()
             self._cov = self._mine = cov
-            self._restart = _sysmon_restart(cov)
+            self._restart = coverage_internals.sysmon_restart(cov)
         self._active = True
-        self._switch("c:")
+        self.switch("c:")
         self._children.start()
         self._access.listen()
         sys.meta_path.insert(0, ImportTracker(self))
@@ -255,7 +216,7 @@ class MapProbe:
         if self._cov is not None and all(c is not self._cov for c in self._extra):
             self._extra.append(self._cov)
         self._cov = current
-        self._restart = _sysmon_restart(current)
+        self._restart = coverage_internals.sysmon_restart(current)
         if current is not self._mine and _JOINED not in self.notes:
             self.notes.append(_JOINED)
 
@@ -270,9 +231,10 @@ class MapProbe:
         """This process runs tests: contexts may now go to any measurement."""
         if self._hands_off and not self._refused:
             self._hands_off = False
-            self._switch(self._label)
+            self.switch(self._label)
 
-    def _switch(self, label: str) -> None:
+    def switch(self, label: str) -> None:
+        """The code that runs from now on belongs to ``label`` (``t:``, ``c:`` or ``i:``)."""
         self._label = label
         if self._hands_off:
             return
@@ -294,24 +256,15 @@ class MapProbe:
             return False
         if self._restart is not None:
             return False  # sys.monitoring: code that is not measured costs nothing already
-        collector = getattr(self._mine, "_collector", None)
-        tracers = getattr(collector, "tracers", None)
-        if collector is None or tracers is None or len(tracers) > 1:
-            return False
-        try:
-            collector.pause()
-        except Exception:
-            return False
-        self._paused = True
-        return True
+        self._paused = coverage_internals.pause_tracing(self._mine)
+        return self._paused
 
     def resume_tracing(self) -> bool:
         """Undo `pause_tracing`; True when tracing was paused."""
         if not self._paused:
             return False
         self._paused = False
-        with contextlib.suppress(Exception):
-            self._mine._collector.resume()
+        coverage_internals.resume_tracing(self._mine)
         return True
 
     def enter_import(self, path: str) -> None:
@@ -323,42 +276,22 @@ class MapProbe:
         else:
             self._imports.setdefault(outer, set()).add(path)
         self._stack.append(outer)
-        self._switch("i:" + path)
+        self.switch("i:" + path)
 
     def leave_import(self) -> None:
         if self._active and self._stack:
-            self._switch(self._stack.pop())
+            self.switch(self._stack.pop())
 
-    # -- pytest hooks ------------------------------------------------------------------------
-
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_make_collect_report(self, collector: pytest.Collector) -> Generator[None, Any, Any]:
-        outer = self._label
-        self._switch("c:" + _collector_id(collector.nodeid))
-        try:
-            return (yield)
-        finally:
-            self._switch(outer)
-
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_runtest_protocol(self, item: pytest.Item) -> Generator[None, object, object]:
-        label = "t:" + item.nodeid
+    def run_test(self, label: str) -> AbstractContextManager[None]:
+        """Switch to a test's context; the child processes started in the returned block are
+        measured in it too. The per-test hot path: one switch, one environment variable."""
         self._ran.append(label)
         # No switch back afterwards: nothing of the project runs between two tests, and each
         # switch costs coverage.py a flush of its data.
-        self._switch(label)
-        with self._children.around(label):
-            return (yield)
+        self.switch(label)
+        return self._children.around(label)
 
-    @pytest.hookimpl(wrapper=True, trylast=True)
-    def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
-        try:
-            return (yield)
-        finally:
-            self.finish()
-            workeroutput = getattr(session.config, "workeroutput", None)
-            if workeroutput is not None and self.payload is not None:
-                workeroutput[WORKEROUTPUT_KEY] = self.payload.to_plain()
+    # -- the end -------------------------------------------------------------------------------
 
     def finish(self) -> None:
         """Stop measuring and turn the data into `payload` (idempotent; never raises)."""
@@ -438,7 +371,7 @@ class MapProbe:
         from coverage.numbits import numbits_union
 
         labels: set[str] = set()
-        for filename, label, bits in _numbits_by_context(data):
+        for filename, label, bits in coverage_internals.numbits_by_context(data):
             if not label.startswith(("t:", "c:", "i:")):
                 continue  # someone else's contexts (pytest-cov's own, or none)
             rel = self.project_path(filename)
@@ -454,97 +387,3 @@ class MapProbe:
 def _choose_sysmon() -> bool:
     """Ask coverage.py for its sys.monitoring core: on 3.12+, unless the user set COVERAGE_CORE."""
     return _SYSMON and not os.environ.get("COVERAGE_CORE")
-
-
-def _sysmon_restart(cov: Any) -> Optional[Callable[[], None]]:
-    """`sys.monitoring.restart_events` when ``cov`` measures with coverage.py's sysmon core.
-
-    That core returns DISABLE for a line once it has seen it, so on its own it gives a line only
-    to the first context that ran it; restarting the events after each switch gives each
-    context all of its lines (benchmarks/map_cores.py: attrs and click map alike with either core).
-    """
-    if not _SYSMON:
-        return None
-    core = getattr(cov, "_core", None)
-    tracer = getattr(core, "tracer_class", None)
-    if getattr(tracer, "__name__", "") != "SysMonitor":
-        return None
-    monitoring = getattr(sys, "monitoring", None)
-    restart = getattr(monitoring, "restart_events", None)
-    return restart if callable(restart) else None
-
-
-def _numbits_by_context(data: Any) -> Iterator[tuple[str, str, bytes]]:
-    """(file, context, numbits) of a CoverageData, read straight from its SQLite tables.
-
-    The numbits are already there (schema 7, coverage.py 7.x); any other schema goes through the
-    public, slower `contexts_by_lineno`.
-    """
-    from coverage.numbits import nums_to_numbits
-
-    rows: Optional[list[tuple[str, str, bytes]]] = None
-    with contextlib.suppress(Exception):
-        name = str(data.data_filename())
-        if not name.startswith("file:"):  # never create a file coverage.py has not written yet
-            if not os.path.isfile(name):
-                raise FileNotFoundError(name)
-            name = Path(name).resolve().as_uri() + "?mode=ro"
-        con = sqlite3.connect(name, uri=True)
-        try:
-            version = con.execute("SELECT version FROM coverage_schema").fetchone()
-            if version and int(version[0]) == _COVERAGE_SCHEMA:
-                rows = con.execute(
-                    "SELECT f.path, c.context, l.numbits FROM line_bits l"
-                    " JOIN file f ON f.id = l.file_id JOIN context c ON c.id = l.context_id"
-                ).fetchall()
-        finally:
-            con.close()
-    if rows is not None:
-        yield from rows
-        return
-    for filename in data.measured_files():
-        per_label: dict[str, list[int]] = {}
-        for line, contexts in data.contexts_by_lineno(filename).items():
-            for context in contexts:
-                per_label.setdefault(context, []).append(line)
-        for label, lines in per_label.items():
-            yield filename, label, nums_to_numbits(lines)
-
-
-def _collector_id(nodeid: str) -> str:
-    return "" if nodeid == "." else nodeid
-
-
-class MapCollector:
-    """In the process that writes history: gathers the payloads and writes the map at the end."""
-
-    def __init__(self, probe: Optional[MapProbe], write: Callable[[MapPayload], list[str]]) -> None:
-        self._probe = probe
-        self._write = write
-        self.payload = MapPayload()
-        self._workers = 0
-        #: What the terminal summary says: the outcome and any notes.
-        self.lines: list[str] = []
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_testnodedown(self, node: Any, error: object) -> None:
-        data = getattr(node, "workeroutput", {}).get(WORKEROUTPUT_KEY)
-        if data:
-            self._workers += 1
-            self.payload.merge(MapPayload.from_plain(data))
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_sessionfinish(self) -> None:
-        if self._probe is not None:
-            self._probe.finish()
-            if self._probe.payload is not None:
-                if self.payload.lines or self.payload.notes:
-                    self.payload.merge(self._probe.payload)
-                else:
-                    self.payload = self._probe.payload
-        if not self.payload.lines:
-            self.lines = self.payload.notes or [
-                "feedback: warning: --feedback-cov measured nothing this run"
-            ]
-            return
-        self.lines = self._write(self.payload)

@@ -22,7 +22,7 @@ from typing import Any, Optional
 from coverage.numbits import numbits_to_nums, nums_to_numbits
 
 from pytest_feedback.depmap.environment import fingerprint
-from pytest_feedback.depmap.measure import MapPayload
+from pytest_feedback.depmap.payload import MapPayload
 from pytest_feedback.depmap.source import analyse
 from pytest_feedback.errors import HistoryError
 from pytest_feedback.history.connection import describe_sqlite_error

@@ -14,7 +14,7 @@ from pytest_feedback.errors import FeedbackError
 from pytest_feedback.history.records import RECORDED_PREFIX
 
 if TYPE_CHECKING:
-    from pytest_feedback.depmap.measure import MapPayload
+    from pytest_feedback.depmap.payload import MapPayload
     from pytest_feedback.history.records import RunRecord
     from pytest_feedback.settings import Settings
 
