@@ -12,6 +12,7 @@ import textwrap
 import pytest
 
 import pytest_feedback.git
+import pytest_feedback.session.probe
 import pytest_feedback.session.recorder
 from pytest_feedback.history.store import Store
 
@@ -39,7 +40,11 @@ SUITE = {
 
 #: Modules whose functions the injections replace. pytester runs in this process, so every
 #: replacement is undone after the run, or it would break the tests that come after.
-PATCHED_MODULES = (pytest_feedback.session.recorder, pytest_feedback.git)
+PATCHED_MODULES = (
+    pytest_feedback.session.probe,
+    pytest_feedback.session.recorder,
+    pytest_feedback.git,
+)
 
 
 def run_suite(pytester: pytest.Pytester, *args: str, inject: str = "") -> pytest.RunResult:
@@ -77,7 +82,7 @@ def warning_lines(result: pytest.RunResult) -> list[str]:
 # workers too), with a function that raises.
 INJECTIONS = {
     "fixture-probe": (
-        "import pytest_feedback.session.recorder as r\nr.fixture_key = boom\n",
+        "import pytest_feedback.session.probe as r\nr.fixture_key = boom\n",
         ["serial"],
     ),
     "report-reading": (
@@ -85,7 +90,7 @@ INJECTIONS = {
         ["serial"],
     ),
     "worker-probe": (
-        "import os\nimport pytest_feedback.session.recorder as r\n"
+        "import os\nimport pytest_feedback.session.probe as r\n"
         "if os.environ.get('PYTEST_XDIST_WORKER'):\n    r.fixture_key = boom\n",
         ["xdist"],
     ),

@@ -24,6 +24,7 @@ from pytest_feedback.history.records import BUDGET_NOT_RUN
 from pytest_feedback.planning.budget import BudgetPlan, candidates_for, plan_budget
 from pytest_feedback.planning.pacer import Pacer
 from pytest_feedback.session.collection_line import CollectionLine
+from pytest_feedback.session.keys import PARALLEL_KEY, SELECTION_KEY
 from pytest_feedback.session.recorder import BUDGET_KEY, PLANNED_KEY
 
 _IMPORTED_AT = time.perf_counter()
@@ -131,13 +132,13 @@ class BudgetRun(CollectionLine):
         from pytest_feedback.selection.affinity import change_affinity
         from pytest_feedback.selection.selector import Selection, Selector, load_selector
 
-        selection_run = self.config.pluginmanager.get_plugin("feedback-select")
+        selection_run = self.config.stash.get(SELECTION_KEY, None)
         selector: Optional[Selector]
         selection: Optional[Selection]
-        if selection_run is not None and not getattr(selection_run, "audit", False):
+        if selection_run is not None and not selection_run.audit:
             # Selection ran first: every collected test is one it selected.
-            selector = getattr(selection_run, "selector", None)
-            selection = getattr(selection_run, "selection", None)
+            selector = selection_run.selector
+            selection = selection_run.selection
             if selector is None or selection is None:
                 return None, {}, {}
             affected = nodeids
@@ -197,7 +198,8 @@ class BudgetRun(CollectionLine):
     def _sharded(self) -> bool:
         """Whether ``--feedback-shard`` splits what the budget keeps: then this process runs
         only its share, and the left-out tests are no longer its to run."""
-        return self.config.pluginmanager.has_plugin("feedback-shard")
+        parallel = self.config.stash.get(PARALLEL_KEY, None)
+        return parallel is not None and parallel.shard is not None
 
     def received(self, extra: dict[str, Any]) -> None:
         predicted = extra.get("predicted")

@@ -1,84 +1,28 @@
 """The pytest side of parallel runs: ``--feedback-shard K/N`` and ``--feedback-dist``.
 
-plugin.py declares the options and registers these objects only when one is used. Planning lives
+plugin.py declares the options (`options.read_parallel_options` reads them) and registers these
+objects only when one is used. Planning lives
 in `shards.py`, the xdist scheduler in `scheduler.py`, the predicted-vs-measured figures in
 `timings.py`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import os
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import pytest
 
-from pytest_feedback.ci import ci_shard, parse_shard
 from pytest_feedback.durations import format_duration
-from pytest_feedback.errors import ConfigError
 from pytest_feedback.history.estimates import Estimates
 from pytest_feedback.planning.shards import plan_workload, shard_filter
 
 if TYPE_CHECKING:
     from pytest_feedback.history.records import RunRecord
 
-ENV_SHARD = "PYTEST_FEEDBACK_SHARD"
 #: Key in ``config.workeroutput`` through which a worker reports its shard's prediction.
 SHARD_OUTPUT_KEY = "feedback_shard"
-
-
-@dataclasses.dataclass(frozen=True)
-class ParallelOptions:
-    shard: Optional[tuple[int, int]]
-    dist: bool
-    #: Where ``--feedback-shard auto`` found the shard (None: given as K/N).
-    source: Optional[str] = None
-
-    @property
-    def shard_text(self) -> Optional[str]:
-        return f"{self.shard[0]}/{self.shard[1]}" if self.shard else None
-
-
-def read_options(
-    config: pytest.Config, environ: Mapping[str, str] = os.environ, *, budget: bool = False
-) -> Optional[ParallelOptions]:
-    """The parallel options of this session, or None; bad values are `pytest.UsageError`.
-
-    ``budget``: ``--feedback-budget`` is on. Its plan for ``-n N`` is the shard planner's, so
-    unless the user chose another ``--dist`` mode the workers get their tests by that plan
-    (``--feedback-dist``): with xdist's ``load`` a fixture family spreads over workers that
-    each pay its set-up, and the prediction would not hold.
-    """
-    text: Optional[str] = config.getoption("feedback_shard")
-    what = "--feedback-shard"
-    if text is None and environ.get(ENV_SHARD):
-        text, what = environ[ENV_SHARD], f"${ENV_SHARD}"
-    dist = bool(config.getoption("feedback_dist"))
-    if budget and not dist and config.getoption("numprocesses", None):
-        dist = config.getoption("dist", "no") in ("load", "no")
-    if text is None and not dist:
-        return None
-    shard = None
-    source: Optional[str] = None
-    if text is not None:
-        try:
-            if text.strip().lower() == "auto":
-                found = ci_shard(environ)
-                # Not a parallel CI job: one shard holding every test.
-                shard, source = (found[:2], found[2]) if found else ((1, 1), "no CI shard found")
-            else:
-                shard = parse_shard(text, what=what)
-        except ConfigError as exc:
-            raise pytest.UsageError(str(exc)) from None
-    mode = config.getoption("dist", "no")
-    if dist and mode not in ("load", "no") and not hasattr(config, "workerinput"):
-        raise pytest.UsageError(
-            f"--feedback-dist: it replaces xdist's --dist load; drop --dist {mode} to use it"
-        )
-    return ParallelOptions(shard, dist, source)
 
 
 def load_estimates(db_path: Path) -> tuple[Estimates, Optional[str]]:
