@@ -186,7 +186,7 @@ class Paper:
     @classmethod
     def of(cls, db: Path, tests: list[str], startup_s: float) -> Paper:
         with Store(db, create=False, readonly=True) as store:
-            estimates = store.load_estimates()
+            estimates = store.reads.load_estimates()
         return cls(cost_model(estimates, tests, 1, startup_s))
 
     def fill(self, order: list[str], budget_s: float) -> set[str]:
@@ -241,7 +241,7 @@ def measure(
     log.append(f"{suite.name}: full suite T = {total_s:.2f} s (median of {len(walls)})")
     tests = sorted(n for n in baseline if not n.startswith("collect-error::"))
     with Store(db, create=False, readonly=True) as store:
-        estimates = store.load_estimates()
+        estimates = store.reads.load_estimates()
     fastest = sorted(tests, key=lambda n: (estimates.duration(n), n))
     # The baselines start up like any run: a budget nothing fits makes the plugin predict
     # exactly the seconds spent before the first test (interpreter, imports, collection).

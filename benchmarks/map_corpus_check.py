@@ -91,8 +91,8 @@ def main() -> int:
             "  " + "\n  ".join(ln for ln in proc.stdout.splitlines() if ln.startswith("feedback:"))
         )
         with Store.open_existing(db) as store:
-            run_id = store.runs(limit=1)[0]["id"]
-            ran = [r["nodeid"] for r in store.results(run_id)]
+            run_id = store.reads.runs(limit=1)[0]["id"]
+            ran = [r["nodeid"] for r in store.reads.results(run_id)]
             dmap = DependencyMap.load(store)
         assert dmap is not None
     modules = package_modules(src, package_dir)

@@ -131,7 +131,7 @@ def main() -> int:
             into_fresh.append(timed(lambda o=fresh: merge_histories(shards, o), "fresh"))
 
         with Store(root / "restored0.db") as store:
-            merged = store.runs()[0]
+            merged = store.reads.runs()[0]
             assert merged["tests"] == args.tests
             assert merged["shard"] is None
 

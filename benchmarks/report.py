@@ -31,13 +31,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from pytest_feedback.history.estimates import (  # noqa: E402
-    RECENT_KEEP,
-    FixtureSample,
-    Sample,
-    summarise_fixture,
-    summarise_test,
-)
 from pytest_feedback.history.records import (  # noqa: E402
     FixtureExecution,
     FixtureKey,
@@ -47,6 +40,13 @@ from pytest_feedback.history.records import (  # noqa: E402
     test_file,
 )
 from pytest_feedback.history.store import Store  # noqa: E402
+from pytest_feedback.history.summaries import (  # noqa: E402
+    RECENT_KEEP,
+    FixtureSample,
+    Sample,
+    summarise_fixture,
+    summarise_test,
+)
 
 FIXTURES = 300
 USES_PER_TEST = 3

@@ -87,7 +87,7 @@ def bench_store(n: int, workdir: Path, repeat: int) -> dict[str, float]:
             figures["first write"] = timed(lambda: store.record_run(first))
             figures["next write"] = timed(lambda: store.record_run(second))
             figures["load estimates"] = timed(store.load_estimates)
-            figures["recent samples"] = timed(lambda: store.recent_samples(nodeids))
+            figures["recent samples"] = timed(lambda: store.reads.recent_samples(nodeids))
         figures["file MB"] = path.stat().st_size / 1e6
         path.unlink()
         best = {k: min(v, best.get(k, v)) for k, v in figures.items()}

@@ -137,7 +137,7 @@ def main() -> int:
 
         def read_history() -> int:
             with Store(db, create=False, readonly=True) as store:
-                return len(store.load_estimates().tests)
+                return len(store.reads.load_estimates().tests)
 
         def read_map() -> DependencyMap:
             with Store(db, create=False, readonly=True) as store:
@@ -147,7 +147,7 @@ def main() -> int:
 
         dmap = read_map()
         with Store(db, create=False, readonly=True) as store:
-            estimates = store.load_estimates()
+            estimates = store.reads.load_estimates()
         t_whole, selected = best(args.repeat, whole)
         t_history, _ = best(args.repeat, read_history)
         t_map, _ = best(args.repeat, read_map)

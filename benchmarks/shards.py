@@ -238,7 +238,7 @@ def bench_shards(suite: Suite, n: int, workdir: Path, history_runs: int) -> dict
         serial.append(wall)
     nodeids = collect(suite)
     with Store(db, create=False, readonly=True) as store:
-        estimates = store.load_estimates()
+        estimates = store.reads.load_estimates()
     plan = plan_shards(estimates, nodeids, n)
     durations = workdir / f"{suite.name}.test_durations"
     durations.write_text(
@@ -314,7 +314,7 @@ def bench_shards(suite: Suite, n: int, workdir: Path, history_runs: int) -> dict
 def busy_makespan(db: Path) -> tuple[float, dict[str, float]]:
     """The last run's busiest worker: the sum of its tests' phases (scheduling, not overhead)."""
     with Store(db, create=False, readonly=True) as store:
-        rows = store.results(store.runs(limit=1)[0]["id"])
+        rows = store.reads.results(store.reads.runs(limit=1)[0]["id"])
     busy: dict[str, float] = {}
     for row in rows:
         worker = str(row["worker"])

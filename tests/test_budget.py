@@ -457,8 +457,8 @@ def test_a_test_that_would_end_past_the_budget_is_left_for_a_cheaper_one(
     )
     # A test the budget left did not run: the history gets no result for it.
     with Store.open_existing(pytester.path / ".pytest-feedback" / "history.db") as store:
-        latest = max(store.runs(), key=lambda r: r["id"])
-        recorded = {r["nodeid"] for r in store.results(latest["id"])}
+        latest = max(store.reads.runs(), key=lambda r: r["id"])
+        recorded = {r["nodeid"] for r in store.reads.results(latest["id"])}
     assert "test_a.py::test_slow" in recorded
     assert "test_a.py::test_big" not in recorded
 
@@ -497,7 +497,7 @@ def test_the_report_compares_a_budget_runs_prediction_with_its_time(
     # In-process, no watcher times the exit: the report says the time is before it.
     result.stdout.fnmatch_lines(["  budget 0.8s · predicted *s · took *s + exit"])
     with Store.open_existing(db) as store:
-        latest = max(store.runs(), key=lambda r: r["id"])
+        latest = max(store.reads.runs(), key=lambda r: r["id"])
     assert latest["budget_s"] == 0.8
     assert 0 < latest["predicted_s"] <= 0.8
     assert latest["took_s"] > 0
@@ -541,8 +541,8 @@ def test_left_out_tests_run_when_the_run_is_ahead_of_its_plan(pytester: pytest.P
         ]
     )
     with Store.open_existing(pytester.path / ".pytest-feedback" / "history.db") as store:
-        latest = max(store.runs(), key=lambda r: r["id"])
-        assert len(store.results(latest["id"])) == outcomes["passed"]
+        latest = max(store.reads.runs(), key=lambda r: r["id"])
+        assert len(store.reads.results(latest["id"])) == outcomes["passed"]
 
 
 def test_a_budget_learns_its_pace_from_the_budget_runs_before_it(
@@ -558,9 +558,9 @@ def test_a_budget_learns_its_pace_from_the_budget_runs_before_it(
     first_ran = first.parseoutcomes()["passed"]  # it was ahead of its plan: more than it chose
     db = pytester.path / ".pytest-feedback" / "history.db"
     with Store.open_existing(db) as store:
-        latest = max(store.runs(), key=lambda r: r["id"])
+        latest = max(store.reads.runs(), key=lambda r: r["id"])
         assert latest["planned_s"] == pytest.approx(0.1 * first_ran, rel=0.5)
-        estimates = store.load_estimates()
+        estimates = store.reads.load_estimates()
     # Its test loop against what the history planned; what followed the loop, its session end.
     low, high = PACE_LIMITS
     assert estimates.pace == pytest.approx(
@@ -612,7 +612,7 @@ def test_a_recorded_budget_run_learns_how_long_its_process_took_to_exit(
     while exit_s is None and time.monotonic() < deadline:
         time.sleep(0.05)
         with Store.open_existing(db) as store:
-            exit_s = max(store.runs(), key=lambda r: r["id"])["exit_s"]
+            exit_s = max(store.reads.runs(), key=lambda r: r["id"])["exit_s"]
     assert exit_s is not None
     assert 0.4 <= exit_s < 10
 
@@ -745,7 +745,7 @@ def test_a_plugins_session_end_is_not_a_cost_of_each_test(
     pytester.makepyfile(test_many="".join(f"def test_{i}(): pass\n" for i in range(20)))
     pytester.runpytest("--feedback", "-p", "no:cacheprovider").assert_outcomes(passed=20)
     with Store.open_existing(history) as store:
-        found = store.load_estimates()
+        found = store.reads.load_estimates()
     assert found.session_end_s >= 0.5
     assert found.per_test_s < 0.01  # spread over the tests it would be 0.03 s each
 

@@ -66,16 +66,19 @@ def test_shards_merge_into_one_run_like_an_unsharded_one(
         Store.open_existing(path / "merged.db") as merged,
         Store.open_existing(path / "full.db") as reference,
     ):
-        runs = merged.runs()
+        runs = merged.reads.runs()
         assert len(runs) == 2  # the restored run and this pipeline's one
         pipeline = runs[0]
         assert pipeline["pipeline"] == "recipe-1"
         assert pipeline["shard"] is None  # all three shards are in
-        got = {r["nodeid"]: r["outcome"] for r in merged.results(pipeline["id"])}
-        want = {r["nodeid"]: r["outcome"] for r in reference.results(reference.runs()[0]["id"])}
+        got = {r["nodeid"]: r["outcome"] for r in merged.reads.results(pipeline["id"])}
+        want = {
+            r["nodeid"]: r["outcome"]
+            for r in reference.reads.results(reference.reads.runs()[0]["id"])
+        }
         assert got == want
         shard_walls = []
         for i in (1, 2, 3):
             with Store.open_existing(path / f"shard-{i}.db") as shard:
-                shard_walls.append(shard.runs()[0]["wall_s"])
+                shard_walls.append(shard.reads.runs()[0]["wall_s"])
         assert pipeline["wall_s"] == pytest.approx(max(shard_walls))

@@ -136,7 +136,7 @@ def test_git_not_installed(pytester: pytest.Pytester, monkeypatch: pytest.Monkey
     assert warning_lines(result) == []
     result.stdout.fnmatch_lines(["feedback: recorded run 1 (3 tests, *"])
     with Store.open_existing(pytester.path / ".pytest-feedback" / "history.db") as store:
-        run = store.runs()[0]
+        run = store.reads.runs()[0]
     assert (run["git_commit"], run["git_branch"], run["git_dirty"]) == (None, None, None)
 
 
@@ -144,7 +144,7 @@ def test_not_a_git_repository(pytester: pytest.Pytester) -> None:
     result = run_suite(pytester)
     assert warning_lines(result) == []
     with Store.open_existing(pytester.path / ".pytest-feedback" / "history.db") as store:
-        assert store.runs()[0]["git_commit"] is None
+        assert store.reads.runs()[0]["git_commit"] is None
 
 
 # -- bad options --------------------------------------------------------------------------------
@@ -221,7 +221,7 @@ def test_a_history_path_that_pytest_took_for_a_test_path(
     result = pytester.runpytest("--feedback", f"--feedback-db={outside}")
     result.assert_outcomes(passed=1)
     with Store.open_existing(outside) as store:
-        assert set(store.load_estimates().tests) == {"check_a.py::test_a"}
+        assert set(store.reads.load_estimates().tests) == {"check_a.py::test_a"}
     # Inside the project the same form is harmless and accepted.
     inside = pytester.path / "ci.db"
     Store(inside).close()
@@ -239,9 +239,9 @@ def test_an_interrupted_run_records_what_ran(pytester: pytest.Pytester) -> None:
     reprec = pytester.inline_run("--feedback", no_reraise_ctrlc=True)
     assert reprec.ret == pytest.ExitCode.INTERRUPTED
     with Store.open_existing(pytester.path / ".pytest-feedback" / "history.db") as store:
-        run = store.runs()[0]
+        run = store.reads.runs()[0]
         assert run["exit_status"] == pytest.ExitCode.INTERRUPTED
-        assert {r["nodeid"] for r in store.results(run["id"])} == {"test_a.py::test_1"}
+        assert {r["nodeid"] for r in store.reads.results(run["id"])} == {"test_a.py::test_1"}
 
 
 def test_a_crashed_xdist_worker(pytester: pytest.Pytester) -> None:
@@ -257,8 +257,8 @@ def test_a_crashed_xdist_worker(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=2, failed=1)
     assert warning_lines(result) == []
     with Store.open_existing(pytester.path / ".pytest-feedback" / "history.db") as store:
-        run = store.runs()[0]
-        outcomes = {r["nodeid"]: r["outcome"] for r in store.results(run["id"])}
+        run = store.reads.runs()[0]
+        outcomes = {r["nodeid"]: r["outcome"] for r in store.reads.results(run["id"])}
     assert run["workers"] == 2  # the replacement of the crashed worker is not a third
     assert outcomes == {
         "test_a.py::test_1": "passed",

@@ -56,10 +56,10 @@ def test_hostile_node_ids_round_trip(pytester: pytest.Pytester, escaping: str) -
         assert "test_hostile.py::test_param[line1\nline2\r\nline3]" in reported
 
     with Store.open_existing(pytester.path / ".pytest-feedback" / "history.db") as store:
-        stored = {r["nodeid"] for r in store.results(store.runs()[0]["id"])}
-        estimates = store.load_estimates()
-        samples = store.recent_samples(reported)
-        files = store.known_files()
+        stored = {r["nodeid"] for r in store.reads.results(store.reads.runs()[0]["id"])}
+        estimates = store.reads.load_estimates()
+        samples = store.reads.recent_samples(reported)
+        files = store.reads.known_files()
     assert stored == reported
     assert set(estimates.tests) == reported
     assert set(samples) == reported
@@ -76,14 +76,14 @@ def test_the_store_keeps_any_text(tmp_path: Path) -> None:
     run.uses = {nodeids[0]: [key]}
     with Store(tmp_path / "h.db") as store:
         store.record_run(run)
-        (row,) = store.runs()
+        (row,) = store.reads.runs()
         assert row["args"] == ["-k", "a\nb|<c>"]
         assert row["rootdir"] == "/tmp/ü"
-        assert {r["nodeid"] for r in store.results(row["id"])} == set(nodeids)
-        (fixture,) = store.fixture_executions(row["id"])
+        assert {r["nodeid"] for r in store.reads.results(row["id"])} == set(nodeids)
+        (fixture,) = store.reads.fixture_executions(row["id"])
         assert (fixture["name"], fixture["location"]) == (key.name, key.location)
         assert fixture["setup_test"] == nodeids[0]
-        assert set(store.load_estimates().tests) == set(nodeids)
+        assert set(store.reads.load_estimates().tests) == set(nodeids)
 
 
 def test_names_that_are_not_unicode_are_recorded_escaped(tmp_path: Path) -> None:
@@ -93,7 +93,7 @@ def test_names_that_are_not_unicode_are_recorded_escaped(tmp_path: Path) -> None
     run.tests = {odd: TestRecord(odd, call_s=1.0), "ok.py::test": TestRecord("ok.py::test")}
     with Store(tmp_path / "h.db") as store:
         store.record_run(run)
-        stored = {r["nodeid"] for r in store.results(store.runs()[0]["id"])}
-        assert store.recent_samples([odd])[odd][0].call_s == 1.0
-        assert json.dumps(store.runs()[0]["rootdir"]) == '"/srv/\\\\udcfe"'
+        stored = {r["nodeid"] for r in store.reads.results(store.reads.runs()[0]["id"])}
+        assert store.reads.recent_samples([odd])[odd][0].call_s == 1.0
+        assert json.dumps(store.reads.runs()[0]["rootdir"]) == '"/srv/\\\\udcfe"'
     assert stored == {"test_\\udcff.py::test_x", "ok.py::test"}

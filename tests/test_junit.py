@@ -75,7 +75,7 @@ def _run_with_junit(pytester: pytest.Pytester, family: str) -> tuple[Path, set[s
     )
     result.assert_outcomes(passed=10, failed=1, skipped=1, xfailed=1, errors=1)
     with Store.open_existing(pytester.path / ".pytest-feedback" / "history.db") as store:
-        recorded = {r["nodeid"] for r in store.results(store.runs()[0]["id"])}
+        recorded = {r["nodeid"] for r in store.reads.results(store.reads.runs()[0]["id"])}
     return report, recorded
 
 
@@ -97,8 +97,8 @@ def test_a_pytest_report_maps_every_test_to_its_node_id(
         f"imported 1 new run into {db}",
     ]
     with Store.open_existing(db) as store:
-        (run,) = store.runs()
-        results = {r["nodeid"]: r for r in store.results(run["id"])}
+        (run,) = store.reads.runs()
+        results = {r["nodeid"]: r for r in store.reads.results(run["id"])}
         assert set(results) == recorded
         outcomes = {n: r["outcome"] for n, r in results.items()}
         assert outcomes["test_top.py::test_params[1-2]"] == "failed"
@@ -106,7 +106,7 @@ def test_a_pytest_report_maps_every_test_to_its_node_id(
         assert outcomes["test_top.py::test_xfail"] == "xfailed"
         assert outcomes["tests/unit/test_deep.py::test_error"] == "error"
         assert outcomes["pkg/test_in_package.py::TestThing::test_it"] == "passed"
-        assert set(store.load_estimates().tests) == recorded
+        assert set(store.reads.load_estimates().tests) == recorded
 
 
 def test_mapping_through_collected_node_ids(
@@ -120,7 +120,7 @@ def test_mapping_through_collected_node_ids(
     args = ["import-junit", str(report), "--db", str(db), "--rootdir", str(elsewhere)]
     assert main([*args, "--nodeids", str(listing)]) == 0
     with Store.open_existing(db) as store:
-        assert {r["nodeid"] for r in store.results(store.runs()[0]["id"])} == recorded
+        assert {r["nodeid"] for r in store.reads.results(store.reads.runs()[0]["id"])} == recorded
     # Without the listing nothing maps, and the error says what to pass.
     capsys.readouterr()
     assert main(["import-junit", str(report), "--db", str(db), "--rootdir", str(elsewhere)]) == 1
@@ -137,8 +137,8 @@ def test_collect_runs_pytest_collect_only(pytester: pytest.Pytester) -> None:
     args = ["import-junit", str(report), "--db", str(db), "--rootdir", str(pytester.path)]
     assert main([*args, "--collect"]) == 0
     with Store.open_existing(db) as store:
-        assert {r["nodeid"] for r in store.results(store.runs()[0]["id"])} == recorded
-        assert store.run_count() == 1  # collecting recorded nothing
+        assert {r["nodeid"] for r in store.reads.results(store.reads.runs()[0]["id"])} == recorded
+        assert store.reads.run_count() == 1  # collecting recorded nothing
 
 
 def test_importing_a_file_twice_adds_nothing(
@@ -158,10 +158,10 @@ def test_importing_a_file_twice_adds_nothing(
     assert main(args) == 0
     assert capsys.readouterr().out.splitlines()[-1] == f"imported 0 new runs into {db}"
     with Store.open_existing(db) as store:
-        (run,) = store.runs()
+        (run,) = store.reads.runs()
         assert run["wall_s"] == 3.0
         assert run["started_at"] == 1714557600.0  # the suite's timestamp, as UTC
-        estimates = store.load_estimates()
+        estimates = store.reads.load_estimates()
         assert estimates.duration("t.py::test_a") == 1.5
         assert estimates.tests["t.py::test_b"].last_outcome == "failed"
 

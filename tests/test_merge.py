@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import sqlite3
 from pathlib import Path
@@ -21,7 +22,9 @@ from pytest_feedback.history.records import (
     TestRecord,
     WorkerRecord,
 )
-from pytest_feedback.history.store import SCHEMA, Store
+from pytest_feedback.history.store import Store
+
+DATA = Path(__file__).parent / "data"
 
 SESSION_DB = FixtureKey("db", "session", "conftest.py::db")
 #: 12 tests in 3 files; two fail, one is skipped.
@@ -138,7 +141,7 @@ def test_three_shards_become_one_run_like_an_unsharded_one(
 
     unsharded = write_history(tmp_path / "one.db", make_run("one", 2001.0, NODEIDS))
     with Store.open_existing(out) as merged, Store.open_existing(unsharded) as single:
-        runs = merged.runs()
+        runs = merged.reads.runs()
         assert [r["uuid"] for r in runs] == [
             merged_run_uuid("ci:7", "c0ffee", 3, "3.12.1", "linux-x86_64"),
             "base",
@@ -150,15 +153,15 @@ def test_three_shards_become_one_run_like_an_unsharded_one(
         assert pipeline_run["started_at"] == 2001.0
         assert pipeline_run["finished_at"] == 2009.0
         assert (pipeline_run["tests"], pipeline_run["failed"]) == (12, 2)
-        expected = single.results(single.runs()[0]["id"])
-        got = merged.results(pipeline_run["id"])
+        expected = single.reads.results(single.reads.runs()[0]["id"])
+        got = merged.reads.results(pipeline_run["id"])
         assert [(r["nodeid"], r["outcome"], r["call_s"]) for r in got] == [
             (r["nodeid"], r["outcome"], r["call_s"]) for r in expected
         ]
         assert {r["worker"] for r in got} == {"s1", "s2", "s3"}
         # The session fixture ran once per shard.
-        assert len(merged.fixture_executions(pipeline_run["id"])) == 3
-        estimates = merged.load_estimates()
+        assert len(merged.reads.fixture_executions(pipeline_run["id"])) == 3
+        estimates = merged.reads.load_estimates()
         # Two samples per test: the base run (twice as slow) and the pipeline run.
         for nodeid in NODEIDS:
             assert estimates.tests[nodeid].runs == 2
@@ -195,10 +198,10 @@ def test_merge_order_and_steps_do_not_matter(tmp_path: Path, shard_histories: li
     stepwise = tmp_path / "stepwise.db"
     merge_histories([shard_histories[2]], stepwise)
     with Store.open_existing(stepwise) as store:
-        assert store.runs()[0]["shard"] == "3/3"  # one of three shards so far
+        assert store.reads.runs()[0]["shard"] == "3/3"  # one of three shards so far
     merge_histories([shard_histories[0]], stepwise)
     with Store.open_existing(stepwise) as store:
-        assert store.runs()[0]["shard"] == "1,3/3"
+        assert store.reads.runs()[0]["shard"] == "1,3/3"
     merge_histories([shard_histories[1]], stepwise)
     dump = table_dump(stepwise)
     expected = table_dump(at_once)
@@ -206,8 +209,8 @@ def test_merge_order_and_steps_do_not_matter(tmp_path: Path, shard_histories: li
         # Ids are allocated in a different order; compare what the ids point at.
         assert len(dump[table]) == len(expected[table]), table
     with Store.open_existing(stepwise) as a, Store.open_existing(at_once) as b:
-        assert a.load_estimates().tests == b.load_estimates().tests
-        assert a.results(a.runs()[0]["id"]) == b.results(b.runs()[0]["id"])
+        assert a.reads.load_estimates().tests == b.reads.load_estimates().tests
+        assert a.reads.results(a.reads.runs()[0]["id"]) == b.reads.results(b.reads.runs()[0]["id"])
 
 
 def test_merge_into_an_existing_history(tmp_path: Path, shard_histories: list[Path]) -> None:
@@ -218,12 +221,12 @@ def test_merge_into_an_existing_history(tmp_path: Path, shard_histories: list[Pa
     )
     merge_histories(shard_histories, out)
     with Store.open_existing(out) as store:
-        assert store.runs()[0]["uuid"] == "newer"
-        assert store.run_count() == 4  # older, base, the pipeline run, newer
-        samples = store.recent_samples(["tests/test_a.py::test_0"])["tests/test_a.py::test_0"]
+        assert store.reads.runs()[0]["uuid"] == "newer"
+        assert store.reads.run_count() == 4  # older, base, the pipeline run, newer
+        samples = store.reads.recent_samples(["tests/test_a.py::test_0"])["tests/test_a.py::test_0"]
         # Sorted by start time whichever file they came from: 3x (older), 2x (base), 1x, 1x.
         assert [round(s.call_s, 3) for s in samples] == [0.3, 0.2, 0.1, 0.1]
-        estimates = store.load_estimates()
+        estimates = store.reads.load_estimates()
         assert estimates.tests["tests/test_a.py::test_0"].runs == 4
         assert estimates.tests["tests/test_a.py::test_0"].last_outcome == "passed"
         assert estimates.duration("tests/test_a.py::test_0") == pytest.approx(0.01 + 0.15)
@@ -238,11 +241,11 @@ def test_samples_of_pruned_runs_keep_their_identity(tmp_path: Path) -> None:
     summary = merge_histories([first, second], out)
     assert summary.samples_dropped == 0
     with Store.open_existing(out) as store:
-        samples = store.recent_samples([NODEIDS[0]])[NODEIDS[0]]
+        samples = store.reads.recent_samples([NODEIDS[0]])[NODEIDS[0]]
         # Every run once, oldest first, though most runs' details are gone from both inputs.
         assert [round(s.call_s, 3) for s in samples] == [0.1, 0.2, 0.3, 0.4, 0.5]
-        assert store.load_estimates().tests[NODEIDS[0]].runs == 5
-        assert [r["uuid"] for r in store.runs()] == ["r4", "r3", "r2"]
+        assert store.reads.load_estimates().tests[NODEIDS[0]].runs == 5
+        assert [r["uuid"] for r in store.reads.runs()] == ["r4", "r3", "r2"]
     before = table_dump(out)
     merge_histories([second, first], out)
     assert table_dump(out) == before
@@ -262,13 +265,13 @@ def test_a_retried_shard_replaces_the_earlier_attempt(tmp_path: Path) -> None:
         out = tmp_path / f"out{len(list(tmp_path.glob('out*')))}.db"
         merge_histories(order, out)
         with Store.open_existing(out) as store:
-            (run,) = store.runs()
+            (run,) = store.reads.runs()
             assert run["shard"] == "1,2/3"
-            results = {r["nodeid"]: r for r in store.results(run["id"])}
+            results = {r["nodeid"]: r for r in store.reads.results(run["id"])}
             assert set(results) == set(shard_of(1) + shard_of(2))
             assert all(results[n]["outcome"] == "passed" for n in shard_of(2))
             assert run["wall_s"] == 10.0  # shard 1; the replaced attempt's 5 s no longer counts
-            samples = store.recent_samples([shard_of(2)[0]])[shard_of(2)[0]]
+            samples = store.reads.recent_samples([shard_of(2)[0]])[shard_of(2)[0]]
             assert len(samples) == 1
 
 
@@ -289,44 +292,29 @@ def test_a_shard_run_recorded_in_the_output_joins_its_pipeline(tmp_path: Path) -
     )
     merge_histories([other], out)
     with Store.open_existing(out) as store:
-        (run,) = store.runs()
+        (run,) = store.reads.runs()
         assert run["shard"] is None
-        assert len(store.results(run["id"])) == len(NODEIDS)
-        assert all(store.load_estimates().tests[n].runs == 1 for n in NODEIDS)
-
-
-def _old_schema() -> str:
-    """SCHEMA as a history without the pipeline column and the run_index/run_parts tables."""
-    lines = SCHEMA.splitlines()
-    out, skip = [], False
-    for line in lines:
-        if line.startswith(
-            ("CREATE TABLE IF NOT EXISTS run_index", "CREATE TABLE IF NOT EXISTS run_parts")
-        ):
-            skip = True
-        if not skip and "pipeline    TEXT" not in line and "run_parts_run" not in line:
-            out.append(line)
-        if skip and line.startswith(")"):
-            skip = False
-    return "\n".join(out)
+        assert len(store.reads.results(run["id"])) == len(NODEIDS)
+        assert all(store.reads.load_estimates().tests[n].runs == 1 for n in NODEIDS)
 
 
 def test_an_older_schema_merges_without_being_migrated(tmp_path: Path) -> None:
     old = tmp_path / "old.db"
+    shutil.copyfile(DATA / "history-v1.db", old)  # the released schema 1
+    nodeid = "test_more.py::test_slow"
     con = sqlite3.connect(old)
-    con.executescript(_old_schema())
-    con.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    test_id, runs, recent = con.execute(
+        "SELECT s.test_id, s.runs, s.recent FROM test_stats s JOIN tests t ON t.id = s.test_id"
+        " WHERE t.nodeid = ?",
+        (nodeid,),
+    ).fetchone()
+    samples = json.loads(recent)
+    calls = [sample[4] for sample in samples]
+    # A sample of a run that no history knows any more, and a corrupt one (skipped).
+    samples[:0] = [[997, "passed", 0.4, 0, 0.4, 0, None], [998, "passed", "bad", 0, 0, 0, None]]
     con.execute(
-        "INSERT INTO runs (id, uuid, started_at, finished_at, wall_s, python, platform, workers,"
-        " args, rootdir, tests, failed)"
-        " VALUES (1, 'old', 5, 6, 1, '3.9', 'linux', 0, '[]', '/', 1, 0)"
-    )
-    con.execute("INSERT INTO tests VALUES (1, 't.py::x', 't.py')")
-    con.execute("INSERT INTO results VALUES (1, 1, 'passed', 0, 0.5, 0, 0.5, NULL)")
-    con.execute(
-        "INSERT INTO test_stats VALUES (1, 3, 0, 1, 'passed', 0.5, 0, 0.5, 0, 0, 0, 1,"
-        ' \'[[7,"passed",0.4,0,0.4,0,null],[8,"passed","bad",0,0,0,null],'
-        '[1,"passed",0.5,0,0.5,0,null]]\')'  # a corrupt sample is skipped
+        "UPDATE test_stats SET runs = ?, recent = ? WHERE test_id = ?",
+        (runs + 2, json.dumps(samples), test_id),
     )
     con.commit()
     con.close()
@@ -334,11 +322,28 @@ def test_an_older_schema_merges_without_being_migrated(tmp_path: Path) -> None:
     out = tmp_path / "out.db"
     summary = merge_histories([old], out)
     assert digest(old) == before
-    assert summary.runs_added == 1
-    assert summary.samples_dropped == 1  # run 7's details are gone and the old file has no index
+    assert summary.runs_added == 2
+    assert summary.samples_dropped == 1  # run 997's details are gone and no index knows it
     with Store.open_existing(out) as store:
-        assert store.load_estimates().tests["t.py::x"].runs == 3
-        assert [s.call_s for s in store.recent_samples(["t.py::x"])["t.py::x"]] == [0.5]
+        assert store.reads.load_estimates().tests[nodeid].runs == runs + 2
+        assert [s.call_s for s in store.reads.recent_samples([nodeid])[nodeid]] == calls
+        assert {r["uuid"] for r in store.reads.runs()} == {
+            r[0] for r in sqlite3.connect(old).execute("SELECT uuid FROM runs")
+        }
+
+
+def test_merging_leaves_no_files_beside_its_inputs(tmp_path: Path) -> None:
+    inputs = [
+        write_history(tmp_path / "a.db", make_run("a", 1.0, NODEIDS)),
+        write_history(tmp_path / "b.db", make_run("b", 2.0, NODEIDS)),
+        tmp_path / "v1.db",
+    ]
+    shutil.copyfile(DATA / "history-v1.db", inputs[2])
+    before = sorted(p.name for p in tmp_path.iterdir())
+    digests = [digest(p) for p in inputs]
+    assert main(["merge", *map(str, inputs), "-o", str(tmp_path / "out" / "merged.db")]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*before, "out"])  # no -wal/-shm
+    assert [digest(p) for p in inputs] == digests
 
 
 def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -398,7 +403,7 @@ def test_the_recorder_records_the_pipeline(
     pytester.makepyfile(test_x="def test_x(): pass")
     pytester.runpytest("--feedback", "-p", "no:cacheprovider").assert_outcomes(passed=1)
     with Store.open_existing(history) as store:
-        assert store.runs()[0]["pipeline"] == "local-7"
+        assert store.reads.runs()[0]["pipeline"] == "local-7"
 
 
 def test_a_merged_history_merged_into_one_shards_history(
@@ -410,9 +415,9 @@ def test_a_merged_history_merged_into_one_shards_history(
     summary = merge_histories([merged], first)
     assert (summary.shards_folded, summary.merged_runs) == (3, 1)
     with Store.open_existing(first) as a, Store.open_existing(merged) as b:
-        assert [r["uuid"] for r in a.runs()] == [r["uuid"] for r in b.runs()]
-        assert a.results(a.runs()[0]["id"]) == b.results(b.runs()[0]["id"])
-        assert a.load_estimates().tests == b.load_estimates().tests
+        assert [r["uuid"] for r in a.reads.runs()] == [r["uuid"] for r in b.reads.runs()]
+        assert a.reads.results(a.reads.runs()[0]["id"]) == b.reads.results(b.reads.runs()[0]["id"])
+        assert a.reads.load_estimates().tests == b.reads.load_estimates().tests
     assert merge_histories([merged], first).tests_updated == 0
 
 
@@ -453,10 +458,10 @@ def test_recorded_shard_histories_merge_like_an_unsharded_run(
         Store.open_existing(out) as merged,
         Store.open_existing(pytester.path / "whole.db") as whole,
     ):
-        (run,) = merged.runs()
+        (run,) = merged.reads.runs()
         assert (run["pipeline"], run["shard"], run["tests"], run["failed"]) == ("e2e-1", None, 7, 1)
-        got = merged.results(run["id"])
-        expected = whole.results(whole.runs()[0]["id"])
+        got = merged.reads.results(run["id"])
+        expected = whole.reads.results(whole.reads.runs()[0]["id"])
         assert [(r["nodeid"], r["outcome"]) for r in got] == [
             (r["nodeid"], r["outcome"]) for r in expected
         ]
@@ -466,6 +471,6 @@ def test_recorded_shard_histories_merge_like_an_unsharded_run(
             "s2/gw0",
             "s2/gw1",
         }
-        server = [f for f in merged.fixture_executions(run["id"]) if f["name"] == "server"]
+        server = [f for f in merged.reads.fixture_executions(run["id"]) if f["name"] == "server"]
         assert 2 <= len(server) <= 3  # once in shard 1, once per xdist worker that needed it
-        assert set(merged.load_estimates().tests) == {r["nodeid"] for r in expected}
+        assert set(merged.reads.load_estimates().tests) == {r["nodeid"] for r in expected}

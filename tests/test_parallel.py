@@ -114,7 +114,7 @@ def test_shard_runs_records_and_reports(pytester: pytest.Pytester, history: Path
         ]
     )
     with Store.open_existing(history) as store:
-        assert store.runs()[0]["shard"] == "2/3"
+        assert store.reads.runs()[0]["shard"] == "2/3"
 
 
 def test_shard_from_the_environment_composes_with_xdist(
@@ -127,7 +127,7 @@ def test_shard_from_the_environment_composes_with_xdist(
     result.assert_outcomes(passed=8)
     result.stdout.fnmatch_lines(["feedback: shard 3/3: 8 tests, measured *, predicted *"])
     with Store.open_existing(history) as store:
-        assert store.runs()[0]["shard"] == "3/3"
+        assert store.reads.runs()[0]["shard"] == "3/3"
 
 
 @pytest.mark.parametrize(
@@ -173,7 +173,7 @@ def test_feedback_dist_runs_everything_and_reports_workers(
         ]
     )
     with Store.open_existing(history) as store:
-        results = store.results(store.runs()[0]["id"])
+        results = store.reads.results(store.reads.runs()[0]["id"])
     workers = {r["nodeid"]: r["worker"] for r in results}
     assert len(workers) == 15
     # The warehouse family ran on one worker, and not on the slow test's.

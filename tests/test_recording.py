@@ -57,8 +57,8 @@ FIXTURE_SUITE = {
 
 
 def _fixture_rows(store: Store, name: str) -> list[dict[str, Any]]:
-    run_id = store.runs()[0]["id"]
-    return [f for f in store.fixture_executions(run_id) if f["name"] == name]
+    run_id = store.reads.runs()[0]["id"]
+    return [f for f in store.reads.fixture_executions(run_id) if f["name"] == name]
 
 
 def _close(recorded: float, truth: float) -> bool:
@@ -99,7 +99,7 @@ def test_fixture_costs_are_measured_and_not_charged_to_tests(
             assert all(map(_close, recorded, expected)), (key, recorded, expected)
         assert all(row["teardown_test"] is not None for row in server)
 
-        results = {r["nodeid"]: r for r in store.results(store.runs()[0]["id"])}
+        results = {r["nodeid"]: r for r in store.reads.results(store.reads.runs()[0]["id"])}
         assert set(results) == {
             "test_one.py::test_a",
             "test_one.py::test_b",
@@ -114,11 +114,11 @@ def test_fixture_costs_are_measured_and_not_charged_to_tests(
         assert results["test_two.py::test_c"]["own_s"] >= 0.05
         # ... while the raw phases still contain them.
         assert any(r["setup_s"] >= 0.5 for r in results.values())
-        estimates = store.load_estimates()
+        estimates = store.reads.load_estimates()
         assert estimates.duration("test_one.py::test_a") < 0.25
         if xdist:
             assert {r["worker"] for r in results.values()} <= {"gw0", "gw1"}
-            assert store.runs()[0]["workers"] == 2
+            assert store.reads.runs()[0]["workers"] == 2
 
 
 def test_outcomes(pytester: pytest.Pytester, history: Path) -> None:
@@ -151,8 +151,10 @@ def test_outcomes(pytester: pytest.Pytester, history: Path) -> None:
     result = pytester.runpytest("--feedback", "-p", "no:cacheprovider")
     assert result.ret == 1
     with Store.open_existing(history) as store:
-        run = store.runs()[0]
-        outcomes = {r["nodeid"].split("::")[1]: r["outcome"] for r in store.results(run["id"])}
+        run = store.reads.runs()[0]
+        outcomes = {
+            r["nodeid"].split("::")[1]: r["outcome"] for r in store.reads.results(run["id"])
+        }
         assert run["exit_status"] == 1
         assert run["failed"] == 4
     assert outcomes == {
@@ -205,8 +207,8 @@ def test_subtests_fail_their_test_and_are_not_timed_twice(
     xdist = ["-n", str(workers)] if workers else []
     pytester.runpytest("--feedback", "-p", "no:cacheprovider", *xdist)
     with Store.open_existing(history) as store:
-        run = store.runs()[0]
-        rows = {r["nodeid"].split("::")[-1]: r for r in store.results(run["id"])}
+        run = store.reads.runs()[0]
+        rows = {r["nodeid"].split("::")[-1]: r for r in store.reads.results(run["id"])}
         assert run["failed"] == 2
         fixtures = _fixture_rows(store, "catalogue")
     # unittest's own report says passed; the failed subtest fails it, as pytest's summary does.
@@ -229,7 +231,7 @@ def test_run_metadata_and_git(pytester: pytest.Pytester, history: Path) -> None:
     pytester.run("git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
     pytester.runpytest("--feedback", "-p", "no:cacheprovider").assert_outcomes(passed=1)
     with Store.open_existing(history) as store:
-        run = store.runs()[0]
+        run = store.reads.runs()[0]
     assert run["git_branch"] == "trunk"
     assert len(run["git_commit"]) == 40
     assert run["git_dirty"] == 0
@@ -295,9 +297,9 @@ def test_durations_survive_frozen_time(pytester: pytest.Pytester, history: Path)
     )
     pytester.runpytest("--feedback", "-p", "no:cacheprovider").assert_outcomes(passed=1)
     with Store.open_existing(history) as store:
-        run = store.runs()[0]
-        (result,) = store.results(run["id"])
-        (fixture,) = [f for f in store.fixture_executions(run["id"]) if f["name"] == "frozen"]
+        run = store.reads.runs()[0]
+        (result,) = store.reads.results(run["id"])
+        (fixture,) = [f for f in store.reads.fixture_executions(run["id"]) if f["name"] == "frozen"]
     assert result["call_s"] >= 0.2
     assert fixture["setup_s"] >= 0.2  # frozen time would read 0
     assert run["wall_s"] >= 0.4
@@ -310,8 +312,8 @@ def test_retention_keeps_aggregates(pytester: pytest.Pytester, history: Path) ->
     for _ in range(4):
         pytester.runpytest("--feedback", "-p", "no:cacheprovider").assert_outcomes(passed=1)
     with Store.open_existing(history) as store:
-        assert store.run_count() == 2
-        estimates = store.load_estimates()
+        assert store.reads.run_count() == 2
+        estimates = store.reads.load_estimates()
         assert estimates.tests["test_a.py::test_a"].runs == 4
 
 
@@ -331,7 +333,7 @@ def test_parametrized_arguments_are_not_fixtures(pytester: pytest.Pytester, hist
     )
     pytester.runpytest("--feedback", "-p", "no:cacheprovider").assert_outcomes(passed=2)
     with Store.open_existing(history) as store:
-        names = {f.name for f in store.load_estimates().fixtures}
+        names = {f.name for f in store.reads.load_estimates().fixtures}
     assert names == {"real"}
 
 

@@ -7,15 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from pytest_feedback.history.estimates import (
-    SLOWDOWN_RATIO,
-    Estimates,
-    Sample,
-    slowdown,
-    summarise_test,
-)
+from pytest_feedback.history.estimates import Estimates
 from pytest_feedback.history.records import FixtureExecution, FixtureKey, RunRecord, TestRecord
 from pytest_feedback.history.store import Store
+from pytest_feedback.history.summaries import SLOWDOWN_RATIO, Sample, slowdown, summarise_test
 from pytest_feedback.report.hints import planner_hint
 from pytest_feedback.report.model import Report, build_report
 

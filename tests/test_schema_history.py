@@ -1,17 +1,20 @@
-"""Histories written by every schema version open, migrate in place and lose nothing.
+"""Histories written by every schema version open, migrate in place and lose nothing; read
+without being written to.
 
 ``tests/data/history-vN.db`` is a small real history written by the pytest-feedback that used
 schema N. When a change needs schema N + 1:
 
 1. before touching the schema, keep the history of the current schema: it is already here as
    ``history-vN.db`` (a released schema's file is never regenerated);
-2. raise ``SCHEMA_VERSION`` to N + 1, change ``SCHEMA`` and add ``MIGRATIONS[N]`` (SQL that
-   turns N into N + 1) in ``store.py``;
+2. raise ``SCHEMA_VERSION`` to N + 1, change ``SCHEMA`` and add ``MIGRATIONS[N]`` (the SQL that
+   turns N into N + 1) and ``ADDED_COLUMNS[N]`` in ``history/schema.py``; list the version in
+   docs/history-schema.md;
 3. write the new version's sample with the new code:
    ``python tests/data/make_history.py tests/data/history-v{N+1}.db``;
 4. add N + 1 to `SAMPLES` with the facts of the new file.
 
-The tests then check each older sample migrates to the newest schema without losing a row.
+The tests then check each older sample migrates to the newest schema without losing a row, and
+that each version's columns are what ``schema.columns_at`` says (how a merge reads an old file).
 """
 
 from __future__ import annotations
@@ -24,17 +27,20 @@ from pathlib import Path
 import pytest
 
 from pytest_feedback import cli
+from pytest_feedback.errors import HistoryError
 from pytest_feedback.history.records import RunRecord, TestRecord
-from pytest_feedback.history.store import SCHEMA_VERSION, Store
+from pytest_feedback.history.schema import ADDED_COLUMNS, MIGRATIONS, SCHEMA_VERSION, columns_at
+from pytest_feedback.history.store import Store
 
 DATA = Path(__file__).parent / "data"
 
 #: Schema version -> (runs, distinct tests) in its sample history.
-SAMPLES = {1: (2, 9)}
+SAMPLES = {1: (2, 9), 2: (3, 9)}
 
 
 def test_every_schema_version_has_a_sample() -> None:
     assert set(SAMPLES) == set(range(1, SCHEMA_VERSION + 1))
+    assert set(MIGRATIONS) == set(ADDED_COLUMNS) == set(range(1, SCHEMA_VERSION))
     for version in SAMPLES:
         assert (DATA / f"history-v{version}.db").is_file()
 
@@ -67,12 +73,12 @@ def test_an_old_history_is_migrated_in_place(tmp_path: Path, version: int) -> No
     runs, tests = SAMPLES[version]
 
     with Store(path) as store:
-        assert store.run_count() == runs
-        estimates = store.load_estimates()
+        assert store.reads.run_count() == runs
+        estimates = store.reads.load_estimates()
         assert len(estimates.tests) == tests
         assert estimates.fixtures
-        for run in store.runs():
-            assert len(store.results(run["id"])) == run["tests"]
+        for run in store.reads.runs():
+            assert len(store.reads.results(run["id"])) == run["tests"]
 
     after = snapshot(path)
     assert after["meta"][1][("schema_version", str(SCHEMA_VERSION))] == 1
@@ -91,8 +97,8 @@ def test_an_old_history_is_migrated_in_place(tmp_path: Path, version: int) -> No
     run.tests[nodeid] = TestRecord(nodeid, call_s=1.0)
     with Store(path) as store:
         store.record_run(run)
-        assert store.run_count() == runs + 1
-        assert store.load_estimates().tests[nodeid].runs == estimates.tests[nodeid].runs + 1
+        assert store.reads.run_count() == runs + 1
+        assert store.reads.load_estimates().tests[nodeid].runs == estimates.tests[nodeid].runs + 1
 
 
 @pytest.mark.parametrize("version", sorted(SAMPLES))
@@ -104,3 +110,67 @@ def test_the_command_line_reads_every_sample(
     assert cli.main(["runs", "--db", str(path)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1 + SAMPLES[version][0]
+
+
+@pytest.mark.parametrize("version", sorted(SAMPLES))
+def test_each_version_has_the_columns_the_migrations_declare(version: int) -> None:
+    con = sqlite3.connect(f"file:{DATA / f'history-v{version}.db'}?mode=ro", uri=True)
+    try:
+        tables = [
+            row[0]
+            for row in con.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        ]
+        found = {
+            table: frozenset(row[1] for row in con.execute(f'PRAGMA table_info("{table}")'))
+            for table in tables
+        }
+    finally:
+        con.close()
+    assert found == dict(columns_at(version))
+
+
+def files_beside(path: Path) -> list[str]:
+    return sorted(p.name for p in path.parent.iterdir())
+
+
+@pytest.mark.parametrize("version", sorted(SAMPLES))
+def test_reading_an_old_history_leaves_it_as_it_is(tmp_path: Path, version: int) -> None:
+    path = tmp_path / "history.db"
+    shutil.copyfile(DATA / f"history-v{version}.db", path)
+    data, stat = path.read_bytes(), path.stat()
+    runs, tests = SAMPLES[version]
+
+    with Store(path, create=False, readonly=True) as store:
+        assert store.reads.run_count() == runs
+        estimates = store.reads.load_estimates()
+        listed = store.reads.runs()
+        results = {run["id"]: store.reads.results(run["id"]) for run in listed}
+    assert len(estimates.tests) == tests
+    assert estimates.fixtures
+    assert all(len(results[run["id"]]) == run["tests"] for run in listed)
+    assert cli.main(["report", "--db", str(path)]) == 0
+    assert cli.main(["runs", "--db", str(path)]) == 0
+
+    assert path.read_bytes() == data
+    assert path.stat().st_mtime_ns == stat.st_mtime_ns
+    assert files_beside(path) == ["history.db"]  # no -wal, -shm or -journal
+
+    # What a read-only open reads is what the migrated file holds.
+    with Store(path) as store:
+        assert store.reads.load_estimates().tests == estimates.tests
+        assert store.reads.runs() == listed
+
+
+def test_reading_a_newer_history_fails_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "history.db"
+    shutil.copyfile(DATA / f"history-v{SCHEMA_VERSION}.db", path)
+    con = sqlite3.connect(path)
+    con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (SCHEMA_VERSION + 1,))
+    con.commit()
+    con.close()
+    data = path.read_bytes()
+    with pytest.raises(HistoryError, match=r"newer pytest-feedback .*; upgrade pytest-feedback$"):
+        Store(path, create=False, readonly=True)
+    assert path.read_bytes() == data

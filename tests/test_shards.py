@@ -230,7 +230,7 @@ def test_per_test_overhead_is_learnt_from_serial_runs(tmp_path: Path) -> None:
     with Store(tmp_path / "h.db") as store:
         store.record_run(run)
         store.record_run(xdist)
-        est = store.load_estimates()
+        est = store.reads.load_estimates()
     assert est.per_test_s == pytest.approx((10.0 - 1.0 - 4.0) / 5)
     work = Workload.build(est, ["a.py::t0"])
     assert work.own[0] == pytest.approx(0.8 + 1.0)

@@ -22,7 +22,7 @@ def make_run(
 
 def test_schema_version_is_recorded(tmp_path: Path) -> None:
     with Store(tmp_path / "h.db") as store:
-        assert store.run_count() == 0
+        assert store.reads.run_count() == 0
     import sqlite3
 
     con = sqlite3.connect(tmp_path / "h.db")
@@ -30,33 +30,45 @@ def test_schema_version_is_recorded(tmp_path: Path) -> None:
     assert int(version) == SCHEMA_VERSION
 
 
-def test_a_history_from_before_loop_s_and_planned_s_is_read_and_upgraded(tmp_path: Path) -> None:
+def test_a_schema_1_history_is_read_as_it_is_and_upgraded_when_written(tmp_path: Path) -> None:
     import sqlite3
 
     path = tmp_path / "h.db"
     with Store(path) as store:
         store.record_run(make_run("u1", 100.0, {"t.py::a": 0.5}))
     con = sqlite3.connect(path)
-    late = ("loop_s", "planned_s", "exit_s", "budget_s", "predicted_s", "took_s")
-    for column in late:  # as development versions wrote it
+    added = ("budget_s", "predicted_s", "took_s")
+    for column in added:  # as schema 1 had it
         con.execute(f"ALTER TABLE runs DROP COLUMN {column}")
+    con.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     con.commit()
     con.close()
     with Store(path, create=False, readonly=True) as store:
-        estimates = store.load_estimates()
+        estimates = store.reads.load_estimates()
         assert (estimates.session_end_s, estimates.pace) == (0.0, 1.0)
         assert estimates.budget_end_s is None
+    assert not runs_columns(path) & set(added)  # read, not migrated
     run = make_run("u2", 200.0, {"t.py::a": 0.5})
     run.collect_s, run.loop_s, run.planned_s, run.exit_s = 0.1, 0.6, 1.2, 0.2
     run.exit_status = 1  # tests failed: still a measure of the pace (an interrupted run is not)
     with Store(path) as store:
         store.record_run(run)
-        assert all(store.has_column("runs", column) for column in late)
-        estimates = store.load_estimates()
+        assert set(added) <= runs_columns(path)
+        estimates = store.reads.load_estimates()
         assert estimates.session_end_s == pytest.approx(0.3)  # 1.0 - 0.1 - 0.6
         assert estimates.pace == pytest.approx(0.5)  # a loop of 0.6 s, 1.2 s planned
         assert estimates.budget_end_s == pytest.approx(0.3)  # the budget run's own session end
         assert estimates.exit_s == pytest.approx(0.2)
+
+
+def runs_columns(path: Path) -> set[str]:
+    import sqlite3
+
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return {row[1] for row in con.execute("PRAGMA table_info(runs)")}
+    finally:
+        con.close()
 
 
 def test_recording_the_same_run_twice_adds_nothing(tmp_path: Path) -> None:
@@ -65,22 +77,22 @@ def test_recording_the_same_run_twice_adds_nothing(tmp_path: Path) -> None:
         first = store.record_run(run)
         second = store.record_run(run)
         assert first == second
-        assert store.run_count() == 1
-        assert store.load_estimates().tests["t.py::a"].runs == 1
+        assert store.reads.run_count() == 1
+        assert store.reads.load_estimates().tests["t.py::a"].runs == 1
 
 
 def test_estimates_are_robust_to_an_outlier(tmp_path: Path) -> None:
     with Store(tmp_path / "h.db") as store:
         for i, seconds in enumerate([1.0, 1.1, 0.9, 30.0, 1.0]):
             store.record_run(make_run(f"u{i}", 100.0 + i, {"t.py::a": seconds}))
-        estimates = store.load_estimates()
+        estimates = store.reads.load_estimates()
     assert estimates.duration("t.py::a") == pytest.approx(1.0)
 
 
 def test_unknown_tests_get_their_file_then_the_suite_estimate(tmp_path: Path) -> None:
     with Store(tmp_path / "h.db") as store:
         store.record_run(make_run("u", 1.0, {"a.py::x": 1.0, "a.py::y": 3.0, "b.py::z": 10.0}))
-        estimates = store.load_estimates()
+        estimates = store.reads.load_estimates()
     assert estimates.duration("a.py::new") == pytest.approx(2.0)
     assert estimates.source("a.py::new") == "file"
     assert estimates.duration("c.py::new") == pytest.approx(3.0)
@@ -97,7 +109,7 @@ def test_fixture_estimates_and_uses(tmp_path: Path) -> None:
     run.uses = {"a.py::x": [key], "b.py::y": [key]}
     with Store(tmp_path / "h.db") as store:
         store.record_run(run)
-        estimates = store.load_estimates()
+        estimates = store.reads.load_estimates()
     (fixture,) = estimates.fixtures
     assert fixture.setup_s == pytest.approx(0.6)
     assert fixture.teardown_s == pytest.approx(0.1)
@@ -154,7 +166,7 @@ def test_fixture_uses_follow_the_latest_run(tmp_path: Path) -> None:
     with Store(tmp_path / "h.db") as store:
         store.record_run(first)
         store.record_run(second)
-        estimates = store.load_estimates()
+        estimates = store.reads.load_estimates()
     names = [f.name for f in estimates.fixtures]
     assert sorted(names[i] for i in estimates.uses["a.py::x"]) == ["db"]
     assert sorted(names[i] for i in estimates.uses["a.py::y"]) == ["db", "web"]

@@ -8,7 +8,7 @@ import pytest
 
 from pytest_feedback.durations import format_duration, parse_duration
 from pytest_feedback.errors import ConfigError
-from pytest_feedback.history.estimates import (
+from pytest_feedback.history.summaries import (
     Sample,
     is_flaky,
     is_slowed_down,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0.dev0"
 
 _EXPORTS = {
-    "SCHEMA_VERSION": "history.store",
+    "SCHEMA_VERSION": "history.schema",
     "Store": "history.store",
     "ConfigError": "errors",
     "DependencyMap": "depmap.graph",
@@ -54,7 +54,8 @@ if TYPE_CHECKING:
     from pytest_feedback.errors import ConfigError, FeedbackError, HistoryError
     from pytest_feedback.history.estimates import Estimates, FixtureEstimate, TestEstimate
     from pytest_feedback.history.records import FixtureExecution, FixtureKey, RunRecord, TestRecord
-    from pytest_feedback.history.store import SCHEMA_VERSION, Store
+    from pytest_feedback.history.schema import SCHEMA_VERSION
+    from pytest_feedback.history.store import Store
 
 
 def __getattr__(name: str) -> Any:

@@ -2,9 +2,15 @@
 
     python tests/data/make_history.py tests/data/history-vN.db
 
-Run it with the release whose schema N the file is to represent (see tests/test_schema_history.py).
-It records two runs of a tiny generated suite (fixtures of every scope, passes, a failure, a skip,
-an xfail, parametrized ids), the second under pytest-xdist, then compacts the file.
+Run it with the release whose schema N the file is to represent (see tests/test_schema_history.py),
+once, when N is new: a released version's file is never regenerated. It records runs of a tiny
+generated suite (fixtures of every scope, passes, a failure, a skip, an xfail, parametrized ids):
+a plain one, one under pytest-xdist, and (since schema 2) a ``--feedback-budget`` one, whose
+budget columns and exit time (written by a watcher process after pytest exits) it waits for;
+then it compacts the file.
+
+    history-v1.db  written with schema 1 (two runs)
+    history-v2.db  written with schema 2 (three runs: budget_s, predicted_s, took_s filled)
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from pathlib import Path
 
 SUITE = {
@@ -84,10 +91,11 @@ def main() -> int:
         for name, text in SUITE.items():
             (project / name).write_text(textwrap.dedent(text), encoding="utf-8")
         base = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--feedback"]
-        for extra in ([], ["-n", "2"]):
+        for extra in ([], ["-n", "2"], ["--feedback-budget=1m"]):
             subprocess.run(
                 [*base, f"--feedback-db={out}", *extra], cwd=project, env=env, check=False
             )
+    _wait_for_the_exit_time(out)
     con = sqlite3.connect(out, isolation_level=None)
     con.execute("PRAGMA journal_mode = DELETE")
     con.execute("PRAGMA page_size = 1024")
@@ -95,6 +103,23 @@ def main() -> int:
     con.close()
     print(f"wrote {out} ({out.stat().st_size:,} bytes)")
     return 0
+
+
+def _wait_for_the_exit_time(path: Path, timeout_s: float = 30.0) -> None:
+    """The budget run's exit time is written by a watcher process once pytest has exited."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        con = sqlite3.connect(path)
+        try:
+            waiting = con.execute(
+                "SELECT count(*) FROM runs WHERE budget_s IS NOT NULL AND exit_s IS NULL"
+            ).fetchone()[0]
+        finally:
+            con.close()
+        if not waiting:
+            return
+        time.sleep(0.1)
+    raise SystemExit(f"{path}: the budget run's exit time never arrived")
 
 
 if __name__ == "__main__":

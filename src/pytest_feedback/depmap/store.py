@@ -401,9 +401,9 @@ def _has_map_tables(con: sqlite3.Connection) -> bool:
 def _ensure_tables(con: sqlite3.Connection) -> None:
     """A history created before the map tables existed (same unreleased schema) gets them."""
     if not _has_map_tables(con):
-        from pytest_feedback.history.store import SCHEMA, _execute_script
+        from pytest_feedback.history.schema import SCHEMA, execute_script
 
-        _execute_script(con, SCHEMA)  # every statement is CREATE ... IF NOT EXISTS
+        execute_script(con, SCHEMA)  # every statement is CREATE ... IF NOT EXISTS
 
 
 def read_map(store: Store) -> Optional[MapReader]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,22 +44,45 @@ def describe_sqlite_error(path: Path, exc: sqlite3.Error) -> str:
     return f"cannot use {path} ({text}); check the file and its disk, or {CHOOSE_ANOTHER}"
 
 
-def table_columns(con: sqlite3.Connection, table: str) -> set[str]:
-    """The column names of ``table`` (empty when there is no such table)."""
-    return {row[0] for row in con.execute("SELECT name FROM pragma_table_info(?)", (table,))}
+#: Placeholders per statement when a query lists ids (SQLite allows at most 999 in old builds).
+CHUNK = 500
+
+
+def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def read_uri(path: Path, *, settled: bool = False) -> str:
+    """The URI that opens ``path`` read-only: ``mode=ro`` never writes the file itself.
+
+    ``settled``: the caller knows no process writes the file (a merge input, a CI artifact).
+    Then, when nothing waits to be recovered beside it (no ``-wal`` or ``-journal`` file),
+    ``immutable=1`` reads it without the shared-memory file: SQLite creates no ``-wal`` or
+    ``-shm`` file beside a write-ahead-logged history (a read-only connection could not remove
+    them again on close).
+    """
+    uri = path.resolve().as_uri() + "?mode=ro"
+    if settled and not any(
+        path.with_name(path.name + suffix).exists() for suffix in ("-wal", "-journal")
+    ):
+        uri += "&immutable=1"
+    return uri
 
 
 class SqliteDb:
     """One connection to one SQLite file, in autocommit mode with explicit transactions."""
 
-    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+    def __init__(self, path: Path, *, readonly: bool = False, settled: bool = False) -> None:
         self.path = path
         self.readonly = readonly
         try:
             if readonly:
-                uri = path.resolve().as_uri() + "?mode=ro"
                 self._con = sqlite3.connect(
-                    uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None
+                    read_uri(path, settled=settled),
+                    uri=True,
+                    timeout=BUSY_TIMEOUT_S,
+                    isolation_level=None,
                 )
             else:
                 self._con = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
@@ -67,6 +90,22 @@ class SqliteDb:
             self._con.execute("PRAGMA foreign_keys = ON")
         except sqlite3.Error as exc:
             raise HistoryError(describe_sqlite_error(path, exc)) from exc
+
+    def into_memory(self) -> None:
+        """Go on with an in-memory copy of the file (sqlite3's backup API) and close the file.
+
+        What is done to the copy (migrating an older schema so that a read-only open can read
+        it) never reaches the file.
+        """
+        memory = sqlite3.connect(":memory:", isolation_level=None)
+        try:
+            self._con.backup(memory)
+            memory.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.Error as exc:
+            memory.close()
+            raise HistoryError(describe_sqlite_error(self.path, exc)) from exc
+        self._con.close()
+        self._con = memory
 
     def use_wal(self) -> None:
         """Switch to write-ahead logging: readers never wait for the writer.
@@ -126,12 +165,6 @@ class SqliteDb:
             cur = self._con.execute(sql, params)
             names = [d[0] for d in cur.description]
             return [dict(zip(names, row)) for row in cur.fetchall()]
-        except sqlite3.Error as exc:
-            raise HistoryError(describe_sqlite_error(self.path, exc)) from exc
-
-    def query_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        try:
-            self._con.executemany(sql, rows)
         except sqlite3.Error as exc:
             raise HistoryError(describe_sqlite_error(self.path, exc)) from exc
 

@@ -5,8 +5,8 @@ Runs are matched by uuid, so merging a file twice adds nothing.  The shard runs 
 derived from that identity, whose results are the union of its shards' and whose wall time is the
 slowest shard's; the shards themselves are listed in ``run_parts``.  The per-test and per-fixture
 aggregates of every test involved are rebuilt from the union of the histories' recent samples,
-de-duplicated by run and ordered by run start time; samples of runs whose details retention
-already dropped keep their place through ``run_index``.
+de-duplicated by run and ordered by run start time (`merge_stats.py`); samples of runs whose
+details retention already dropped keep their place through ``run_index``.
 
 The inputs are read through `HistoryView` (read-only, any older schema); only the output is
 written, in one transaction.
@@ -24,25 +24,12 @@ from pathlib import Path
 from typing import Any, Optional
 
 from pytest_feedback.errors import HistoryError
-from pytest_feedback.history.connection import SqliteDb
-from pytest_feedback.history.estimates import FixtureSample, Sample
+from pytest_feedback.history.connection import SqliteDb, chunks
 from pytest_feedback.history.merge_inputs import HistoryView, PartInfo, shard_index
-from pytest_feedback.history.reads import chunks
-from pytest_feedback.history.records import FAILING, FixtureKey, RunRecord
+from pytest_feedback.history.merge_stats import StatsRebuild
+from pytest_feedback.history.records import RunRecord
 from pytest_feedback.history.store import Store
-from pytest_feedback.history.writes import (
-    FIXTURE_STATS_INSERT,
-    TEST_STATS_INSERT,
-    ensure_fixtures,
-    ensure_tests,
-    fixture_stats_row,
-    index_run,
-    insert_details,
-    insert_run,
-    prune,
-    replace_uses,
-    test_stats_row,
-)
+from pytest_feedback.history.writes import index_run, insert_details, insert_run, prune
 
 
 @dataclasses.dataclass
@@ -130,7 +117,7 @@ class _Merge:
         self.con = con
         self.keep_runs = keep_runs
         self.summary = summary
-        self.output = HistoryView(con, out, is_output=True)
+        self.output = HistoryView(con, out, is_output=True)  # migrated by `Store`
         #: uuid -> id here, for every run and every shard run folded into a merged run.
         self.ids: dict[str, int] = {uuid: i for i, (uuid, _) in self.output.index.items()}
         self.started: dict[int, float] = {i: s for i, (_, s) in self.output.index.items()}
@@ -152,9 +139,10 @@ class _Merge:
         for run_id in sorted(self.touched):
             self._summarise_merged(run_id)
         self.summary.merged_runs = len(self.touched)
-        self._rebuild_test_stats(sources)
-        self._rebuild_fixture_stats(sources)
-        self._merge_uses(sources)
+        stats = StatsRebuild(self.con, self.started, self.touched, self.test_ids, self._resolve)
+        stats.run(sources)
+        self.summary.tests_updated = stats.tests_updated
+        self.summary.samples_dropped += stats.samples_dropped
         prune(self.con, self.keep_runs)
         self._collect_garbage()
 
@@ -348,170 +336,6 @@ class _Merge:
             run_id = index_run(self.con, uuid, started)
             self._known(uuid, run_id, started)
         return run_id
-
-    # -- aggregates --------------------------------------------------------------------------
-
-    def _derived_test_samples(self) -> dict[str, dict[int, Sample]]:
-        out: dict[str, dict[int, Sample]] = {}
-        for run_id in self.touched:
-            commit_row = self.con.execute(
-                "SELECT git_commit, git_dirty FROM runs WHERE id = ?", (run_id,)
-            ).fetchone()
-            commit = commit_row[0] if commit_row and commit_row[1] == 0 else None
-            for nodeid, outcome, own, setup, call, teardown in self.con.execute(
-                "SELECT t.nodeid, r.outcome, r.own_s, r.setup_s, r.call_s, r.teardown_s"
-                " FROM results r JOIN tests t ON t.id = r.test_id WHERE r.run_id = ?",
-                (run_id,),
-            ):
-                sample = Sample(run_id, outcome, own, setup, call, teardown, commit)
-                out.setdefault(nodeid, {})[run_id] = Sample.from_row(sample.to_row())
-        return out
-
-    def _rebuild_test_stats(self, sources: Sequence[HistoryView]) -> None:
-        derived = self._derived_test_samples()
-        stats = [view.test_stats() for view in sources]
-        affected = set(derived)
-        for view, per_test in zip(sources, stats):
-            if not view.is_output:
-                affected.update(per_test)
-        #: Per source, per test, when its newest sample's run started (for `_merge_uses`).
-        self.last_seen: list[dict[str, float]] = [{} for _ in sources]
-        test_ids = ensure_tests(self.con, sorted(affected), self.test_ids)
-        parsed_lists: dict[str, list[list[Any]]] = {}
-        #: Per source, its run ids -> ids here.
-        mappings: list[dict[int, Optional[int]]] = [{} for _ in sources]
-        rows = []
-        for nodeid in sorted(affected):
-            # run id here -> the sample as stored in the first history that has it
-            chosen: dict[int, list[Any]] = {}
-            runs_before = fails_before = 0
-            for number, (view, per_test) in enumerate(zip(sources, stats)):
-                test = per_test.get(nodeid)
-                if test is None:
-                    continue
-                kept = fails = 0
-                run_id: Optional[int] = None
-                parsed = parsed_lists.get(test.recent)
-                if parsed is None:  # the shards' copies of a history share most lists
-                    parsed = parsed_lists[test.recent] = test.rows()
-                resolved = mappings[number]
-                for row in parsed:
-                    source_id = int(row[0])
-                    if source_id in resolved:
-                        run_id = resolved[source_id]
-                    else:
-                        run_id = resolved[source_id] = self._resolve(view, source_id)
-                    if run_id is None:  # counted among the runs before the recent ones
-                        self.summary.samples_dropped += 1
-                        continue
-                    kept += 1
-                    fails += row[1] in FAILING
-                    chosen.setdefault(run_id, row)
-                if run_id is not None:
-                    self.last_seen[number][nodeid] = self.started[run_id]
-                # Runs older than the recent samples cannot be told apart across histories:
-                # assume they are shared (restored from one cache) and count the most any had.
-                runs_before = max(runs_before, test.runs - kept)
-                fails_before = max(fails_before, test.failures - fails)
-            # A merged run this merge changed speaks through its results, not older samples.
-            samples = [
-                Sample(run_id, *row[1:7])  # as stored: already typed and rounded
-                for run_id, row in chosen.items()
-                if run_id not in self.touched
-            ]
-            samples.extend(derived.get(nodeid, {}).values())
-            if not samples:
-                continue
-            samples.sort(key=lambda s: (self.started[s.run_id], s.run_id))
-            failures = fails_before + sum(1 for s in samples if s.outcome in FAILING)
-            rows.append(
-                test_stats_row(test_ids[nodeid], runs_before + len(samples), failures, samples)
-            )
-        current = self._current_rows("test_stats", "test_id", [row[0] for row in rows])
-        changed = [row for row in rows if current.get(row[0]) != row]
-        self.con.executemany(TEST_STATS_INSERT, changed)
-        self.summary.tests_updated = len(changed)
-
-    def _rebuild_fixture_stats(self, sources: Sequence[HistoryView]) -> None:
-        derived: dict[FixtureKey, dict[int, FixtureSample]] = {}
-        for run_id in self.touched:
-            for name, scope, location, count, setup, teardown in self.con.execute(
-                "SELECT f.name, f.scope, f.location, count(*), sum(fr.setup_s),"
-                " coalesce(sum(fr.teardown_s), 0) FROM fixture_runs fr"
-                " JOIN fixtures f ON f.id = fr.fixture_id WHERE fr.run_id = ? GROUP BY f.id",
-                (run_id,),
-            ):
-                key = FixtureKey(name, scope, location)
-                derived.setdefault(key, {})[run_id] = FixtureSample(run_id, count, setup, teardown)
-        merged: dict[FixtureKey, dict[int, FixtureSample]] = {}
-        older: dict[FixtureKey, tuple[int, int]] = {}
-        affected = set(derived)
-        for view in sources:
-            for key, stats in view.fixture_stats():
-                if not view.is_output:
-                    affected.add(key)
-                chosen = merged.setdefault(key, {})
-                kept = executions = 0
-                for sample in stats.samples:
-                    resolved = self._resolve(view, sample.run_id)
-                    if resolved is None:
-                        continue
-                    kept += 1
-                    executions += sample.executions
-                    if resolved not in chosen:
-                        chosen[resolved] = dataclasses.replace(sample, run_id=resolved)
-                runs_before, executions_before = older.get(key, (0, 0))
-                older[key] = (
-                    max(runs_before, stats.runs - kept),
-                    max(executions_before, stats.executions - executions),
-                )
-        keys = sorted(affected, key=lambda k: (k.name, k.scope, k.location))
-        fixture_ids = ensure_fixtures(self.con, keys)
-        rows = []
-        for key in keys:
-            chosen = {r: s for r, s in merged.get(key, {}).items() if r not in self.touched}
-            chosen.update(derived.get(key, {}))
-            if not chosen:
-                continue
-            samples = sorted(chosen.values(), key=lambda s: (self.started[s.run_id], s.run_id))
-            runs_before, executions_before = older.get(key, (0, 0))
-            rows.append(
-                fixture_stats_row(
-                    fixture_ids[key],
-                    runs_before + len(samples),
-                    executions_before + sum(s.executions for s in samples),
-                    samples,
-                )
-            )
-        current = self._current_rows("fixture_stats", "fixture_id", [row[0] for row in rows])
-        self.con.executemany(FIXTURE_STATS_INSERT, [r for r in rows if current.get(r[0]) != r])
-
-    def _current_rows(self, table: str, key: str, ids: list[int]) -> dict[int, tuple[Any, ...]]:
-        out: dict[int, tuple[Any, ...]] = {}
-        for chunk in chunks(ids):
-            marks = ",".join("?" * len(chunk))
-            sql = f"SELECT * FROM {table} WHERE {key} IN ({marks})"  # noqa: S608 (names are ours)
-            for row in self.con.execute(sql, tuple(chunk)):
-                out[row[0]] = tuple(row)
-        return out
-
-    def _merge_uses(self, sources: Sequence[HistoryView]) -> None:
-        """Each test's fixtures as of the newest run that ran it, in whichever history."""
-        newest: dict[str, tuple[float, bool, list[FixtureKey]]] = {}
-        for view, last in zip(sources, self.last_seen):
-            for nodeid, keys in view.uses().items():
-                when = last.get(nodeid, float("-inf"))
-                if nodeid not in newest or when > newest[nodeid][0]:
-                    newest[nodeid] = (when, view.is_output, keys)
-        changed = {n: keys for n, (_, from_output, keys) in newest.items() if not from_output}
-        if not changed:
-            return
-        test_ids = ensure_tests(self.con, sorted(changed))
-        all_keys = {k for keys in changed.values() for k in keys}
-        fixture_ids = ensure_fixtures(
-            self.con, sorted(all_keys, key=lambda k: (k.name, k.scope, k.location))
-        )
-        replace_uses(self.con, changed, test_ids, fixture_ids)
 
     def _collect_garbage(self) -> None:
         """Forget runs that have no details and that no recent list mentions any more."""

@@ -1,8 +1,9 @@
 """Reading the histories a merge combines, whatever schema version wrote them, never writing them.
 
 `HistoryView` reads one history through a plain connection: an input opened read-only, or the
-output inside the merge's transaction.  Columns and tables that an older schema lacks read as
-NULL or empty, so a history written by an older pytest-feedback merges without being migrated.
+output inside the merge's transaction.  A history written by an older pytest-feedback merges
+without being migrated: it is read by its version's columns (`schema.columns_at`), and the
+columns and tables that version lacks read as their defaults.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from pytest_feedback.errors import HistoryError
-from pytest_feedback.history.connection import SqliteDb, describe_sqlite_error, table_columns
-from pytest_feedback.history.estimates import FixtureSample
+from pytest_feedback.history.connection import SqliteDb, describe_sqlite_error
 from pytest_feedback.history.records import (
     FixtureExecution,
     FixtureKey,
@@ -24,6 +24,8 @@ from pytest_feedback.history.records import (
     TestRecord,
     WorkerRecord,
 )
+from pytest_feedback.history.schema import SCHEMA_VERSION, columns_at, read_version
+from pytest_feedback.history.summaries import FixtureSample
 
 #: The runs columns a merge reads, with the value an older schema's missing column reads as.
 #: Not ``planned_s`` and ``exit_s``: a budget run's calibration belongs to the machine that ran
@@ -115,10 +117,19 @@ class FixtureStats:
 class HistoryView:
     """One history's runs, stats and details, keyed by its own ids (translated by the merge)."""
 
-    def __init__(self, con: sqlite3.Connection, path: Path, *, is_output: bool = False) -> None:
+    def __init__(
+        self,
+        con: sqlite3.Connection,
+        path: Path,
+        *,
+        version: int = SCHEMA_VERSION,
+        is_output: bool = False,
+    ) -> None:
         self.con = con
         self.path = path
         self.is_output = is_output
+        #: Per table, the columns the history's schema version has.
+        self._columns = columns_at(version)
         try:
             self._load()
         except sqlite3.Error as exc:
@@ -126,12 +137,11 @@ class HistoryView:
 
     @classmethod
     def open_input(cls, path: Path) -> tuple[HistoryView, SqliteDb]:
-        """Open an input read-only (it is never written, not even migrated)."""
-        from pytest_feedback.history.store import SCHEMA_VERSION
-
+        """Open an input read-only: it is never written, not even migrated, and no ``-wal`` or
+        ``-shm`` file appears beside it (nothing writes a merge's inputs meanwhile)."""
         if not path.is_file():
             raise HistoryError(f"no history at {path}; pass the history files to merge")
-        db = SqliteDb(path, readonly=True)
+        db = SqliteDb(path, readonly=True, settled=True)
         try:
             con = db.connection
             version = _version(con, path)
@@ -140,7 +150,7 @@ class HistoryView:
                     f"{path} was written by a newer pytest-feedback (schema {version}, this one "
                     f"reads up to {SCHEMA_VERSION}); upgrade pytest-feedback to merge it"
                 )
-            return cls(con, path), db
+            return cls(con, path, version=version), db
         except BaseException:
             db.close()
             raise
@@ -148,11 +158,6 @@ class HistoryView:
     # -- loading -----------------------------------------------------------------------------
 
     def _load(self) -> None:
-        tables = {
-            row[0]
-            for row in self.con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-        }
-        self._tables = tables
         #: Runs with details, by id.
         self.runs: dict[int, dict[str, Any]] = {}
         for row in self._select("runs", RUN_COLUMNS):
@@ -183,10 +188,11 @@ class HistoryView:
         }
 
     def _select(self, table: str, columns: dict[str, Any], where: str = "") -> list[dict[str, Any]]:
-        """Rows of ``table`` as dicts; columns the table lacks read as their default."""
-        if table not in self._tables:
+        """Rows of ``table`` as dicts; columns the history's version lacks read as their
+        default (and a table it lacks as no rows)."""
+        present = self._columns.get(table)
+        if present is None:
             return []
-        present = table_columns(self.con, table)
         names = list(columns)
         exprs = [name if name in present else "NULL" for name in names]
         sql = f"SELECT {', '.join(exprs)} FROM {table} {where}"  # noqa: S608 (names are ours)
@@ -299,22 +305,15 @@ class HistoryView:
 
 def _version(con: sqlite3.Connection, path: Path) -> int:
     try:
-        has_meta = con.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
-        ).fetchone()
-        row = (
-            con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if has_meta
-            else None
-        )
+        version = read_version(con)
     except sqlite3.Error as exc:
         raise HistoryError(describe_sqlite_error(path, exc)) from exc
-    if row is None:
+    if version is None:
         raise HistoryError(
             f"{path} is not a pytest-feedback history (no schema version); "
             "pass files written by `pytest --feedback`"
         )
-    return int(row[0])
+    return version
 
 
 def _json_list(text: Any) -> list[Any]:

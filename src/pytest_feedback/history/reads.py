@@ -1,34 +1,25 @@
-"""Reading a history: the queries `Store` answers about recorded runs, tests and fixtures.
+"""Reading a history: the queries about recorded runs, tests and fixtures.
 
-`HistoryReads` is mixed into `Store`; it needs only the store's connection (``self._db``) and
-assumes the current schema (`Store` migrates on open).
+A `Store` holds one `HistoryReads` over its connection (``store.reads``); it assumes the current
+schema (`Store` migrates on open, a read-only open migrates an in-memory copy).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Optional
 
-from pytest_feedback.history.connection import SqliteDb, table_columns
+from pytest_feedback.history.connection import SqliteDb, chunks
 from pytest_feedback.history.estimates import (
     PACE_RUNS,
     Estimates,
     FixtureEstimate,
-    Sample,
     TestEstimate,
     budget_pace,
-    median,
 )
 from pytest_feedback.history.records import storable_text, test_file
-
-CHUNK = 500
-
-
-def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
+from pytest_feedback.history.summaries import Sample, median
 
 _SERIAL_RUNS_REST = (
     " r.tests, (SELECT sum(setup_s + call_s + teardown_s) FROM results WHERE run_id = r.id)"
@@ -46,7 +37,6 @@ _BUDGET_RUNS = (
     " ORDER BY r.started_at DESC LIMIT ?"
 )
 _SERIAL_RUNS = "SELECT r.wall_s, r.collect_s, r.loop_s," + _SERIAL_RUNS_REST
-_SERIAL_RUNS_NO_LOOP = "SELECT r.wall_s, r.collect_s, NULL," + _SERIAL_RUNS_REST
 
 
 #: (wall, collection, loop, tests, test phases) of one serial run.
@@ -54,12 +44,10 @@ SerialRun = tuple[float, float, Optional[float], int, Optional[float]]
 
 
 class HistoryReads:
-    """The read side of `Store`."""
+    """The queries a history answers, over one open connection (a `Store`'s ``reads``)."""
 
-    _db: SqliteDb
-
-    def has_column(self, table: str, column: str) -> bool:
-        return column in table_columns(self._db.connection, table)
+    def __init__(self, db: SqliteDb) -> None:
+        self._db = db
 
     def run_count(self) -> int:
         return int(self._db.query("SELECT count(*) FROM runs")[0][0])
@@ -163,8 +151,6 @@ class HistoryReads:
 
     def _budget_runs(self) -> list[tuple[float, float, float, Optional[float]]]:
         """(test loop, session end, planned, exit) of the last serial budget runs."""
-        if not self.has_column("runs", "exit_s"):  # read-only, from a development version
-            return []
         return self._db.query(_BUDGET_RUNS, (PACE_RUNS,))
 
     def _xdist_overhead(self) -> dict[int, float]:
@@ -197,9 +183,7 @@ class HistoryReads:
     def _serial_runs(self) -> list[SerialRun]:
         """(wall, collection, loop, tests, test phases) of the last 10 serial runs; xdist runs and
         merged CI pipelines are left out: their wall time is not one process's."""
-        # A history from before runs.loop_s (a development version of schema 1), read-only.
-        sql = _SERIAL_RUNS if self.has_column("runs", "loop_s") else _SERIAL_RUNS_NO_LOOP
-        return self._db.query(sql)
+        return self._db.query(_SERIAL_RUNS)
 
     def test_count(self) -> int:
         """How many tests have recorded estimates."""

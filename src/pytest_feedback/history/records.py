@@ -5,15 +5,15 @@ from __future__ import annotations
 import dataclasses
 from typing import NamedTuple, Optional
 
-#: Outcomes a test can end with; "error" is a failure outside the test's call phase.
-OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
+#: Outcomes that count as failures ("error": a failure outside the test's call phase).
 FAILING = frozenset({"failed", "error"})
-#: Scopes whose fixtures a test may trigger without owning their cost (DESIGN.md, cost model).
+#: Scopes whose fixtures a test may trigger without owning their cost (docs/contract.md,
+#: "Cost model").
 WIDER_SCOPES = frozenset({"class", "module", "package", "session"})
 #: The user property `--feedback-budget` gives a chosen test it skips because the test would no
 #: longer end within the budget: not a result to record. (Shows in JUnit XML too.)
 BUDGET_NOT_RUN = ("feedback_budget", "not run: the budget was used up")
-#: How the line that says a run was written to the history begins (`history.write_history`).
+#: How the line that says a run was written to the history begins (`session.writer.write_history`).
 RECORDED_PREFIX = "feedback: recorded run "
 
 

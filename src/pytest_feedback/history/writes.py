@@ -11,15 +11,15 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any, Optional
 
-from pytest_feedback.history.estimates import (
+from pytest_feedback.history.connection import chunks
+from pytest_feedback.history.records import FAILING, FixtureKey, RunRecord, test_file
+from pytest_feedback.history.summaries import (
     RECENT_KEEP,
     FixtureSample,
     Sample,
     summarise_fixture,
     summary_values,
 )
-from pytest_feedback.history.reads import chunks
-from pytest_feedback.history.records import FAILING, FixtureKey, RunRecord, test_file
 
 _SQLITE_INT_MAX = 2**63 - 1
 

@@ -50,9 +50,9 @@ def planner_hint(
     if not providers:
         return ""
     try:
-        if not 0 < store.test_count() <= MAX_TESTS:
+        if not 0 < store.reads.test_count() <= MAX_TESTS:
             return ""
-        estimates = store.load_estimates()
+        estimates = store.reads.load_estimates()
     except Exception:
         return ""  # the hint is optional, the report is not
     said = [_ask(provider, estimates, workers) for provider in providers]

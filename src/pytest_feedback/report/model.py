@@ -10,15 +10,10 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import Any, Optional
 
-from pytest_feedback.history.estimates import (
-    SLOWDOWN_RATIO,
-    FixtureEstimate,
-    Sample,
-    TestEstimate,
-    slowdown_medians,
-)
+from pytest_feedback.history.estimates import FixtureEstimate, TestEstimate
 from pytest_feedback.history.records import test_file
 from pytest_feedback.history.store import Store
+from pytest_feedback.history.summaries import SLOWDOWN_RATIO, Sample, slowdown_medians
 from pytest_feedback.report.hints import planner_hint
 
 #: Rows per table unless the caller asks for another number.
@@ -152,20 +147,20 @@ def build_report(
     test into `Report.tests` (for json); otherwise only the `top` longest are read, so that the
     report costs the same on 50 tests and on 50,000.
     """
-    runs = store.runs()
+    runs = store.reads.runs()
     run = _pick_run(runs, run_uuid)
-    tests = store.current_tests(None if all_tests else top)
+    tests = store.reads.current_tests(None if all_tests else top)
     slowest = tests[:top]
-    flagged = store.flagged_tests(SLOWDOWN_RATIO)
+    flagged = store.reads.flagged_tests(SLOWDOWN_RATIO)
     slowed = sorted((t for t in flagged if t.slowed_down), key=lambda t: (-t.slowdown, t.nodeid))
     flaky = sorted((t for t in flagged if t.flaky), key=lambda t: (-t.fail_rate, t.nodeid))
     shown = _unique(t.nodeid for t in (*slowest, *slowed, *flaky))
-    samples = store.recent_samples(shown)
+    samples = store.reads.recent_samples(shown)
 
     last_phases: dict[str, tuple[float, float, float]] = {}
     last_run: Optional[RunSummary] = None
     if run is not None:
-        last_phases = store.test_phases(int(run["id"]), shown)
+        last_phases = store.reads.test_phases(int(run["id"]), shown)
         last_run = RunSummary(
             run_id=int(run["id"]),
             started_at=float(run["started_at"]),
@@ -173,7 +168,7 @@ def build_report(
             tests=int(run["tests"]),
             failed=int(run["failed"]),
             workers=int(run["workers"]),
-            test_time_s=store.test_time(int(run["id"])),
+            test_time_s=store.reads.test_time(int(run["id"])),
             git_commit=run["git_commit"],
             git_dirty=None if run["git_dirty"] is None else bool(run["git_dirty"]),
             shard=run["shard"],
@@ -183,8 +178,8 @@ def build_report(
     def row(est: TestEstimate) -> TestRow:
         return make_row(est, last_phases.get(est.nodeid), samples.get(est.nodeid, ()))
 
-    files = file_rows(store.file_totals())
-    fixtures = store.fixture_estimates()
+    files = file_rows(store.reads.file_totals())
+    fixtures = store.reads.fixture_estimates()
     return Report(
         runs=len(runs),
         last_run=last_run,

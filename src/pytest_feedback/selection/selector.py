@@ -396,23 +396,17 @@ def load_selector(
 
     Whatever goes wrong becomes the selector's one-line ``fallback`` (everything runs).
     """
-    from pytest_feedback.history.estimates import Estimates
-    from pytest_feedback.history.store import Store
+    from pytest_feedback.history.store import read_estimates
 
-    if not db_path.is_file():
+    found = read_estimates(db_path, load_map)  # a broken history must not break the run
+    if found.missing:
         return Selector(
-            None, Estimates({}), None,
+            None, found.estimates, None,
             fallback=f"no history at {db_path}: record one with `pytest --feedback-cov`",
         )  # fmt: skip
-    try:
-        with Store(db_path, create=False, readonly=True) as store:
-            estimates = store.load_estimates()
-            dmap = load_map(store)
-    except Exception as exc:  # a broken history must not break the run
-        return Selector(
-            None, Estimates({}), None,
-            fallback=f"the history cannot be read ({type(exc).__name__}: {exc})",
-        )  # fmt: skip
+    if found.reason is not None:
+        return Selector(None, found.estimates, None, fallback=found.reason)
+    estimates, dmap = found.estimates, found.also
     if dmap is None:
         return Selector(None, estimates, None)
     if not with_changes:

@@ -84,12 +84,12 @@ def run_started(config: pytest.Config) -> float:
 
 def read_history(db_path: Path) -> tuple[Estimates, dict[str, int]]:
     """Estimates and runs-since-last-run from the history; empty when there is none."""
-    from pytest_feedback.history.store import Store
+    from pytest_feedback.history.store import read_estimates
 
-    if not db_path.is_file():
-        return Estimates({}), {}
-    with Store(db_path, create=False, readonly=True) as store:
-        return store.load_estimates(), store.runs_since()
+    found = read_estimates(db_path, lambda store: store.reads.runs_since())
+    if found.error is not None:
+        raise found.error
+    return found.estimates, found.also or {}
 
 
 class BudgetRun(CollectionLine):

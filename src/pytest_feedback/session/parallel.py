@@ -27,15 +27,14 @@ SHARD_OUTPUT_KEY = "feedback_shard"
 
 def load_estimates(db_path: Path) -> tuple[Estimates, Optional[str]]:
     """The history's estimates, or empty ones and a one-line warning; never raises."""
-    from pytest_feedback.history.store import Store
+    from pytest_feedback.history.store import read_estimates
 
-    if not db_path.exists():
-        return Estimates({}), f"no history at {db_path} yet: plans split by test count"
-    try:
-        with Store(db_path, create=False, readonly=True) as store:
-            return store.load_estimates(), None
-    except Exception as exc:  # never break the user's run because of our trouble
-        return Estimates({}), f"history unreadable ({exc}): plans split by test count"
+    found = read_estimates(db_path)
+    if found.missing:
+        return found.estimates, f"no history at {db_path} yet: plans split by test count"
+    if found.error is not None:
+        return found.estimates, f"history unreadable ({found.error}): plans split by test count"
+    return found.estimates, None
 
 
 class ShardSelector:
