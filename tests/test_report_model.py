@@ -10,7 +10,7 @@ import pytest
 from pytest_feedback.history.estimates import Estimates
 from pytest_feedback.history.records import FixtureExecution, FixtureKey, RunRecord, TestRecord
 from pytest_feedback.history.store import Store
-from pytest_feedback.history.summaries import SLOWDOWN_RATIO, Sample, slowdown, summarise_test
+from pytest_feedback.history.summaries import SLOWDOWN_RATIO, Sample, summarise_test
 from pytest_feedback.report.hints import planner_hint
 from pytest_feedback.report.model import Report, build_report
 
@@ -74,7 +74,7 @@ def test_three_times_slower_is_flagged_within_three_runs(tmp_path: Path) -> None
 def test_one_slow_run_is_not_a_slow_down() -> None:
     samples = [Sample(i, "passed", 1.0, 0, 1.0, 0) for i in range(8)]
     samples.append(Sample(9, "passed", 3.0, 0, 3.0, 0))
-    assert slowdown(samples) < SLOWDOWN_RATIO
+    assert summarise_test(samples).slowdown < SLOWDOWN_RATIO
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -92,8 +92,8 @@ def test_worst_case_noise_does_not_flag() -> None:
     """All earlier runs 20% fast, the recent ones 20% slow: a ratio of 1.5, still noise."""
     samples = [Sample(i, "passed", 0.8, 0, 0.8, 0) for i in range(10)]
     samples += [Sample(10 + i, "passed", 1.2, 0, 1.2, 0) for i in range(3)]
-    assert slowdown(samples) == pytest.approx(1.5)
-    assert slowdown(samples) < SLOWDOWN_RATIO
+    assert summarise_test(samples).slowdown == pytest.approx(1.5)
+    assert summarise_test(samples).slowdown < SLOWDOWN_RATIO
 
 
 def test_noisy_history_in_the_store_flags_nothing(tmp_path: Path) -> None:

@@ -8,13 +8,7 @@ import pytest
 
 from pytest_feedback.durations import format_duration, parse_duration
 from pytest_feedback.errors import ConfigError
-from pytest_feedback.history.summaries import (
-    Sample,
-    is_flaky,
-    is_slowed_down,
-    slowdown,
-    summarise_test,
-)
+from pytest_feedback.history.summaries import Sample, is_slowed_down, summarise_test
 from pytest_feedback.settings import find_project_db, resolve_db_path
 
 
@@ -63,21 +57,21 @@ def samples(*outcomes: str, seconds: float = 1.0, commit: str | None = None) -> 
 
 
 def test_flip_flopping_is_flaky() -> None:
-    assert is_flaky(samples("passed", "failed", "passed", "failed"))
-    assert not is_flaky(samples("failed", "passed", "passed", "passed"))
+    assert summarise_test(samples("passed", "failed", "passed", "failed")).flaky
+    assert not summarise_test(samples("failed", "passed", "passed", "passed")).flaky
 
 
 def test_both_outcomes_on_one_clean_commit_is_flaky() -> None:
-    assert is_flaky(samples("passed", "failed", commit="abc"))
-    assert not is_flaky(samples("passed", "failed"))
+    assert summarise_test(samples("passed", "failed", commit="abc")).flaky
+    assert not summarise_test(samples("passed", "failed")).flaky
 
 
 def test_slowdown_needs_a_real_change() -> None:
     steady = [Sample(i, "passed", s, 0, s, 0) for i, s in enumerate([1.0, 1.2, 0.8, 1.1, 0.9, 1.2])]
-    assert not is_slowed_down(slowdown(steady))
+    assert not is_slowed_down(summarise_test(steady).slowdown)
     slowed = [*steady[:4], Sample(9, "passed", 3.0, 0, 3, 0), Sample(10, "passed", 3.1, 0, 3, 0)]
-    assert slowdown(slowed) > 2.5
-    assert is_slowed_down(slowdown(slowed))
+    assert summarise_test(slowed).slowdown > 2.5
+    assert is_slowed_down(summarise_test(slowed).slowdown)
 
 
 def test_summary_ignores_skips_for_the_estimate() -> None:

@@ -134,17 +134,13 @@ def summary_values(
     )
 
 
-def is_flaky(samples: Sequence[Sample]) -> bool:
+def _flaky_rows(rows: Sequence[Sequence[Any]]) -> bool:
     """Passed and failed without a code change between.
 
     Either the same clean commit saw both outcomes, or the outcome flip-flopped at least
     `FLIP_THRESHOLD` times in the recent samples (a fix-then-pass while editing is one flip).
-    Skipped samples are not judged.
+    Skipped samples are not judged (the caller leaves them out).
     """
-    return _flaky_rows([s.to_row() for s in samples if s.outcome != "skipped"])
-
-
-def _flaky_rows(rows: Sequence[Sequence[Any]]) -> bool:
     by_commit: dict[str, set[bool]] = {}
     flips = 0
     previous: Optional[bool] = None
@@ -156,14 +152,6 @@ def _flaky_rows(rows: Sequence[Sequence[Any]]) -> bool:
             flips += 1
         previous = failed
     return flips >= FLIP_THRESHOLD or any(len(seen) == 2 for seen in by_commit.values())
-
-
-def slowdown(samples: Sequence[Sample]) -> float:
-    """How much slower the last `SLOW_RECENT` runs are than the ones before (1.0: no change).
-
-    Needs `SLOW_BASELINE_MIN` earlier samples; a difference under `SLOWDOWN_MIN_DELTA_S` is noise.
-    """
-    return _slowdown_values([s.own_s for s in samples])
 
 
 def slowdown_medians(samples: Sequence[Sample]) -> Optional[tuple[float, float]]:
@@ -178,6 +166,10 @@ def _slowdown_medians(own: Sequence[float]) -> Optional[tuple[float, float]]:
 
 
 def _slowdown_values(own: Sequence[float]) -> float:
+    """How much slower the last `SLOW_RECENT` runs are than the ones before (1.0: no change).
+
+    Needs `SLOW_BASELINE_MIN` earlier samples; a difference under `SLOWDOWN_MIN_DELTA_S` is noise.
+    """
     medians = _slowdown_medians(own)
     if medians is None:
         return 1.0
