@@ -1,4 +1,5 @@
-"""Reads and writes of the coverage map tables (``map_*`` in `store.SCHEMA`).
+"""Reads and writes of the coverage map tables: ``map_*`` in `history.schema.SCHEMA`, described in
+docs/contract.md, "History schema".
 
 A run's `MapPayload` replaces the rows of the contexts it measured and keeps every other row
 (a run of a subset updates only its tests). A file whose content changed since it was recorded
