@@ -1,5 +1,5 @@
 """What the CI system tells a run about itself, read from the environment, and the shard a run is
-(``K/N``: `parse_shard`, the one place that reads that form).
+(``K/N``, `parse_shard`).
 
 A pipeline id says which shard runs belong together: `merge.py` folds the shard runs of one
 pipeline into one run.  The first variable that is set wins; ``PYTEST_FEEDBACK_PIPELINE`` lets any
