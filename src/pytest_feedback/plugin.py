@@ -27,7 +27,6 @@ from pytest_feedback.session.mapping import (
     write_map_summary,
 )
 from pytest_feedback.session.options import ParallelOptions, load_settings, read_parallel_options
-from pytest_feedback.session.writer import write_history
 from pytest_feedback.settings import DEFAULT_KEEP_RUNS, ENV_DB, Settings
 
 
@@ -165,6 +164,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     from pytest_feedback.session.probe import FixtureProbe
     from pytest_feedback.session.recorder import RunRecorder
+    from pytest_feedback.session.writer import write_history
 
     workerinput = getattr(config, "workerinput", None)
     worker = str(workerinput["workerid"]) if workerinput is not None else None

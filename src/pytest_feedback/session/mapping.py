@@ -17,10 +17,9 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import pytest
 
-from pytest_feedback.depmap.payload import MapPayload
-
 if TYPE_CHECKING:
     from pytest_feedback.depmap.measure import Measurement
+    from pytest_feedback.depmap.payload import MapPayload
     from pytest_feedback.settings import Settings
 
 #: Key in ``config.workeroutput`` that carries a worker's payload to the controller.
@@ -73,6 +72,8 @@ class MapCollector:
     def __init__(
         self, measurement: Optional[Measurement], write: Callable[[MapPayload], list[str]]
     ) -> None:
+        from pytest_feedback.depmap.payload import MapPayload
+
         self._measurement = measurement
         self._write = write
         self.payload = MapPayload()
@@ -85,7 +86,7 @@ class MapCollector:
         data = getattr(node, "workeroutput", {}).get(WORKEROUTPUT_KEY)
         if data:
             self._workers += 1
-            self.payload.merge(MapPayload.from_plain(data))
+            self.payload.merge(type(self.payload).from_plain(data))
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self) -> None:
