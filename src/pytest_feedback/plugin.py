@@ -66,7 +66,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Also map each test to the lines, modules and files it uses (per-test coverage; "
         "`pytest-feedback why/deps` read it). Ini: feedback_cov = true.",
     )
-    # -- parallel runs (parallel.py) --
+    # -- parallel runs (session/parallel.py) --
     group.addoption(
         "--feedback-shard",
         metavar="K/N|auto",
@@ -179,7 +179,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def configure_parallel(config: pytest.Config, settings: Settings) -> Optional[ParallelOptions]:
-    """Register the shard filter and the xdist scheduler when asked for (parallel.py)."""
+    """Register the shard filter and the xdist scheduler when asked for (session/parallel.py)."""
     options = read_parallel_options(config, budget=settings.budget_s is not None)
     if options is None:
         return None

@@ -93,8 +93,8 @@ class RunRecord:
     #: The test loop's seconds (pytest_runtestloop), on the process that wrote the run.
     loop_s: Optional[float] = None
     #: A serial ``--feedback-budget`` run: the seconds the history's estimates gave the tests it
-    #: started (uncalibrated, see `budget.Pacer.planned_s`); with ``loop_s`` it calibrates later
-    #: budgets' predictions (`Estimates.pace`).
+    #: started (uncalibrated, see `planning.pacer.Pacer.planned_s`); with ``loop_s`` it
+    #: calibrates later budgets' predictions (`Estimates.pace`).
     planned_s: Optional[float] = None
     #: Seconds from the end of this record (``finished_at``) to the process's exit, stored later
     #: by a watcher process (`exitwatch`); recorded serial budget runs only.

@@ -107,7 +107,8 @@ class BudgetRun(CollectionLine):
         self._start = run_started(config)
         #: Chosen tests not run because the budget was used up before their turn.
         self.not_run = 0
-        #: Left-out tests run after all, the run being ahead of its plan (`budget.Pacer.fill`).
+        #: Left-out tests run after all, the run being ahead of its plan
+        #: (`planning.pacer.Pacer.fill`).
         self.filled: list[pytest.Item] = []
         self._left_out: dict[str, pytest.Item] = {}
         #: Left-out tests appended to the run's items, not started yet.
@@ -256,7 +257,7 @@ class BudgetRun(CollectionLine):
 
         The plan is an estimate: a test that fails, or a slower machine, can take longer. When the
         run falls behind, a test whose expected cost (fixtures not yet paid for and the session
-        end included, see `budget.Pacer`) would end past the budget is skipped before its
+        end included, see `planning.pacer.Pacer`) would end past the budget is skipped before its
         fixtures are set up, and the run goes on with the next ones that still fit. Skipped in
         its set-up, the test is torn down by pytest as usual: the fixtures it shared with the test
         before it are finished when the next test is elsewhere. It is not recorded as a result

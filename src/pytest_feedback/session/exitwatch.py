@@ -7,7 +7,7 @@ for it to exit and stores the seconds in the run's history row (``runs.exit_s``)
 keep their median free (`Estimates.exit_s`).
 
 Only recorded serial budget runs start a watcher, and only in a process pytest's command line
-started (`budget_run.from_command_line`: after ``pytest.main`` in a script, the script goes on).
+started (`session.budget.from_command_line`: after ``pytest.main`` in a script, the script goes on).
 POSIX only: the watcher is spawned with ``posix_spawn`` (no `subprocess.Popen` object left behind
 to warn at exit), as the process's child, which sees its end as a change of parent.
 """

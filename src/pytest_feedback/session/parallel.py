@@ -1,9 +1,8 @@
 """The pytest side of parallel runs: ``--feedback-shard K/N`` and ``--feedback-dist``.
 
 plugin.py declares the options (`options.read_parallel_options` reads them) and registers these
-objects only when one is used. Planning lives
-in `shards.py`, the xdist scheduler in `scheduler.py`, the predicted-vs-measured figures in
-`timings.py`.
+objects only when one is used. Planning lives in `planning.shards`, the xdist scheduler in
+`session.scheduler`, the predicted-vs-measured figures in `planning.timings`.
 """
 
 from __future__ import annotations

@@ -166,7 +166,7 @@ class RunRecorder:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self) -> Generator[None, object, object]:
         # Apart from the loop, a session can spend seconds at its end (a plugin's summary,
-        # session fixtures): not a cost of each test (see `store_reads._per_test_overhead`).
+        # session fixtures): not a cost of each test (see `history.reads._per_test_overhead`).
         start = RealClock.perf()
         try:
             return (yield)
