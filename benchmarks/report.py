@@ -144,6 +144,11 @@ def build(path: Path, suite: Suite) -> tuple[float, float]:
             counts[i][0] += 1
             counts[i][1] += outcome == "failed"
         wall = sum(r[6] for r in rows) / WORKERS * 1.15
+        # Every run has its id in run_index (ids are never reused; record_run takes the next).
+        con.execute(
+            "INSERT INTO run_index (id, uuid, started_at) VALUES (?, ?, ?)",
+            (run, f"bulk-{run}", START + run * 3600),
+        )
         con.execute(
             "INSERT INTO runs (id, uuid, started_at, finished_at, wall_s, collect_s, git_commit,"
             " git_branch, git_dirty, python, platform, workers, exit_status, args, rootdir,"

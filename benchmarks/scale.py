@@ -86,7 +86,7 @@ def bench_store(n: int, workdir: Path, repeat: int) -> dict[str, float]:
         with Store(path) as store:
             figures["first write"] = timed(lambda: store.record_run(first))
             figures["next write"] = timed(lambda: store.record_run(second))
-            figures["load estimates"] = timed(store.load_estimates)
+            figures["load estimates"] = timed(store.reads.load_estimates)
             figures["recent samples"] = timed(lambda: store.reads.recent_samples(nodeids))
         figures["file MB"] = path.stat().st_size / 1e6
         path.unlink()
