@@ -338,7 +338,7 @@ def test_parametrized_arguments_are_not_fixtures(pytester: pytest.Pytester, hist
 
 
 def test_a_history_path_alone_records(pytester: pytest.Pytester) -> None:
-    """DESIGN.md: any --feedback-* option records (here the file is the point of the option)."""
+    """Any --feedback-* option records (docs/contract.md, "Options"); here the file is its point."""
     pytester.makepyfile(test_a="def test_a(): pass")
     result = pytester.runpytest("--feedback-db=mine.db", "-p", "no:cacheprovider")
     result.stdout.fnmatch_lines(["feedback: recorded run 1 (1 test, 0 fixture executions) *"])
