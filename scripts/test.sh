@@ -9,7 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 MAP_TESTS=(tests/test_coverage_internals.py tests/test_coverage_map.py tests/test_map_units.py)
-OLDEST_COVERAGE=$(sed -n 's/^ *"coverage>=\([0-9.]*\),<.*/\1/p' pyproject.toml)
+# The lower bound of the pin for Python 3.10+ (Python 3.9 has a pin of its own).
+OLDEST_COVERAGE=$(sed -n "s/^ *\"coverage>=\([0-9.]*\),<[0-9.]*; python_version >= '3.10'\",/\1/p" pyproject.toml)
+[ -n "$OLDEST_COVERAGE" ] || { echo "scripts/test.sh: no coverage pin for Python 3.10+ in pyproject.toml" >&2; exit 1; }
 
 step() { printf '\n== %s\n' "$*"; }
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from pytest_feedback.cli.commands import main
+from pytest_feedback.depmap.coverage_internals import measures_children
 from pytest_feedback.depmap.graph import DependencyMap
 from pytest_feedback.history.store import Store
 
@@ -93,18 +94,26 @@ def test_map_holds_every_kind_of_dependency(
     make_project(pytester)
     result = pytester.runpytest("--feedback-cov", "-p", "no:cacheprovider", *xdist)
     result.assert_outcomes(passed=5)
-    result.stdout.fnmatch_lines(["feedback: mapped 5 tests to 12 files into *history.db"])
+    # Without coverage.py's start-up hook for children (Python 3.9) the child runs unmeasured:
+    # the map knows that it ran, and selection takes the test as depending on everything.
+    children = measures_children()
+    files = 12 if children else 11
+    result.stdout.fnmatch_lines([f"feedback: mapped 5 tests to {files} files into *history.db"])
     monkeypatch.chdir(pytester.path)
 
     expectations = {
-        "pkg/consts.py": {CLAMP: "import-time", SPAWN: "executed"},
+        "pkg/consts.py": {CLAMP: "import-time", SPAWN: "executed"}
+        if children
+        else {CLAMP: "import-time"},
         "data/table.txt": {LOAD: "reads"},
         "pkg/cli.py": {SPAWN: "executed"},
         "pkg/validators.py:10": {POSITIVE: "collection-time"},
         "pkg/validators.py::Validator.__call__": {POSITIVE: "executed"},
-        "pkg/calc.py::double": {SPAWN: "executed"},
+        "pkg/calc.py::double": {SPAWN: "executed"} if children else {},
         "tests/test_plain.py": {NOTHING: "executed"},
     }
+    if not children:
+        del expectations["pkg/cli.py"]  # only the child ran it: not in the map at all
     for target, expected in expectations.items():
         status, out = cli(capsys, history, "deps", target, "--format", "json")
         assert status == 0, out
@@ -135,6 +144,10 @@ def test_map_holds_every_kind_of_dependency(
     _, out = cli(capsys, history, "why", LOAD)
     assert "  reads (1 files):\n    data/table.txt\n" in out
     _, out = cli(capsys, history, "why", SPAWN)
+    if not children:
+        assert "spawns: 1 processes, 0 measured" in out
+        assert load_map(history).spawning_tests() == {SPAWN}
+        return
     assert "spawns: 1 processes, 1 measured; measured" in out
     assert "    pkg/cli.py" in out
 

@@ -4,8 +4,8 @@ The map needs a few things coverage.py's public API does not offer. Each one is 
 what it is for and since when coverage.py has it; ``tests/test_coverage_internals.py`` checks
 each of them directly and fails naming the internal and the installed coverage.py version when a
 release changes one. ``pyproject.toml`` pins the range they were checked on (``>=7.13,<8``:
-7.13.0, the lower bound, and 7.17.5). Everything else the map uses is public API
-(``Coverage``, ``Coverage.current``, ``switch_context``, ``get_data``, ``CoverageData``'s
+7.13.0, the lower bound, and 7.17.5; on Python 3.9, 7.10.7). Everything else the map uses is
+public API (``Coverage``, ``Coverage.current``, ``switch_context``, ``get_data``, ``CoverageData``'s
 methods, ``coverage.numbits``, the ``[run] core``/``disable_warnings`` settings).
 
 1. ``Coverage._collector`` (a ``coverage.collector.Collector``): its ``tracers`` list and its
@@ -34,7 +34,10 @@ methods, ``coverage.numbits``, the ``[run] core``/``disable_warnings`` settings)
    file that starts a child's measurement from that variable (`child_config`). The variable and
    ``serialize`` are absent from 7.10.0 and present in 7.10.3; the ``.pth`` file ships with
    coverage.py since 7.13.0 (before, only a parent running ``patch = subprocess`` wrote one),
-   which makes 7.13.0 the lower bound: with 7.12 the map misses what children execute.
+   which makes 7.13.0 the lower bound where it installs (Python 3.10+). Python 3.9's last
+   coverage.py is 7.10.7: there children start unmeasured (`measures_children` says so), the map
+   counts them as spawned and not measured, and selection takes such a test as depending on all
+   project code.
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ TRACER_CORES = {"CTracer": "ctrace", "PyTracer": "pytrace", "SysMonitor": "sysmo
 DATA_SCHEMA = 7
 #: sys.monitoring, and so the sysmon core, exists from Python 3.12 on.
 _SYSMON = sys.version_info >= (3, 12)
+#: The first coverage.py that starts a Python child's measurement by itself (``a1_coverage.pth``).
+CHILD_HOOK_SINCE = (7, 13)
 #: Where a Python child finds its serialized configuration.
 CHILD_CONFIG_VARIABLE = "COVERAGE_PROCESS_CONFIG"
 #: The ``CoverageConfig`` attributes `child_config` sets.
@@ -167,6 +172,13 @@ def line_bits_rows(data: Any) -> Optional[list[tuple[str, str, bytes]]]:
 
 
 # -- 5. child processes ----------------------------------------------------------------------
+
+
+def measures_children() -> bool:
+    """Whether the installed coverage.py measures the Python children a test starts."""
+    import coverage
+
+    return coverage.version_info[:2] >= CHILD_HOOK_SINCE
 
 
 def child_config(
