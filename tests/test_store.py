@@ -170,3 +170,33 @@ def test_fixture_uses_follow_the_latest_run(tmp_path: Path) -> None:
     names = [f.name for f in estimates.fixtures]
     assert sorted(names[i] for i in estimates.uses["a.py::x"]) == ["db"]
     assert sorted(names[i] for i in estimates.uses["a.py::y"]) == ["db", "web"]
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 19, 20, 21, 25])
+def test_a_recent_list_is_extended_as_text_to_what_encoding_it_gives(count: int) -> None:
+    import json
+
+    from pytest_feedback.history.writes import test_stats_row_from_rows
+
+    def rows(n: int) -> list[list[object]]:
+        return [
+            [
+                i,
+                "passed" if i % 3 else "failed",
+                1e-05 * i,
+                0.5,
+                0.25 + i,
+                0.0,
+                "c0ffee" if i % 2 else None,
+            ]
+            for i in range(1, n + 1)
+        ]
+
+    stored = json.dumps(rows(count), separators=(",", ":"))
+    new = [count + 1, "passed", 0.001, 0.0, 0.001, 0.0, None]
+    from_text = test_stats_row_from_rows(1, 1, 0, [*rows(count), new], stored)
+    encoded = test_stats_row_from_rows(1, 1, 0, [*rows(count), new], None)
+    assert from_text == encoded
+    # Text not written compactly is encoded again, never copied.
+    spaced = json.dumps(rows(count))
+    assert test_stats_row_from_rows(1, 1, 0, [*rows(count), new], spaced) == encoded

@@ -22,7 +22,7 @@ from pytest_feedback.history.estimates import Estimates
 from pytest_feedback.history.reads import HistoryReads
 from pytest_feedback.history.records import FAILING, FixtureKey, RunRecord
 from pytest_feedback.history.schema import SCHEMA_VERSION
-from pytest_feedback.history.summaries import FixtureSample, Sample
+from pytest_feedback.history.summaries import FixtureSample
 from pytest_feedback.history.writes import (
     FIXTURE_STATS_INSERT,
     TEST_STATS_INSERT,
@@ -196,14 +196,20 @@ class Store:
             runs, failures, recent_json = previous.get(test_id, (0, 0, "[]"))
             # Raw stored rows, not Sample objects: this loop runs once per test of every run.
             samples = loads(recent_json)
-            samples.append(
-                Sample(
-                    run_id, t.outcome, t.own_s, t.setup_s, t.call_s, t.teardown_s, commit
-                ).to_row()
+            samples.append(  # Sample.to_row
+                [
+                    run_id,
+                    t.outcome,
+                    round(t.own_s, 6),
+                    round(t.setup_s, 6),
+                    round(t.call_s, 6),
+                    round(t.teardown_s, 6),
+                    commit,
+                ]
             )
             rows.append(
                 test_stats_row_from_rows(
-                    test_id, runs + 1, failures + (t.outcome in FAILING), samples
+                    test_id, runs + 1, failures + (t.outcome in FAILING), samples, recent_json
                 )
             )
         con.executemany(TEST_STATS_INSERT, rows)

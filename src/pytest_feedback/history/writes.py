@@ -42,17 +42,25 @@ def test_stats_row(
     Pass samples as stored (`Sample.to_row` rounds) so that a row rebuilt from the stored list
     is the same row.
     """
-    return test_stats_row_from_rows(test_id, runs, failures, [s.to_row() for s in samples])
+    return test_stats_row_from_rows(test_id, runs, failures, [s.to_row() for s in samples], None)
 
 
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def test_stats_row_from_rows(
-    test_id: int, runs: int, failures: int, rows: list[list[Any]]
+    test_id: int, runs: int, failures: int, rows: list[list[Any]], stored: Optional[str]
 ) -> tuple[Any, ...]:
-    """`test_stats_row` over stored sample rows (`Sample.to_row`), without building objects."""
+    """`test_stats_row` over stored sample rows (`Sample.to_row`), without building objects.
+
+    ``stored``: the stored JSON of all rows but the last (what ``rows[:-1]`` was read from);
+    the new list's JSON is then cut from it rather than encoded again (the same text).
+    """
+    kept = len(rows)
     del rows[:-RECENT_KEEP]
+    recent = None if stored is None else _appended(stored, kept - len(rows), rows[-1], kept - 1)
+    if recent is None:
+        recent = _dumps(rows)
     estimate, setup, call, teardown, fail_rate, flaky, slowdown = summary_values(rows)
     last = rows[-1]
     return (
@@ -68,8 +76,34 @@ def test_stats_row_from_rows(
         fail_rate,
         int(flaky),
         slowdown,
-        _dumps(rows),
+        recent,
     )
+
+
+def _appended(stored: str, dropped: int, row: list[Any], count: int) -> Optional[str]:
+    """``_dumps(rows[dropped:] + [row])`` where ``stored`` is ``_dumps(rows)`` of ``count`` rows
+    (None when ``stored`` may not be that text: written otherwise, or strings that need escapes).
+
+    Encoding a test's recent samples again (floats printed back) is most of the cost of writing
+    its stats; the rows a run keeps are already there, as text, in the stored list.
+    """
+    if count == 0:
+        return "[" + _dumps(row) + "]" if stored == "[]" else None
+    if (
+        " " in stored
+        or "\\" in stored
+        or not stored.isascii()
+        or not stored.startswith("[[")
+        or not stored.endswith("]]")
+        or stored.count("],[") != count - 1
+    ):
+        return None
+    if dropped >= count:
+        return "[" + _dumps(row) + "]"
+    start = 1
+    for _ in range(dropped):
+        start = stored.index("],[", start) + 2
+    return "[" + stored[start:-1] + "," + _dumps(row) + "]"
 
 
 test_stats_row_from_rows.__test__ = False  # type: ignore[attr-defined]
