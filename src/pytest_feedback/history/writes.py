@@ -293,10 +293,20 @@ def ensure_tests(
     if known is not None:
         known.update(ensure_tests(con, [n for n in nodeids if n not in known]))
         return {n: known[n] for n in nodeids}
-    con.executemany(
-        "INSERT OR IGNORE INTO tests (nodeid, file) VALUES (?, ?)",
-        [(n, test_file(n)) for n in nodeids],
-    )
+    # Most tests of a run are known already: look them up first, insert only the new ones (in
+    # the given order, so that they get the same ids as inserting all would give them).
+    ids = _test_ids(con, nodeids)
+    if len(ids) < len(nodeids):
+        new = [n for n in nodeids if n not in ids]
+        con.executemany(
+            "INSERT OR IGNORE INTO tests (nodeid, file) VALUES (?, ?)",
+            [(n, test_file(n)) for n in new],
+        )
+        ids.update(_test_ids(con, new))
+    return ids
+
+
+def _test_ids(con: sqlite3.Connection, nodeids: Sequence[str]) -> dict[str, int]:
     ids: dict[str, int] = {}
     for chunk in chunks(nodeids):
         marks = ",".join("?" * len(chunk))
