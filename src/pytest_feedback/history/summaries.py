@@ -114,24 +114,31 @@ def summary_values(
 ) -> tuple[float, float, float, float, float, bool, float]:
     """The fields of `TestSummary`, in order, as a plain tuple (the store's hot path: it runs
     for every test of every recorded run)."""
-    judged = [r for r in rows if r[_OUTCOME] != "skipped"]
-    window = (judged or rows)[-ESTIMATE_WINDOW:]
-    _, _, own, setup, call, teardown, _ = zip(*window)
-    failures = 0
-    for r in judged:
-        if r[_OUTCOME] in FAILING:
-            failures += 1
+    outcomes = [r[_OUTCOME] for r in rows]
+    judged = rows
+    if "skipped" in outcomes:
+        judged = [r for r in rows if r[_OUTCOME] != "skipped"]
+        outcomes = [r[_OUTCOME] for r in judged]
+    # Columns of the judged samples (of all when every one was skipped), oldest first.
+    _, _, own, setup, call, teardown, _ = zip(*(judged or rows))
+    failures = sum(map(outcomes.count, FAILING))
     return (
-        median(own),
-        median(setup),
-        median(call),
-        median(teardown),
+        _median(own[-ESTIMATE_WINDOW:]),
+        _median(setup[-ESTIMATE_WINDOW:]),
+        _median(call[-ESTIMATE_WINDOW:]),
+        _median(teardown[-ESTIMATE_WINDOW:]),
         failures / len(judged) if judged else 0.0,
         _flaky_rows(judged) if failures else False,
-        _slowdown_values([r[_OWN] for r in (judged or rows)])
-        if len(rows) >= SLOW_RECENT + SLOW_BASELINE_MIN
-        else 1.0,
+        _slowdown_values(own) if len(rows) >= SLOW_RECENT + SLOW_BASELINE_MIN else 1.0,
     )
+
+
+def _median(values: Sequence[float]) -> float:
+    """`median` of a non-empty sequence."""
+    data = sorted(values)
+    n = len(data)
+    mid = n // 2
+    return data[mid] if n % 2 else (data[mid - 1] + data[mid]) / 2
 
 
 def _flaky_rows(rows: Sequence[Sequence[Any]]) -> bool:
