@@ -8,6 +8,7 @@ During the run it only keeps a row per report; the records are built once, at th
 
 from __future__ import annotations
 
+import gc
 import os
 import platform
 import sys
@@ -301,6 +302,17 @@ class RunRecorder:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        # Building the records and writing them allocates a few objects per test and keeps them
+        # (no cycles): collections it would trigger would only walk the session's whole heap.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            self._sessionfinish(exitstatus)
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _sessionfinish(self, exitstatus: int) -> None:
         with self.troubles.guard("pytest_sessionfinish"):
             self._finish(exitstatus)
         with self.troubles.guard("writing the history"):
