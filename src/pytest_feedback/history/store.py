@@ -26,6 +26,7 @@ from pytest_feedback.history.summaries import FixtureSample
 from pytest_feedback.history.writes import (
     FIXTURE_STATS_INSERT,
     TEST_STATS_INSERT,
+    TEST_STATS_UPDATE,
     fixture_stats_row,
     insert_details,
     insert_run,
@@ -190,10 +191,12 @@ class Store:
         previous = _select_by_ids(
             con, "SELECT test_id, runs, failures, recent FROM test_stats", "test_id", list(records)
         )
-        rows = []
+        rows = []  # tests new to the stats
+        updates = []  # tests with a row: the row's values, then its id
         loads = json.loads
         for test_id, t in records.items():
-            runs, failures, recent_json = previous.get(test_id, (0, 0, "[]"))
+            known = previous.get(test_id)
+            runs, failures, recent_json = (0, 0, "[]") if known is None else known
             # Raw stored rows, not Sample objects: this loop runs once per test of every run.
             samples = loads(recent_json)
             samples.append(  # Sample.to_row
@@ -207,11 +210,15 @@ class Store:
                     commit,
                 ]
             )
-            rows.append(
-                test_stats_row_from_rows(
-                    test_id, runs + 1, failures + (t.outcome in FAILING), samples, recent_json
-                )
+            row = test_stats_row_from_rows(
+                test_id, runs + 1, failures + (t.outcome in FAILING), samples, recent_json
             )
+            if known is None:
+                rows.append(row)
+            else:
+                updates.append((*row[1:], test_id))
+        # An UPDATE rewrites the row in place; INSERT OR REPLACE would delete it and insert it.
+        con.executemany(TEST_STATS_UPDATE, updates)
         con.executemany(TEST_STATS_INSERT, rows)
 
     def _update_fixture_stats(

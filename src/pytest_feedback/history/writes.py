@@ -28,6 +28,12 @@ TEST_STATS_INSERT = (
     " estimate_s, setup_s, call_s, teardown_s, fail_rate, flaky, slowdown, recent)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+#: `TEST_STATS_INSERT` for a test that has a row: its values but the id, then the id.
+TEST_STATS_UPDATE = (
+    "UPDATE test_stats SET runs = ?, failures = ?, last_run_id = ?, last_outcome = ?,"
+    " estimate_s = ?, setup_s = ?, call_s = ?, teardown_s = ?, fail_rate = ?, flaky = ?,"
+    " slowdown = ?, recent = ? WHERE test_id = ?"
+)
 FIXTURE_STATS_INSERT = (
     "INSERT OR REPLACE INTO fixture_stats (fixture_id, runs, executions, setup_s, teardown_s,"
     " executions_per_run, recent) VALUES (?, ?, ?, ?, ?, ?, ?)"
