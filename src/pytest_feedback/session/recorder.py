@@ -218,55 +218,59 @@ class RunRecorder:
         except Exception as exc:
             self.troubles.note("pytest_runtest_logreport", exc)
 
-    def _add_row(self, row: Row) -> None:
-        nodeid, when, outcome, duration, wasxfail, subtest, left, events, uses, worker = row
-        if nodeid is None:  # fixture events outside any report
-            self._apply_events(events, None, worker)
-            return
-        if left:
-            # Not run (skipped in its set-up): no result, but the wider fixtures torn down in its
-            # teardown are real.
-            self._apply_events(events, None, worker)
-            return
-        record = self.run.tests.get(nodeid)
-        if record is None or when == "setup":
-            # A fresh setup starts the test anew (reruns, duplicated node ids).
-            record = self.run.tests[nodeid] = TestRecord(nodeid, worker=worker)
-            self._complete.discard(nodeid)
-            self._failed_subtests.discard(nodeid)
-        if subtest:
-            # A subtest's time is part of its test's call, which reports it again; a failed
-            # subtest fails the test, even when the test's own report (unittest's) says passed.
-            if outcome == "failed":
-                self._failed_subtests.add(nodeid)
-                record.outcome = "failed"
-            self._apply_events(events, record, worker)
-            return
-        if when not in ("setup", "call"):  # teardown, or xdist's "???" for a crash
-            self._complete.add(nodeid)
-        seconds = float(duration or 0.0)
-        if when == "setup":
-            record.setup_s = seconds
-        elif when == "teardown":
-            record.teardown_s = seconds
-        else:
-            record.call_s += seconds
-        if outcome != "passed" or when == "call":
-            record.outcome = _outcome(when, outcome, wasxfail, record.outcome)
-            if record.outcome == "passed" and nodeid in self._failed_subtests:
-                record.outcome = "failed"
-        self._apply_events(events, record, worker)
-        if uses is not None:
-            keys = self._uses.get(id(uses))
-            if keys is None or keys[0] is not uses:
-                keys = self._uses[id(uses)] = (uses, [self._fixture_key(*u) for u in uses])
-            self.run.uses[nodeid] = list(keys[1])
+    def _add_rows(self, rows: Rows) -> None:
+        """Fold the rows, in order, into the run's records (one loop: it runs once per report)."""
+        tests = self.run.tests
+        complete = self._complete
+        failed_subtests = self._failed_subtests
+        apply_event = self._apply_event
+        for nodeid, when, outcome, duration, wasxfail, subtest, left, events, uses, worker in rows:
+            if nodeid is None or left:
+                # Fixture events outside any report; or a test not run (skipped in its set-up
+                # by the budget): no result, but the wider fixtures torn down in it are real.
+                for event in events or ():
+                    apply_event(tuple(event), None, worker)
+                continue
+            record = tests.get(nodeid)
+            if record is None or when == "setup":
+                # A fresh setup starts the test anew (reruns, duplicated node ids).
+                record = tests[nodeid] = TestRecord(nodeid, worker=worker)
+                complete.discard(nodeid)
+                failed_subtests.discard(nodeid)
+            if subtest:
+                # A subtest's time is part of its test's call, which reports it again; a failed
+                # subtest fails the test, even when the test's own report (unittest's) says
+                # passed.
+                if outcome == "failed":
+                    failed_subtests.add(nodeid)
+                    record.outcome = "failed"
+                for event in events or ():
+                    apply_event(tuple(event), record, worker)
+                continue
+            if when not in ("setup", "call"):  # teardown, or xdist's "???" for a crash
+                complete.add(nodeid)
+            seconds = float(duration or 0.0)
+            if when == "setup":
+                record.setup_s = seconds
+            elif when == "teardown":
+                record.teardown_s = seconds
+            else:
+                record.call_s += seconds
+            if outcome != "passed" or when == "call":
+                record.outcome = _outcome(when, outcome, wasxfail, record.outcome)
+                if record.outcome == "passed" and nodeid in failed_subtests:
+                    record.outcome = "failed"
+            if events:
+                for event in events:
+                    apply_event(tuple(event), record, worker)
+            if uses is not None:
+                self._add_uses(nodeid, uses)
 
-    def _apply_events(
-        self, events: Optional[list[Event]], record: Optional[TestRecord], worker: Any
-    ) -> None:
-        for event in events or ():
-            self._apply_event(tuple(event), record, worker)
+    def _add_uses(self, nodeid: str, uses: Any) -> None:
+        keys = self._uses.get(id(uses))
+        if keys is None or keys[0] is not uses:
+            keys = self._uses[id(uses)] = (uses, [self._fixture_key(*u) for u in uses])
+        self.run.uses[nodeid] = list(keys[1])
 
     def _fixture_key(self, name: str, scope: str, location: str) -> FixtureKey:
         raw = (name, scope, location)
@@ -338,8 +342,7 @@ class RunRecorder:
 
     def _finish(self, exitstatus: int) -> None:
         rows, self._rows = self._rows, Rows()
-        for row in rows:
-            self._add_row(row)
+        self._add_rows(rows)
         for event in self._probe.take_events():
             self._apply_event(event, None, self._probe.worker)
         run = self.run
