@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Optional
 
 from pytest_feedback.history.connection import chunks
@@ -91,30 +91,13 @@ def test_stats_row_from_text(
         and stored.count('"passed",') == count
     ):
         head = stored.rsplit("],[", _TAIL)[0]  # all but the newest _TAIL rows
-        rows = _loads("[" + stored[len(head) + 2 :])
+        rows = json.loads("[" + stored[len(head) + 2 :])
         rows.append(row)
         dropped = max(0, count + 1 - RECENT_KEEP)
         return _stats_row(test_id, runs, failures, rows, _appended(stored, dropped, row))
-    rows = _loads(stored)
+    rows = json.loads(stored)
     rows.append(row)
-    kept = len(rows)
-    del rows[:-RECENT_KEEP]
-    recent = _appended(stored, kept - len(rows), row) if count == kept - 1 else _dumps(rows)
-    return _stats_row(test_id, runs, failures, rows, recent)
-
-
-#: What `json.loads` runs (the default decoder's scanner), without its Python wrappers.
-_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
-
-
-def _loads(text: str) -> Any:
-    """`json.loads` of a text without surrounding blanks, straight through the C scanner (it
-    runs for every test of every recorded run)."""
-    try:
-        value, end = _scan(text, 0)
-    except (StopIteration, ValueError):
-        return json.loads(text)  # raises json.loads's own error
-    return value if end == len(text) else json.loads(text)
+    return test_stats_row_from_rows(test_id, runs, failures, rows, stored)
 
 
 #: The stored samples a summary reads when every sample is judged and none failed: the estimate
