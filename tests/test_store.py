@@ -200,31 +200,3 @@ def test_a_recent_list_is_extended_as_text_to_what_encoding_it_gives(count: int)
     # Text not written compactly is encoded again, never copied.
     spaced = json.dumps(rows(count))
     assert test_stats_row_from_rows(1, 1, 0, [*rows(count), new], spaced) == encoded
-
-
-@pytest.mark.parametrize("count", [0, 1, 5, 12, 13, 19, 20, 21])
-@pytest.mark.parametrize("outcomes", [("passed",), ("passed", "failed"), ("skipped", "passed")])
-@pytest.mark.parametrize("new_outcome", ["passed", "failed", "skipped"])
-def test_stats_from_the_stored_text_are_the_stats_of_the_decoded_rows(
-    count: int, outcomes: tuple[str, ...], new_outcome: str
-) -> None:
-    import json
-
-    from pytest_feedback.history.writes import test_stats_row_from_rows, test_stats_row_from_text
-
-    stored_rows = [
-        [
-            i,
-            outcomes[i % len(outcomes)],
-            0.001 * (i % 7),
-            0.5,
-            0.25 + i,
-            0.0,
-            "c0ffee" if i % 2 else None,
-        ]
-        for i in range(1, count + 1)
-    ]
-    stored = json.dumps(stored_rows, separators=(",", ":"))
-    new = [count + 1, new_outcome, 0.003, 0.001, 0.002, 0.0, None]
-    expected = test_stats_row_from_rows(7, 3, 1, [*stored_rows, list(new)], None)
-    assert test_stats_row_from_text(7, 3, 1, stored, list(new)) == expected

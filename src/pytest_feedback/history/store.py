@@ -33,7 +33,7 @@ from pytest_feedback.history.writes import (
     known_run_id,
     prune,
     replace_uses,
-    test_stats_row_from_text,
+    test_stats_row_from_rows,
 )
 
 _GITIGNORE = "# Created by pytest-feedback: the history is local data, not source.\n*\n"
@@ -193,16 +193,14 @@ class Store:
         )
         rows = []  # tests new to the stats
         updates = []  # tests with a row: the row's values, then its id
+        loads = json.loads
         for test_id, t in records.items():
             known = previous.get(test_id)
             runs, failures, recent_json = (0, 0, "[]") if known is None else known
             # Raw stored rows, not Sample objects: this loop runs once per test of every run.
-            row = test_stats_row_from_text(
-                test_id,
-                runs + 1,
-                failures + (t.outcome in FAILING),
-                recent_json,
-                [  # Sample.to_row
+            samples = loads(recent_json)
+            samples.append(  # Sample.to_row
+                [
                     run_id,
                     t.outcome,
                     round(t.own_s, 6),
@@ -210,7 +208,10 @@ class Store:
                     round(t.call_s, 6),
                     round(t.teardown_s, 6),
                     commit,
-                ],
+                ]
+            )
+            row = test_stats_row_from_rows(
+                test_id, runs + 1, failures + (t.outcome in FAILING), samples, recent_json
             )
             if known is None:
                 rows.append(row)

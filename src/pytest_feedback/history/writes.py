@@ -14,9 +14,7 @@ from typing import Any, Optional
 from pytest_feedback.history.connection import chunks
 from pytest_feedback.history.records import FAILING, FixtureKey, RunRecord, test_file
 from pytest_feedback.history.summaries import (
-    ESTIMATE_WINDOW,
     RECENT_KEEP,
-    SLOW_RECENT,
     FixtureSample,
     Sample,
     summarise_fixture,
@@ -66,48 +64,9 @@ def test_stats_row_from_rows(
     """
     kept = len(rows)
     del rows[:-RECENT_KEEP]
-    recent: Optional[str] = None
-    if stored is not None and _stored_count(stored) == kept - 1:
-        recent = _appended(stored, kept - len(rows), rows[-1])
-    return _stats_row(test_id, runs, failures, rows, recent or _dumps(rows))
-
-
-def test_stats_row_from_text(
-    test_id: int, runs: int, failures: int, stored: str, row: list[Any]
-) -> tuple[Any, ...]:
-    """`test_stats_row_from_rows` of the rows stored as ``stored`` (JSON) and the new ``row``.
-
-    Decoding a test's recent samples is most of what writing its stats costs: when none of them
-    failed or was skipped and the new one passed, only the newest ones the summary reads are
-    decoded (the same summary: every sample is judged and none failed).
-    """
-    count = _stored_count(stored)
-    if (
-        count is not None
-        and count > _TAIL
-        and row[1] == "passed"
-        # Every stored sample passed: one outcome per row, so also no string holds the "],["
-        # the rows are cut at (a commit is the last field, and a quote in it would be escaped).
-        and stored.count('"passed",') == count
-    ):
-        head = stored.rsplit("],[", _TAIL)[0]  # all but the newest _TAIL rows
-        rows = json.loads("[" + stored[len(head) + 2 :])
-        rows.append(row)
-        dropped = max(0, count + 1 - RECENT_KEEP)
-        return _stats_row(test_id, runs, failures, rows, _appended(stored, dropped, row))
-    rows = json.loads(stored)
-    rows.append(row)
-    return test_stats_row_from_rows(test_id, runs, failures, rows, stored)
-
-
-#: The stored samples a summary reads when every sample is judged and none failed: the estimate
-#: window and the slow-down's baseline before the newest `SLOW_RECENT` (the new sample included).
-_TAIL = max(ESTIMATE_WINDOW, SLOW_RECENT + ESTIMATE_WINDOW) - 1
-
-
-def _stats_row(
-    test_id: int, runs: int, failures: int, rows: list[list[Any]], recent: str
-) -> tuple[Any, ...]:
+    recent = None if stored is None else _appended(stored, kept - len(rows), rows[-1], kept - 1)
+    if recent is None:
+        recent = _dumps(rows)
     estimate, setup, call, teardown, fail_rate, flaky, slowdown = summary_values(rows)
     last = rows[-1]
     return (
@@ -127,36 +86,29 @@ def _stats_row(
     )
 
 
-def _stored_count(stored: str) -> Optional[int]:
-    """How many rows ``stored`` holds when it is a list as `_dumps` writes it (compact, ASCII,
-    strings without escapes or a ``],[``), so that its rows can be cut out as text; else None."""
-    if stored == "[]":
-        return 0
+def _appended(stored: str, dropped: int, row: list[Any], count: int) -> Optional[str]:
+    """``_dumps(rows[dropped:] + [row])`` where ``stored`` is ``_dumps(rows)`` of ``count`` rows
+    (None when ``stored`` may not be that text: written otherwise, or strings that need escapes).
+
+    Encoding a test's recent samples again (floats printed back) is most of the cost of writing
+    its stats; the rows a run keeps are already there, as text, in the stored list.
+    """
+    if count == 0:
+        return "[" + _dumps(row) + "]" if stored == "[]" else None
     if (
         " " in stored
         or "\\" in stored
         or not stored.isascii()
         or not stored.startswith("[[")
         or not stored.endswith("]]")
+        or stored.count("],[") != count - 1
     ):
         return None
-    return stored.count("],[") + 1
-
-
-def _appended(stored: str, dropped: int, row: list[Any]) -> str:
-    """``_dumps(rows[dropped:] + [row])`` where ``stored`` is ``_dumps(rows)`` and
-    `_stored_count` vouched for it.
-
-    Encoding a test's recent samples again (floats printed back) costs more than the rest of
-    writing its stats; the rows a run keeps are already there, as text, in the stored list.
-    """
-    if stored == "[]":
+    if dropped >= count:
         return "[" + _dumps(row) + "]"
     start = 1
     for _ in range(dropped):
-        start = stored.find("],[", start) + 2
-        if start == 1:  # every stored row dropped
-            return "[" + _dumps(row) + "]"
+        start = stored.index("],[", start) + 2
     return "[" + stored[start:-1] + "," + _dumps(row) + "]"
 
 
