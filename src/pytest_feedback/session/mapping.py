@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import pytest
 
+from pytest_feedback.session.keys import register
+
 if TYPE_CHECKING:
     from pytest_feedback.depmap.measure import Measurement
     from pytest_feedback.depmap.payload import MapPayload
@@ -158,7 +160,7 @@ def configure_map(
             measurement = None
         else:
             measurement.activate()
-            config.pluginmanager.register(MapProbe(measurement), PROBE_NAME)
+            register(config, MapProbe(measurement), PROBE_NAME)
     if worker is None and settings.cov:
         from pytest_feedback.session.writer import write_map
 
@@ -166,7 +168,7 @@ def configure_map(
             return write_map(settings, config.rootpath, run_uuid(), payload)
 
         collector = MapCollector(measurement, write)
-        config.pluginmanager.register(collector, COLLECTOR_NAME)
+        register(config, collector, COLLECTOR_NAME)
         config.stash[COLLECTOR_KEY] = collector
 
 
@@ -196,10 +198,8 @@ def unconfigure_map(config: pytest.Config) -> None:
     measurement = config.stash.get(MEASUREMENT_KEY, None)
     if measurement is not None:
         measurement.close()
-    for name in (COLLECTOR_NAME, PROBE_NAME):
-        plugin = config.pluginmanager.get_plugin(name)
-        if plugin is not None:
-            config.pluginmanager.unregister(plugin)
+    # The probe and the collector were registered through `keys.register`: `keys.unregister_all`
+    # takes them out.
     for key in (MEASUREMENT_KEY, COLLECTOR_KEY):
         if key in config.stash:  # type: ignore[misc]
             del config.stash[key]  # type: ignore[misc]
