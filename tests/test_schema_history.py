@@ -174,3 +174,29 @@ def test_reading_a_newer_history_fails_in_one_line(tmp_path: Path) -> None:
     with pytest.raises(HistoryError, match=r"newer pytest-feedback .*; upgrade pytest-feedback$"):
         Store(path, create=False, readonly=True)
     assert path.read_bytes() == data
+
+
+def test_a_development_schema_1_with_the_budget_columns_migrates(tmp_path: Path) -> None:
+    """Development builds of schema 1 added runs.budget_s, predicted_s and took_s in place,
+    without a new version: the migration to 2 keeps what they hold instead of failing."""
+    path = tmp_path / "history.db"
+    shutil.copyfile(DATA / "history-v1.db", path)
+    con = sqlite3.connect(path)
+    with con:
+        for column in ADDED_COLUMNS[1]["runs"]:
+            con.execute(f"ALTER TABLE runs ADD COLUMN {column} REAL")
+        con.execute("UPDATE runs SET budget_s = 5.0, predicted_s = 4.5, took_s = 4.75")
+    con.close()
+
+    with Store(path) as store:
+        assert store.reads.run_count() == SAMPLES[1][0]
+    con = sqlite3.connect(path)
+    try:
+        assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == (
+            str(SCHEMA_VERSION),
+        )
+        assert set(con.execute("SELECT budget_s, predicted_s, took_s FROM runs")) == {
+            (5.0, 4.5, 4.75)
+        }
+    finally:
+        con.close()

@@ -8,8 +8,9 @@ and `ADDED_COLUMNS` the columns it adds; docs/history-schema.md lists the versio
 from __future__ import annotations
 
 import functools
+import re
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Optional
 
 #: The version of `SCHEMA`. The rule: every change to the schema is a numbered migration
@@ -309,7 +310,7 @@ def upgrade(con: sqlite3.Connection, version: Optional[int]) -> None:
         execute_script(con, SCHEMA)
     else:
         while version < SCHEMA_VERSION:
-            execute_script(con, MIGRATIONS[version])
+            _migrate(con, version)
             version += 1
     con.execute(
         "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
@@ -317,11 +318,32 @@ def upgrade(con: sqlite3.Connection, version: Optional[int]) -> None:
     )
 
 
+#: ``ALTER TABLE t ADD COLUMN c ...``: the table and the column a migration statement adds.
+_ADD_COLUMN = re.compile(r"\s*ALTER\s+TABLE\s+(\w+)\s+ADD\s+COLUMN\s+(\w+)", re.IGNORECASE)
+
+
+def _migrate(con: sqlite3.Connection, version: int) -> None:
+    """``MIGRATIONS[version]``, leaving out a column the file has already: development builds
+    of schema 1 added the budget columns in place, without a new version."""
+    for statement in _statements(MIGRATIONS[version]):
+        added = _ADD_COLUMN.match(statement)
+        if added is not None:
+            table, column = added.groups()
+            present = con.execute(
+                "SELECT 1 FROM pragma_table_info(?) WHERE name = ?", (table, column)
+            ).fetchone()
+            if present is not None:
+                continue
+        con.execute(statement)  # noqa: S608, RUF100 - a statement of MIGRATIONS, our SQL
+
+
 def execute_script(con: sqlite3.Connection, script: str) -> None:
     """Run ``script`` statement by statement inside the open transaction.
 
     (``executescript`` would commit the transaction first.)
     """
+    # Split here, not through `_statements`: the SQL checker (tests/test_static_safety.py)
+    # follows ``script`` to every caller and proves it constant.
     statement = ""
     for line in script.splitlines(keepends=True):
         statement += line
@@ -330,3 +352,15 @@ def execute_script(con: sqlite3.Connection, script: str) -> None:
             statement = ""
     if statement.strip():
         con.execute(statement)
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of ``script``, one at a time."""
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            yield statement
+            statement = ""
+    if statement.strip():
+        yield statement
