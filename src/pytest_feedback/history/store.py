@@ -22,7 +22,7 @@ from pytest_feedback.history.estimates import Estimates
 from pytest_feedback.history.reads import HistoryReads
 from pytest_feedback.history.records import FAILING, FixtureKey, RunRecord
 from pytest_feedback.history.schema import SCHEMA_VERSION
-from pytest_feedback.history.summaries import FixtureSample
+from pytest_feedback.history.summaries import FixtureSample, sample_row
 from pytest_feedback.history.writes import (
     FIXTURE_STATS_INSERT,
     TEST_STATS_INSERT,
@@ -199,16 +199,8 @@ class Store:
             runs, failures, recent_json = (0, 0, "[]") if known is None else known
             # Raw stored rows, not Sample objects: this loop runs once per test of every run.
             samples = loads(recent_json)
-            samples.append(  # Sample.to_row
-                [
-                    run_id,
-                    t.outcome,
-                    round(t.own_s, 6),
-                    round(t.setup_s, 6),
-                    round(t.call_s, 6),
-                    round(t.teardown_s, 6),
-                    commit,
-                ]
+            samples.append(
+                sample_row(run_id, t.outcome, t.own_s, t.setup_s, t.call_s, t.teardown_s, commit)
             )
             row = test_stats_row_from_rows(
                 test_id, runs + 1, failures + (t.outcome in FAILING), samples, recent_json

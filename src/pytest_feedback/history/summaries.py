@@ -32,6 +32,28 @@ SLOW_BASELINE_MIN = 3
 SLOWDOWN_MIN_DELTA_S = 0.05
 
 
+def sample_row(
+    run_id: int,
+    outcome: str,
+    own_s: float,
+    setup_s: float,
+    call_s: float,
+    teardown_s: float,
+    commit: Optional[str],
+) -> list[object]:
+    """A sample as the store keeps it in a test's recent list (`Sample.to_row`); the store's
+    write calls it directly, without a `Sample` per test."""
+    return [
+        run_id,
+        outcome,
+        round(own_s, 6),
+        round(setup_s, 6),
+        round(call_s, 6),
+        round(teardown_s, 6),
+        commit,
+    ]
+
+
 @dataclasses.dataclass(frozen=True)
 class Sample:
     """One run of one test, as kept in the store's recent list."""
@@ -46,15 +68,15 @@ class Sample:
     commit: Optional[str] = None
 
     def to_row(self) -> list[object]:
-        return [
+        return sample_row(
             self.run_id,
             self.outcome,
-            round(self.own_s, 6),
-            round(self.setup_s, 6),
-            round(self.call_s, 6),
-            round(self.teardown_s, 6),
+            self.own_s,
+            self.setup_s,
+            self.call_s,
+            self.teardown_s,
             self.commit,
-        ]
+        )
 
     @classmethod
     def from_row(cls, row: Sequence[object]) -> Sample:

@@ -112,10 +112,8 @@ def _appended(stored: str, dropped: int, row: list[Any], count: int) -> Optional
     return "[" + stored[start:-1] + "," + _dumps(row) + "]"
 
 
-test_stats_row_from_rows.__test__ = False  # type: ignore[attr-defined]
-
-
 test_stats_row.__test__ = False  # type: ignore[attr-defined]
+test_stats_row_from_rows.__test__ = False  # type: ignore[attr-defined]
 
 
 def fixture_stats_row(
