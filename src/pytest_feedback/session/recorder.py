@@ -14,7 +14,7 @@ import platform
 import sys
 import threading
 import uuid
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
 from typing import Any, Callable, Optional
 
 import pytest
@@ -58,46 +58,6 @@ Row = tuple[
 ]
 
 
-_COLUMNS = (
-    "nodeid",
-    "when",
-    "outcome",
-    "seconds",
-    "wasxfail",
-    "subtest",
-    "left",
-    "events",
-    "uses",
-    "worker",
-)
-
-
-class Rows:
-    """The rows, one list per column: appending a report's values to lists allocates no object
-    per report (a tuple per report would, and the garbage collector would visit each)."""
-
-    __slots__ = _COLUMNS
-
-    def __init__(self) -> None:
-        self.nodeid: list[Optional[str]] = []
-        self.when: list[str] = []
-        self.outcome: list[str] = []
-        self.seconds: list[float] = []
-        self.wasxfail: list[bool] = []
-        self.subtest: list[bool] = []
-        self.left: list[bool] = []
-        self.events: list[Optional[list[Event]]] = []
-        self.uses: list[Any] = []
-        self.worker: list[Optional[str]] = []
-
-    def add(self, row: Row) -> None:
-        for column, value in zip(_COLUMNS, row):
-            getattr(self, column).append(value)
-
-    def __iter__(self) -> Iterator[Row]:
-        return zip(*(getattr(self, column) for column in _COLUMNS))
-
-
 class RunRecorder:
     """Builds the run's `RunRecord` from reports, in the process that writes history."""
 
@@ -126,7 +86,7 @@ class RunRecorder:
         self._executions: dict[tuple[Optional[str], int], FixtureExecution] = {}
         self._fixture_keys: dict[tuple[str, str, str], FixtureKey] = {}
         #: One row per report (and per batch of loose fixture events), folded at the end.
-        self._rows = Rows()
+        self._rows: list[Row] = []
         #: The fixture keys of each ``uses`` list the reports carried (by identity).
         self._uses: dict[int, tuple[object, list[FixtureKey]]] = {}
         self._git: Optional[threading.Thread] = None
@@ -196,7 +156,7 @@ class RunRecorder:
                 self.run.worker_records.append(WorkerRecord(str(worker), float(data["collect_s"])))
             events = data.get("events")
             if events:
-                self._rows.add((None, "", "", 0.0, False, False, False, events, None, worker))
+                self._rows.append((None, "", "", 0.0, False, False, False, events, None, worker))
 
     # -- tests -------------------------------------------------------------------------------
 
@@ -204,21 +164,24 @@ class RunRecorder:
         try:
             extra = report.__dict__
             properties = report.user_properties
-            rows = self._rows
-            rows.nodeid.append(report.nodeid)
-            rows.when.append(report.when)
-            rows.outcome.append(report.outcome)
-            rows.seconds.append(extra.get(DURATION_ATTR) or report.duration)
-            rows.wasxfail.append("wasxfail" in extra)
-            rows.subtest.append(type(report) is not pytest.TestReport and _is_subtest(report))
-            rows.left.append(bool(properties) and left_by_budget(properties))
-            rows.events.append(extra.get(EVENTS_ATTR))
-            rows.uses.append(extra.get(USES_ATTR))
-            rows.worker.append(extra.get(WORKER_ATTR))
+            self._rows.append(
+                (
+                    report.nodeid,
+                    report.when,
+                    report.outcome,
+                    extra.get(DURATION_ATTR) or report.duration,
+                    "wasxfail" in extra,
+                    type(report) is not pytest.TestReport and _is_subtest(report),
+                    bool(properties) and left_by_budget(properties),
+                    extra.get(EVENTS_ATTR),
+                    extra.get(USES_ATTR),
+                    extra.get(WORKER_ATTR),
+                )
+            )
         except Exception as exc:
             self.troubles.note("pytest_runtest_logreport", exc)
 
-    def _add_rows(self, rows: Rows) -> None:
+    def _add_rows(self, rows: list[Row]) -> None:
         """Fold the rows, in order, into the run's records (one loop: it runs once per report)."""
         tests = self.run.tests
         complete = self._complete
@@ -341,7 +304,7 @@ class RunRecorder:
         )
 
     def _finish(self, exitstatus: int) -> None:
-        rows, self._rows = self._rows, Rows()
+        rows, self._rows = self._rows, []
         self._add_rows(rows)
         for event in self._probe.take_events():
             self._apply_event(event, None, self._probe.worker)
