@@ -120,6 +120,30 @@ def test_fixture_costs_are_measured_and_not_charged_to_tests(
             assert {r["worker"] for r in results.values()} <= {"gw0", "gw1"}
             assert store.reads.runs()[0]["workers"] == 2
 
+        # When each test and fixture ran, and what it cost the CPU (schema 3).
+        wall = store.reads.runs()[0]["wall_s"]
+        lanes: dict[str, list[tuple[float, float]]] = {}
+        for row in results.values():
+            assert 0 <= row["start_s"] <= wall, row
+            length = row["setup_s"] + row["call_s"] + row["teardown_s"]
+            lanes.setdefault(row["worker"] or "main", []).append((row["start_s"], length))
+            assert 0 <= row["cpu_s"] < length + 0.05, row
+        for bars in lanes.values():  # one worker runs one test at a time
+            bars.sort()
+            for (start, length), (next_start, _) in zip(bars, bars[1:]):
+                assert start + length <= next_start + 0.002, bars
+        # test_c sleeps: its CPU time is far below its call's wall time.
+        assert results["test_two.py::test_c"]["cpu_s"] < 0.04
+        for row in catalogue + server:
+            assert 0 <= row["setup_start_s"] <= wall, row
+            assert 0 <= row["setup_cpu_s"] < 0.1, row  # they sleep 0.3-0.5 s
+            test = results[row["setup_test"]]
+            # set up inside the set-up phase of the test that requested it first
+            start = test["start_s"]
+            assert start - 0.002 <= row["setup_start_s"] <= start + test["setup_s"], (row, test)
+        for row in server:
+            assert row["setup_start_s"] + 0.3 <= row["teardown_start_s"] <= wall, row
+
 
 def test_outcomes(pytester: pytest.Pytester, history: Path) -> None:
     pytester.makepyfile(
@@ -304,6 +328,9 @@ def test_durations_survive_frozen_time(pytester: pytest.Pytester, history: Path)
     assert fixture["setup_s"] >= 0.2  # frozen time would read 0
     assert run["wall_s"] >= 0.4
     assert run["started_at"] > 1.7e9  # not 2001
+    # pytest's clock was frozen when the test started: no start time rather than a wrong one.
+    assert result["start_s"] is None or 0 <= result["start_s"] <= run["wall_s"]
+    assert 0 <= fixture["setup_start_s"] <= run["wall_s"]  # the probe's clock is the real one
 
 
 def test_retention_keeps_aggregates(pytester: pytest.Pytester, history: Path) -> None:

@@ -11,6 +11,7 @@ then it compacts the file.
 
     history-v1.db  written with schema 1 (two runs)
     history-v2.db  written with schema 2 (three runs: budget_s, predicted_s, took_s filled)
+    history-v3.db  written with schema 3 (three runs: start and CPU times filled)
 """
 
 from __future__ import annotations

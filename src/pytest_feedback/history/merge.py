@@ -280,7 +280,7 @@ class _Merge:
         self.touched.add(target)
 
     def _drop_slice(self, target: int, index: int) -> None:
-        for table in ("results", "fixture_runs", "run_workers"):
+        for table in ("results", "fixture_runs", "run_workers", "attempts", "collect_imports"):
             self.con.execute(
                 f"DELETE FROM {table} WHERE run_id = ? AND (worker = ? OR worker LIKE ?)",  # noqa: S608
                 (target, f"s{index}", f"s{index}/%"),

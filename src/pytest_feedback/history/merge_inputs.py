@@ -254,6 +254,8 @@ class HistoryView:
             "teardown_s": 0.0,
             "own_s": None,
             "worker": None,
+            "start_s": None,
+            "cpu_s": None,
         }
         for row in self._select("results", result_columns, where):
             nodeid = self.nodeids.get(int(row["test_id"]))
@@ -269,6 +271,8 @@ class HistoryView:
                 float(row["teardown_s"]),
                 fixture_overhead_s=phases - own,
                 worker=row["worker"],
+                started_at=_at(run.started_at, row["start_s"]),
+                cpu_s=None if row["cpu_s"] is None else float(row["cpu_s"]),
             )
         fixture_columns = {
             "fixture_id": 0,
@@ -277,6 +281,9 @@ class HistoryView:
             "worker": None,
             "setup_s": 0.0,
             "teardown_s": None,
+            "setup_start_s": None,
+            "teardown_start_s": None,
+            "setup_cpu_s": None,
         }
         for row in self._select("fixture_runs", fixture_columns, where + " ORDER BY rowid"):
             key = self.fixture_keys.get(int(row["fixture_id"]))
@@ -290,6 +297,9 @@ class HistoryView:
                     row["worker"],
                     None if row["teardown_s"] is None else float(row["teardown_s"]),
                     self._nodeid(row["teardown_test"]),
+                    _at(run.started_at, row["setup_start_s"]),
+                    _at(run.started_at, row["teardown_start_s"]),
+                    None if row["setup_cpu_s"] is None else float(row["setup_cpu_s"]),
                 )
             )
         worker_columns = {"worker": "main", "collect_s": 0.0, "tests": 0}
@@ -314,6 +324,11 @@ def _version(con: sqlite3.Connection, path: Path) -> int:
             "pass files written by `pytest --feedback`"
         )
     return version
+
+
+def _at(started_at: float, offset: Any) -> Optional[float]:
+    """The Unix time of a stored offset from its run's start (None stays None)."""
+    return None if offset is None else started_at + float(offset)
 
 
 def _json_list(text: Any) -> list[Any]:

@@ -65,10 +65,10 @@ class HistoryReads:
         return rows
 
     def results(self, run_id: int) -> list[dict[str, Any]]:
-        """The test results of one run, with node ids."""
+        """The test results of one run, with node ids (start_s: seconds from the run's start)."""
         return self._db.query_dicts(
-            "SELECT t.nodeid, r.outcome, r.setup_s, r.call_s, r.teardown_s, r.own_s, r.worker"
-            " FROM results r JOIN tests t ON t.id = r.test_id WHERE r.run_id = ?"
+            "SELECT t.nodeid, r.outcome, r.setup_s, r.call_s, r.teardown_s, r.own_s, r.worker,"
+            " r.start_s, r.cpu_s FROM results r JOIN tests t ON t.id = r.test_id WHERE r.run_id = ?"
             " ORDER BY t.nodeid",
             (run_id,),
         )
@@ -77,7 +77,8 @@ class HistoryReads:
         """The fixture executions of one run."""
         return self._db.query_dicts(
             "SELECT f.name, f.scope, f.location, fr.setup_s, fr.teardown_s, fr.worker,"
-            " s.nodeid AS setup_test, d.nodeid AS teardown_test"
+            " s.nodeid AS setup_test, d.nodeid AS teardown_test, fr.setup_start_s,"
+            " fr.teardown_start_s, fr.setup_cpu_s"
             " FROM fixture_runs fr JOIN fixtures f ON f.id = fr.fixture_id"
             " LEFT JOIN tests s ON s.id = fr.setup_test"
             " LEFT JOIN tests d ON d.id = fr.teardown_test"

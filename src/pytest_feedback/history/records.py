@@ -36,6 +36,10 @@ class TestRecord:
     #: Seconds of wider-scope fixture set-up and tear-down that ran inside this test's phases.
     fixture_overhead_s: float = 0.0
     worker: Optional[str] = None
+    #: When its set-up started (Unix time; None when unknown, e.g. while freezegun froze
+    #: pytest's clock) and the CPU seconds its thread spent in its three phases.
+    started_at: Optional[float] = None
+    cpu_s: Optional[float] = None
 
     __test__ = False  # not a pytest test class
 
@@ -70,6 +74,11 @@ class FixtureExecution:
     worker: Optional[str] = None
     teardown_s: Optional[float] = None
     teardown_test: Optional[str] = None
+    #: When the set-up and the tear-down started (Unix time; None when unknown), and the CPU
+    #: seconds of the thread during the set-up.
+    setup_at: Optional[float] = None
+    teardown_at: Optional[float] = None
+    setup_cpu_s: Optional[float] = None
 
 
 @dataclasses.dataclass

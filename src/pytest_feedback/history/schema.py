@@ -21,7 +21,11 @@ from typing import Optional
 #:       test_stats_report), fixture_stats; the coverage map: map_files, map_contexts,
 #:       map_lines, map_reads, map_imports.
 #:   2 — runs.budget_s, runs.predicted_s, runs.took_s (--feedback-budget runs).
-SCHEMA_VERSION = 2
+#:   3 — when things happened and what they cost the CPU: results.start_s, results.cpu_s,
+#:       fixture_runs.setup_start_s, fixture_runs.teardown_start_s, fixture_runs.setup_cpu_s;
+#:       the attempts of tests run more than once in a run (table attempts); the imports
+#:       that collection paid for (table collect_imports).
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 -- Key/value facts about this file; 'schema_version' is the version of this schema.
@@ -109,6 +113,10 @@ CREATE TABLE IF NOT EXISTS results (
     teardown_s REAL NOT NULL,
     own_s      REAL NOT NULL,
     worker     TEXT,               -- xdist worker id (gw0...), NULL without xdist
+    start_s    REAL,               -- when its set-up started, in seconds from runs.started_at (in
+                                   -- a merged run: from its shard run's run_parts.started_at)
+    cpu_s      REAL,               -- CPU seconds of the thread that ran it, from the end of the
+                                   -- test before it (or of collection) to its tear-down's end
     PRIMARY KEY (run_id, test_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS results_test ON results (test_id, run_id);
@@ -132,9 +140,41 @@ CREATE TABLE IF NOT EXISTS fixture_runs (
     teardown_test INTEGER REFERENCES tests (id),
     worker        TEXT,
     setup_s       REAL NOT NULL,
-    teardown_s    REAL             -- NULL when the fixture was not torn down (crash)
+    teardown_s    REAL,            -- NULL when the fixture was not torn down (crash)
+    setup_start_s    REAL,         -- when set-up and tear-down started, like results.start_s
+    teardown_start_s REAL,
+    setup_cpu_s      REAL          -- CPU seconds of the thread during the set-up
 );
 CREATE INDEX IF NOT EXISTS fixture_runs_run ON fixture_runs (run_id);
+
+-- Tests that ran more than once in one run: every attempt, in order (attempt 1 is the first).
+-- results holds the test's final outcome; kind says why it ran again: 'rerun' (it failed and
+-- was run again: --feedback-rerun, pytest-rerunfailures) or 'repeat' (run again on purpose to
+-- catch a flaky new test, --feedback-new-runs).
+CREATE TABLE IF NOT EXISTS attempts (
+    run_id     INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    test_id    INTEGER NOT NULL REFERENCES tests (id),
+    attempt    INTEGER NOT NULL,
+    kind       TEXT NOT NULL,      -- rerun repeat
+    outcome    TEXT NOT NULL,      -- as results.outcome
+    duration_s REAL NOT NULL,      -- its three phases
+    start_s    REAL,               -- as results.start_s
+    worker     TEXT,
+    PRIMARY KEY (run_id, test_id, attempt)
+) WITHOUT ROWID;
+
+-- What collection spent importing, per process: each test module and conftest, and the other
+-- modules (the project's or installed) whose import took long while collecting, with the test
+-- module or conftest whose import pulled them in.  Seconds include the modules each imported.
+CREATE TABLE IF NOT EXISTS collect_imports (
+    run_id  INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    worker  TEXT NOT NULL,         -- 'main' or the xdist worker id, as run_workers.worker
+    kind    TEXT NOT NULL,         -- test (a test module) conftest module (anything else)
+    name    TEXT NOT NULL,         -- rootdir-relative path (test, conftest) or dotted name
+    via     TEXT,                  -- module: the test module or conftest that imported it
+    seconds REAL NOT NULL,
+    PRIMARY KEY (run_id, worker, kind, name)
+) WITHOUT ROWID;
 
 -- The fixtures each test requests, as of the last run that ran it (all scopes).
 CREATE TABLE IF NOT EXISTS test_fixtures (
@@ -252,12 +292,54 @@ ALTER TABLE runs ADD COLUMN budget_s REAL;
 ALTER TABLE runs ADD COLUMN predicted_s REAL;
 ALTER TABLE runs ADD COLUMN took_s REAL;
 """,
+    2: """
+ALTER TABLE results ADD COLUMN start_s REAL;
+ALTER TABLE results ADD COLUMN cpu_s REAL;
+ALTER TABLE fixture_runs ADD COLUMN setup_start_s REAL;
+ALTER TABLE fixture_runs ADD COLUMN teardown_start_s REAL;
+ALTER TABLE fixture_runs ADD COLUMN setup_cpu_s REAL;
+CREATE TABLE IF NOT EXISTS attempts (
+    run_id     INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    test_id    INTEGER NOT NULL REFERENCES tests (id),
+    attempt    INTEGER NOT NULL,
+    kind       TEXT NOT NULL,
+    outcome    TEXT NOT NULL,
+    duration_s REAL NOT NULL,
+    start_s    REAL,
+    worker     TEXT,
+    PRIMARY KEY (run_id, test_id, attempt)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS collect_imports (
+    run_id  INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    worker  TEXT NOT NULL,
+    kind    TEXT NOT NULL,
+    name    TEXT NOT NULL,
+    via     TEXT,
+    seconds REAL NOT NULL,
+    PRIMARY KEY (run_id, worker, kind, name)
+) WITHOUT ROWID;
+""",
 }
 #: Per version N, the columns ``MIGRATIONS[N]`` adds, per table (a table it creates lists all of
 #: its columns): a file of version N lacks them, and reading one without migrating it (a merge
 #: input) leaves them out. tests/test_schema_history.py checks them against the sample files.
 ADDED_COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {
     1: {"runs": ("budget_s", "predicted_s", "took_s")},
+    2: {
+        "results": ("start_s", "cpu_s"),
+        "fixture_runs": ("setup_start_s", "teardown_start_s", "setup_cpu_s"),
+        "attempts": (
+            "run_id",
+            "test_id",
+            "attempt",
+            "kind",
+            "outcome",
+            "duration_s",
+            "start_s",
+            "worker",
+        ),
+        "collect_imports": ("run_id", "worker", "kind", "name", "via", "seconds"),
+    },
 }
 
 

@@ -205,9 +205,10 @@ def insert_details(
         nodeids.update(n for n in (execution.setup_test, execution.teardown_test) if n)
     nodeids.update(run.uses)
     test_ids = ensure_tests(con, sorted(nodeids), known_tests)
+    base = run.started_at
     con.executemany(
         "INSERT OR REPLACE INTO results (run_id, test_id, outcome, setup_s, call_s,"
-        " teardown_s, own_s, worker) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        " teardown_s, own_s, worker, start_s, cpu_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (
                 run_id,
@@ -218,6 +219,8 @@ def insert_details(
                 t.teardown_s,
                 t.own_s,
                 t.worker,
+                None if t.started_at is None else t.started_at - base,
+                t.cpu_s,
             )
             for t in run.tests.values()
         ],
@@ -228,7 +231,8 @@ def insert_details(
     fixture_ids = ensure_fixtures(con, sorted(keys, key=lambda k: (k.name, k.scope, k.location)))
     con.executemany(
         "INSERT INTO fixture_runs (run_id, fixture_id, setup_test, teardown_test, worker,"
-        " setup_s, teardown_s) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        " setup_s, teardown_s, setup_start_s, teardown_start_s, setup_cpu_s)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (
                 run_id,
@@ -238,6 +242,9 @@ def insert_details(
                 e.worker,
                 e.setup_s,
                 e.teardown_s,
+                None if e.setup_at is None else e.setup_at - base,
+                None if e.teardown_at is None else e.teardown_at - base,
+                e.setup_cpu_s,
             )
             for e in run.fixtures
         ],

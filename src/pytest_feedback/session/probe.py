@@ -28,12 +28,14 @@ EVENTS_ATTR = "feedback_fixtures"
 USES_ATTR = "feedback_uses"
 WORKER_ATTR = "feedback_worker"
 DURATION_ATTR = "feedback_duration"
+CPU_ATTR = "feedback_cpu"
 #: Key in ``config.workeroutput`` through which a worker sends what no report carried.
 WORKEROUTPUT_KEY = "feedback"
 
-# A fixture event is a plain tuple so that execnet can ship it:
-#   ("setup", execution_id, name, scope, location, seconds)
-#   ("teardown", execution_id, seconds)
+# A fixture event is a plain tuple so that execnet can ship it (times: Unix time of the start,
+# and CPU seconds of the thread):
+#   ("setup", execution_id, name, scope, location, seconds, started_at, cpu_s)
+#   ("teardown", execution_id, seconds, started_at)
 Event = tuple[Any, ...]
 
 
@@ -90,6 +92,7 @@ class RealClock:
 
     perf = staticmethod(time.perf_counter)
     wall = staticmethod(time.time)
+    cpu = staticmethod(time.thread_time)
 
 
 def pytest_clock_replaced() -> bool:
@@ -133,16 +136,21 @@ class FixtureProbe:
         self.worker = worker
         self._events: list[Event] = []
         self._ids = itertools.count(1)
-        self._stack: list[float] = []  # child seconds of nested set-ups
+        #: Per set-up in progress, the seconds and CPU seconds of the set-ups nested in it.
+        self._stack: list[list[float]] = []
         self._teardown_started: dict[int, tuple[int, float]] = {}
         self._keys: dict[int, FixtureKey] = {}
         self._uses_cache: dict[int, tuple[object, list[tuple[str, str, str]]]] = {}
         self._session_start = RealClock.perf()
+        #: Unix time at `_session_start`: turns the real perf clock into when things started.
+        self._wall_start = RealClock.wall()
         self.collect_s: Optional[float] = None
         self.troubles = Troubles()
         #: When the last phase ended (real clock), and whether pytest's clock was replaced then.
         self._last_end = self._session_start
         self._last_replaced = False
+        #: The thread's CPU time when the last test (or collection) ended.
+        self._last_cpu = RealClock.cpu()
 
     def _key(self, fixturedef: pytest.FixtureDef[Any]) -> FixtureKey:
         key = self._keys.get(id(fixturedef))
@@ -152,10 +160,12 @@ class FixtureProbe:
 
     def pytest_sessionstart(self) -> None:
         self._session_start = RealClock.perf()
+        self._wall_start = RealClock.wall()
 
     def pytest_collection_finish(self) -> None:
         self._last_end = now = RealClock.perf()
         self._last_replaced = pytest_clock_replaced()
+        self._last_cpu = RealClock.cpu()
         self.collect_s = now - self._session_start
 
     @pytest.hookimpl(wrapper=True)
@@ -166,13 +176,14 @@ class FixtureProbe:
         if is_parameter(fixturedef):
             return (yield)
         start = RealClock.perf()
-        self._stack.append(0.0)
+        cpu = RealClock.cpu()
+        self._stack.append([0.0, 0.0])
         try:
             result = yield
         except BaseException:
-            self._setup_done(fixturedef, request, start, ok=False)
+            self._setup_done(fixturedef, request, start, cpu, ok=False)
             raise
-        self._setup_done(fixturedef, request, start, ok=True)
+        self._setup_done(fixturedef, request, start, cpu, ok=True)
         return result
 
     def _setup_done(
@@ -180,19 +191,32 @@ class FixtureProbe:
         fixturedef: pytest.FixtureDef[Any],
         request: pytest.FixtureRequest,
         start: float,
+        cpu: float,
         *,
         ok: bool,
     ) -> None:
         elapsed = RealClock.perf() - start
+        cpu = RealClock.cpu() - cpu
         stack = self._stack
-        children = stack.pop() if stack else 0.0
+        children, children_cpu = stack.pop() if stack else (0.0, 0.0)
         if stack:
-            stack[-1] += elapsed
+            stack[-1][0] += elapsed
+            stack[-1][1] += cpu
         try:
             key = self._key(fixturedef)
             execution = next(self._ids)
+            started_at = self._wall_start + (start - self._session_start)
             self._events.append(
-                ("setup", execution, key.name, key.scope, key.location, elapsed - children)
+                (
+                    "setup",
+                    execution,
+                    key.name,
+                    key.scope,
+                    key.location,
+                    elapsed - children,
+                    started_at,
+                    cpu - children_cpu,
+                )
             )
             if ok:
                 # Runs first when the fixture is finished: finalizers run last-in, first-out and
@@ -210,7 +234,9 @@ class FixtureProbe:
         try:
             started = self._teardown_started.pop(id(fixturedef), None)
             if started is not None:
-                self._events.append(("teardown", started[0], RealClock.perf() - started[1]))
+                execution, start = started
+                started_at = self._wall_start + (start - self._session_start)
+                self._events.append(("teardown", execution, RealClock.perf() - start, started_at))
         except Exception as exc:
             self.troubles.note("pytest_fixture_post_finalizer", exc)
 
@@ -232,8 +258,13 @@ class FixtureProbe:
             if self._events:
                 extra[EVENTS_ATTR] = self._events
                 self._events = []
-            if call.when == "setup":
+            when = call.when
+            if when == "setup":
                 extra[USES_ATTR] = self._uses(item)
+            elif when == "teardown":
+                cpu = RealClock.cpu()
+                extra[CPU_ATTR] = cpu - self._last_cpu
+                self._last_cpu = cpu
             if self.worker is not None:
                 extra[WORKER_ATTR] = self.worker
         except Exception as exc:

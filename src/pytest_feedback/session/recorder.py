@@ -31,6 +31,7 @@ from pytest_feedback.history.records import (
     left_by_budget,
 )
 from pytest_feedback.session.probe import (
+    CPU_ATTR,
     DURATION_ATTR,
     EVENTS_ATTR,
     USES_ATTR,
@@ -51,10 +52,23 @@ BUDGET_KEY: pytest.StashKey[tuple[float, float, float]] = pytest.StashKey()
 
 #: What the recorder keeps of one report until the end of the run: node id, phase, outcome,
 #: seconds, whether it was an expected failure, a subtest's, a test the budget left out, then the
-#: probe's fixture events, the fixtures the test uses, and its xdist worker. Fixture events that
-#: arrive outside any report (an xdist worker's last ones) are a row with no node id.
+#: probe's fixture events, the fixtures the test uses, its xdist worker, when the phase started
+#: (None when pytest's clock was not the real one) and the probe's CPU seconds (tear-downs).
+#: Fixture events that arrive outside any report (an xdist worker's last ones) are a row with no
+#: node id.
 Row = tuple[
-    Optional[str], str, str, float, bool, bool, bool, Optional[list[Event]], Any, Optional[str]
+    Optional[str],
+    str,
+    str,
+    float,
+    bool,
+    bool,
+    bool,
+    Optional[list[Event]],
+    Any,
+    Optional[str],
+    Optional[float],
+    Optional[float],
 ]
 
 
@@ -156,7 +170,9 @@ class RunRecorder:
                 self.run.worker_records.append(WorkerRecord(str(worker), float(data["collect_s"])))
             events = data.get("events")
             if events:
-                self._rows.append((None, "", "", 0.0, False, False, False, events, None, worker))
+                self._rows.append(
+                    (None, "", "", 0.0, False, False, False, events, None, worker, None, None)
+                )
 
     # -- tests -------------------------------------------------------------------------------
 
@@ -164,18 +180,21 @@ class RunRecorder:
         try:
             extra = report.__dict__
             properties = report.user_properties
+            real_duration = extra.get(DURATION_ATTR)  # pytest's clock was replaced (freezegun)
             self._rows.append(
                 (
                     report.nodeid,
                     report.when,
                     report.outcome,
-                    extra.get(DURATION_ATTR) or report.duration,
+                    real_duration or report.duration,
                     "wasxfail" in extra,
                     type(report) is not pytest.TestReport and _is_subtest(report),
                     bool(properties) and left_by_budget(properties),
                     extra.get(EVENTS_ATTR),
                     extra.get(USES_ATTR),
                     extra.get(WORKER_ATTR),
+                    None if real_duration is not None else extra.get("start"),
+                    extra.get(CPU_ATTR),
                 )
             )
         except Exception as exc:
@@ -187,7 +206,10 @@ class RunRecorder:
         complete = self._complete
         failed_subtests = self._failed_subtests
         apply_event = self._apply_event
-        for nodeid, when, outcome, duration, wasxfail, subtest, left, events, uses, worker in rows:
+        for row in rows:
+            nodeid, when, outcome, duration, wasxfail, subtest, left, events, uses, worker = row[
+                :10
+            ]
             if nodeid is None or left:
                 # Fixture events outside any report; or a test not run (skipped in its set-up
                 # by the budget): no result, but the wider fixtures torn down in it are real.
@@ -215,8 +237,14 @@ class RunRecorder:
             seconds = float(duration or 0.0)
             if when == "setup":
                 record.setup_s = seconds
+                start = row[10]
+                if start:
+                    record.started_at = float(start)
             elif when == "teardown":
                 record.teardown_s = seconds
+                cpu = row[11]
+                if cpu is not None:
+                    record.cpu_s = float(cpu)
             else:
                 record.call_s += seconds
             if outcome != "passed" or when == "call":
@@ -246,10 +274,12 @@ class RunRecorder:
         kind, execution_id = event[0], int(event[1])
         nodeid = record.nodeid if record is not None else None
         if kind == "setup":
-            _, _, name, scope, location, seconds = event
+            name, scope, location, seconds = event[2:6]
             execution = FixtureExecution(
                 self._fixture_key(name, scope, location), float(seconds), nodeid, worker
             )
+            if len(event) >= 8:
+                execution.setup_at, execution.setup_cpu_s = event[6], event[7]
             self._executions[(worker, execution_id)] = execution
             self.run.fixtures.append(execution)
         elif kind == "teardown":
@@ -260,6 +290,8 @@ class RunRecorder:
             execution = found
             execution.teardown_s = seconds
             execution.teardown_test = nodeid
+            if len(event) >= 4:
+                execution.teardown_at = event[3]
         else:
             return
         if record is not None and execution.key.scope in WIDER_SCOPES:
