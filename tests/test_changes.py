@@ -172,10 +172,20 @@ def test_an_unknown_base_ref_is_an_error_naming_the_fix(tmp_path: Path) -> None:
         collect_changes(repo, FakeMap(), base="origin/nope")
 
 
-def test_no_git_is_an_error(tmp_path: Path) -> None:
-    (tmp_path / "a.py").write_text("A = 1\n", encoding="utf-8")
+def test_without_git_the_snapshots_say_what_changed(tmp_path: Path) -> None:
+    (tmp_path / "a.py").write_text("A = 1\nB = 2\n", encoding="utf-8")
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t/test_a.py").write_text("def test_a():\n    pass\n", encoding="utf-8")
+    snapshots = FakeMap(sources={"a.py": "A = 1\nB = 3\n", "t/test_a.py": "x = 1\n"})
+    (tmp_path / "t/test_a.py").write_text("x = 1\n", encoding="utf-8")
+    (tmp_path / "t/conftest.py").write_text("import pytest\n", encoding="utf-8")
+    (tmp_path / "new.py").write_text("C = 1\n", encoding="utf-8")  # nothing imports it: unseen
+    changes = collect_changes(tmp_path, snapshots)
+    assert sorted(changes.files) == ["a.py", "t/conftest.py"]
+    assert changes.files["a.py"].lines == {2}
+    assert changes.files["t/conftest.py"].status == "added"
     with pytest.raises(ChangeError, match="git is not available"):
-        collect_changes(tmp_path, FakeMap())
+        collect_changes(tmp_path, snapshots, base="main")  # a base needs git
 
 
 def test_a_rootdir_below_the_repository_top(tmp_path: Path) -> None:

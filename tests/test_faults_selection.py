@@ -39,11 +39,12 @@ def commit(pytester: pytest.Pytester, message: str) -> None:
     pytester.run(*GIT, "commit", "-qm", message)
 
 
-def test_not_a_repository_runs_everything_and_says_why(project: pytest.Pytester) -> None:
+def test_not_a_repository_selects_from_the_snapshots(project: pytest.Pytester) -> None:
     record(project)
-    result = project.runpytest("--feedback-select", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines(["feedback: running all 2 tests: git is not available here*"])
+    (project.path / "pkg/mod.py").write_text("def f():\n    return 2\n")
+    result = project.runpytest("--feedback-select", "--feedback-no-record", "-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1, deselected=1)
+    result.stdout.fnmatch_lines(["feedback: 1 of 2 tests affected by 1 changed file *"])
 
 
 def test_an_unknown_base_runs_everything_and_says_how_to_fetch_it(

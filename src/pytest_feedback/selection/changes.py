@@ -2,9 +2,10 @@
 
 Two sources are combined. The coverage map keeps a snapshot of every file it recorded, so the
 difference between the recorded content and the working tree is computed here with `difflib`,
-without git. git (never through a shell, always ``-z`` output) adds the files the map never saw:
-staged, unstaged and untracked ones, and with a base ref everything since ``merge-base(REF,
-HEAD)``. Changed lines are reported in the map's recorded coordinates; a hunk whose code tokens are
+without git. git (`repository`) adds the files the map never saw: staged, unstaged and untracked
+ones, and with a base ref everything since ``merge-base(REF, HEAD)``; outside a repository new
+conftest.py files are looked for instead (a new module counts through the edit that imports it,
+a new test file as new tests). Changed lines are reported in the map's recorded coordinates; a hunk whose code tokens are
 unchanged (comments, blank lines, docstrings) changes nothing.
 """
 
@@ -16,41 +17,20 @@ import difflib
 import hashlib
 import io
 import tokenize
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Optional, Protocol
 
-from pytest_feedback.errors import FeedbackError
-from pytest_feedback.git import GitUnavailable, run_git
+from pytest_feedback.selection.repository import ChangeError as ChangeError
+from pytest_feedback.selection.repository import GitChange
+from pytest_feedback.selection.repository import Repository as Repository
+from pytest_feedback.selection.repository import is_noise as is_noise
+from pytest_feedback.selection.repository import parse_name_status as parse_name_status
 
 #: Token types that never change what code does.
 _IGNORED_TOKENS = frozenset(
     {tokenize.COMMENT, tokenize.NL, tokenize.ENCODING, tokenize.ENDMARKER, tokenize.TYPE_COMMENT}
 )
-
-
-#: Directories and suffixes of files that tools write while tests run: never a change.
-_NOISE_DIRS = frozenset(
-    {"__pycache__", ".pytest-feedback", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".tox",
-     ".nox", ".hypothesis", ".git"}
-)  # fmt: skip
-_NOISE_SUFFIXES = (".pyc", ".pyo")
-_NOISE_PREFIXES = (".coverage", ".testmondata")
-
-
-def is_noise(path: str) -> bool:
-    """Whether a rootdir-relative path is a cache or tool output rather than project content."""
-    parts = path.split("/")
-    name = parts[-1]
-    return (
-        any(part in _NOISE_DIRS for part in parts[:-1])
-        or name.endswith(_NOISE_SUFFIXES)
-        or name.startswith(_NOISE_PREFIXES)
-    )
-
-
-class ChangeError(FeedbackError):
-    """The changes cannot be determined (no git, an unknown base ref); selection runs all."""
 
 
 class RecordedFiles(Protocol):
@@ -223,123 +203,6 @@ def _region(tokens: dict[int, list[Token]], start: int, stop: int) -> list[Token
     return out
 
 
-# -- git ----------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class GitChange:
-    path: str
-    status: str
-    old_path: Optional[str] = None
-
-
-def _split_z(output: str) -> Iterator[str]:
-    return (part for part in output.split("\0") if part)
-
-
-def parse_name_status(output: str) -> list[GitChange]:
-    """Parse ``git diff --name-status -z`` output: status, then one path or two (R, C)."""
-    parts = output.split("\0")
-    changes: list[GitChange] = []
-    i = 0
-    while i < len(parts) and parts[i]:
-        code = parts[i]
-        kind = code[0]
-        if kind in "RC":
-            old, new = parts[i + 1], parts[i + 2]
-            i += 3
-            if kind == "R":
-                changes.append(GitChange(new, "renamed", old))
-            else:
-                changes.append(GitChange(new, "added"))
-            continue
-        path = parts[i + 1]
-        i += 2
-        status = {"A": "added", "D": "deleted"}.get(kind, "modified")
-        changes.append(GitChange(path, status))
-    return changes
-
-
-class Repository:
-    """The git repository around a pytest rootdir; paths are translated to rootdir-relative."""
-
-    def __init__(self, rootdir: Path) -> None:
-        self.rootdir = rootdir
-        try:
-            top = run_git(rootdir, "rev-parse", "--show-toplevel").strip()
-        except GitUnavailable as exc:
-            raise ChangeError(f"git is not available here ({exc})") from exc
-        self.toplevel = Path(top)
-        try:
-            rel = rootdir.resolve().relative_to(self.toplevel.resolve()).as_posix()
-        except ValueError:
-            rel = "."
-        self.prefix = "" if rel == "." else rel + "/"
-
-    def git(self, *args: str) -> str:
-        return run_git(self.toplevel, *args)
-
-    def local(self, path: str) -> Optional[str]:
-        """A toplevel-relative path as rootdir-relative, None when outside the rootdir."""
-        if not self.prefix:
-            return path
-        return path[len(self.prefix) :] if path.startswith(self.prefix) else None
-
-    def merge_base(self, ref: str) -> str:
-        try:
-            self.git("rev-parse", "--verify", "-q", f"{ref}^{{commit}}")
-        except GitUnavailable:
-            raise ChangeError(
-                f"the base ref {ref!r} is unknown here (a shallow clone? fetch it, e.g. "
-                f"`git fetch origin {ref.split('/')[-1]}` or checkout with fetch-depth: 0)"
-            ) from None
-        try:
-            return self.git("merge-base", ref, "HEAD").strip()
-        except GitUnavailable:
-            raise ChangeError(
-                f"no merge-base of {ref!r} and HEAD (a shallow clone? deepen it with "
-                "`git fetch --unshallow` or fetch-depth: 0)"
-            ) from None
-
-    def has_head(self) -> bool:
-        try:
-            self.git("rev-parse", "--verify", "-q", "HEAD")
-        except GitUnavailable:
-            return False
-        return True
-
-    def changes_since(self, commit: Optional[str]) -> list[GitChange]:
-        """Tracked changes from ``commit`` (default HEAD) to the working tree, plus untracked."""
-        found: list[GitChange] = []
-        try:
-            if commit is None and not self.has_head():
-                listed = self.git("ls-files", "-z", "--cached")
-                found = [GitChange(p, "added") for p in _split_z(listed)]
-            else:
-                out = self.git("diff", "--name-status", "-z", "-M", commit or "HEAD", "--")
-                found = parse_name_status(out)
-            untracked = self.git("ls-files", "-z", "--others", "--exclude-standard")
-        except GitUnavailable as exc:
-            raise ChangeError(f"git could not list the changes ({exc})") from exc
-        found.extend(GitChange(p, "added") for p in _split_z(untracked))
-        local: list[GitChange] = []
-        for change in found:
-            path = self.local(change.path)
-            if path is None or is_noise(path):
-                continue
-            old = self.local(change.old_path) if change.old_path else None
-            local.append(dataclasses.replace(change, path=path, old_path=old))
-        return local
-
-    def show(self, commit: str, path: str) -> Optional[str]:
-        """The text of rootdir-relative ``path`` at ``commit``; None when absent or binary."""
-        try:
-            data = self.git("show", f"{commit}:{self.prefix}{path}")
-        except GitUnavailable:
-            return None
-        return None if "\0" in data else data
-
-
 # -- putting it together ------------------------------------------------------------------------
 
 
@@ -368,10 +231,18 @@ def collect_changes(
     Without ``base``: what differs from the map's snapshots, plus what git sees as staged,
     unstaged or untracked. With ``base``: additionally everything since merge-base(base, HEAD).
     """
-    repo = Repository(rootdir)
-    base_commit = repo.merge_base(base) if base else None
-    git_changes = {c.path: c for c in repo.changes_since(base_commit)}
     snapshots = recorded.recorded_files()
+    repo: Optional[Repository] = None
+    try:
+        repo = Repository(rootdir)
+    except ChangeError:
+        if base:  # a base ref means git
+            raise
+    base_commit = repo.merge_base(base) if repo is not None and base else None
+    if repo is not None:
+        git_changes = {c.path: c for c in repo.changes_since(base_commit)}
+    else:  # no git: the snapshots say what changed; new conftest.py files are looked for
+        git_changes = {p: GitChange(p, "added") for p in _new_conftests(rootdir, snapshots)}
     renamed_from = {c.old_path: c.path for c in git_changes.values() if c.old_path}
 
     paths: set[str] = set(git_changes)
@@ -390,8 +261,18 @@ def collect_changes(
     return ChangeSet(files, base, base_commit)
 
 
+def _new_conftests(rootdir: Path, snapshots: dict[str, str]) -> list[str]:
+    """conftest.py files the map never saw, in the folders of its files and above them."""
+    folders = {""}
+    for path in snapshots:
+        parts = path.split("/")[:-1]
+        folders.update("/".join(parts[:i]) for i in range(1, len(parts) + 1))
+    found = [f"{f}/conftest.py" if f else "conftest.py" for f in folders]
+    return sorted(p for p in found if p not in snapshots and (rootdir / p).is_file())
+
+
 def _file_change(
-    repo: Repository,
+    repo: Optional[Repository],
     rootdir: Path,
     recorded: RecordedFiles,
     snapshots: dict[str, str],
@@ -428,7 +309,7 @@ def _file_change(
         new_lines |= diff.new
         trivial = diff.trivial or not (diff.old or diff.new)
         new_to_old = diff.new_to_old
-    if base_commit is not None:
+    if repo is not None and base_commit is not None:
         base_text = repo.show(base_commit, old_path or change.path)
         if base_text is None:  # added since the base
             if new_to_old is None:
@@ -445,7 +326,9 @@ def _file_change(
                 new_lines |= since.new
     elif snapshot is None:
         # Not in the map and no base: git says it differs from HEAD; the whole file counts.
-        head = repo.show("HEAD", old_path or change.path) if status != "added" else None
+        head = None
+        if repo is not None and status != "added":
+            head = repo.show("HEAD", old_path or change.path)
         if head is not None and diff_lines(head, current, python=True).trivial:
             return FileChange(change.path, status, old_path, frozenset(), True)
         return FileChange(change.path, status, old_path)
