@@ -8,6 +8,7 @@ from typing import Optional
 
 import pytest
 
+from pytest_feedback.session import options as session_options
 from pytest_feedback.session.keys import (
     PARALLEL_KEY,
     RECORDER_KEY,
@@ -83,6 +84,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "fixture-heavy work first, fixture families together, idle workers take work).",
     )
     add_selection_options(group)
+    session_options.add_select_ini(parser)
     parser.addini(
         "feedback", type="bool", default=False, help="Record every run (pytest-feedback)."
     )
@@ -113,27 +115,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def add_selection_options(group: pytest.OptionGroup) -> None:
-    group.addoption(
-        "--feedback-select",
-        action="store_true",
-        default=False,
-        help="Run only the tests the changes since the coverage map was recorded affect "
-        "(staged, unstaged and untracked files included).",
-    )
-    group.addoption(
-        "--feedback-base",
-        metavar="REF",
-        default=None,
-        help="With --feedback-select/--feedback-audit: the changes since merge-base(REF, HEAD) "
-        "plus the working tree (e.g. origin/main before a push).",
-    )
-    group.addoption(
-        "--feedback-audit",
-        action="store_true",
-        default=False,
-        help="Run everything; at the end report the failing tests --feedback-select would have "
-        "left out, and the time it would have saved.",
-    )
+    session_options.add_select_options(group)
     group.addoption(
         "--feedback-budget",
         metavar="DURATION",

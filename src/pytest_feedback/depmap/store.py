@@ -54,6 +54,25 @@ class WriteSummary:
     outdated: int
 
 
+@dataclasses.dataclass(frozen=True)
+class Refresh:
+    """What a ``--feedback-select`` run knows when it writes the map (docs/selection.md, "The
+    edit-run loop").
+
+    Selection compared each changed file's content (``seen``) with the map's snapshot and found
+    which tests the difference can affect. Every other test was proven unaffected: its run would
+    execute the same lines, so its rows, moved to the new line numbers, stay exact. Of the
+    affected tests, those this run did not measure are marked outdated (selected until they run
+    again), whatever lines they have in the file. A file whose content is not the one selection
+    saw (edited during the run) falls back to the plain rule of `_carry_over`.
+    """
+
+    #: rootdir-relative path -> sha1 of the content selection compared, of every changed file
+    seen: dict[str, str]
+    #: node ids of the tests selection found affected
+    affected: frozenset[str]
+
+
 #: Key in the ``meta`` table under which the map keeps the environment it was recorded in.
 ENVIRONMENT_KEY = "map_environment"
 
@@ -190,19 +209,29 @@ def line_translation(old: str, new: str) -> tuple[dict[int, int], set[int]]:
 
 
 def write_map(
-    store: Store, payload: MapPayload, rootpath: Path, run_uuid: str, now: float
+    store: Store,
+    payload: MapPayload,
+    rootpath: Path,
+    run_uuid: str,
+    now: float,
+    refresh: Optional[Refresh] = None,
 ) -> WriteSummary:
-    """Write one run's measurements in one transaction."""
+    """Write one run's measurements in one transaction (``refresh``: from `Refresh`)."""
     try:
-        return _write(store, payload, rootpath, run_uuid, now)
+        return _write(store, payload, rootpath, run_uuid, now, refresh)
     except sqlite3.Error as exc:
         raise HistoryError(describe_sqlite_error(store.path, exc)) from exc
 
 
 def _write(
-    store: Store, payload: MapPayload, rootpath: Path, run_uuid: str, now: float
+    store: Store,
+    payload: MapPayload,
+    rootpath: Path,
+    run_uuid: str,
+    now: float,
+    refresh: Optional[Refresh],
 ) -> WriteSummary:
-    paths: set[str] = set()
+    paths: set[str] = set(refresh.seen) if refresh is not None else set()
     for files in payload.lines.values():
         paths.update(files)
     for read in payload.reads.values():
@@ -238,7 +267,10 @@ def _write(
         for path in fresh:
             old = existing.get(path)
             if old is not None:
-                outdated += _carry_over(con, old[0], decompress(old[2]), infos[path].text, labels)
+                exact = refresh is not None and refresh.seen.get(path) == infos[path].sha1
+                outdated += _carry_over(
+                    con, old[0], decompress(old[2]), infos[path].text, labels, exact=exact
+                )
         con.executemany(
             "INSERT INTO map_files (path, sha1, source, toplevel, module) VALUES (?, ?, ?, ?, ?)"
             " ON CONFLICT (path) DO UPDATE SET sha1 = excluded.sha1, source = excluded.source,"
@@ -265,6 +297,13 @@ def _write(
             if module:
                 modules[module] = path
         context_ids = _upsert_contexts(con, payload, labels, run_uuid, now)
+        if refresh is not None:
+            measured = {label[2:] for label in labels if label.startswith("t:")}
+            stale = [(n,) for n in sorted(refresh.affected - measured)]
+            con.executemany(
+                "UPDATE map_contexts SET outdated = 1 WHERE kind = 't' AND label = ?", stale
+            )
+            outdated += len(stale)
         _replace_rows(con, payload, context_ids, file_ids)
         _write_imports(con, payload, analysed, file_ids, modules)
     tests = sum(1 for label in labels if label.startswith("t:"))
@@ -277,8 +316,13 @@ def _carry_over(
     old: Optional[str],
     new: Optional[str],
     replaced: Sequence[str],
+    *,
+    exact: bool = False,
 ) -> int:
-    """Move other contexts' lines on a changed file to its new numbering; count the outdated."""
+    """Move other contexts' lines on a changed file to its new numbering; count the outdated.
+
+    ``exact``: selection proved the contexts unaffected by this very change (`Refresh`), so none
+    is outdated here; otherwise those that reached a changed region, or read the file, are."""
     keep = set(replaced)
     rows = con.execute(
         "SELECT l.context_id, c.kind || ':' || c.label, l.numbits FROM map_lines l"
@@ -294,8 +338,10 @@ def _carry_over(
     updates: list[tuple[bytes, int, int]] = []
     stale: set[int] = set()
     for context_id, label, bits in rows:
-        if label in keep:
+        if label in keep or (exact and bits is None):
             continue
+        if translation is None and exact:
+            continue  # no snapshot to move the lines by: they stay, as without one before
         if bits is None or translation is None:
             stale.add(context_id)  # a read file changed, or no snapshot to diff
             continue
@@ -303,7 +349,7 @@ def _carry_over(
         if not lines:
             continue  # imported it only: import-time rules cover it
         mapping, touched = translation
-        if touched.intersection(lines):
+        if touched.intersection(lines) and not exact:
             stale.add(context_id)
         moved = sorted({mapping.get(line, line) for line in lines})
         updates.append((nums_to_numbits(moved), context_id, file_id))

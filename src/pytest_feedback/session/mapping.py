@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import pytest
 
-from pytest_feedback.session.keys import register
+from pytest_feedback.session.keys import SELECTION_KEY, register
+from pytest_feedback.session.options import refreshes_map
 
 if TYPE_CHECKING:
     from pytest_feedback.depmap.measure import Measurement
@@ -118,6 +119,7 @@ def start_map(early_config: pytest.Config) -> None:
     wanted = bool(getattr(namespace, "feedback_cov", None)) or bool(
         early_config.getini("feedback_cov")
     )
+    wanted = wanted or refreshes_map(early_config)
     if not wanted or getattr(namespace, "feedback_no_record", False):
         return
     from pytest_feedback.depmap.measure import CovOptions, Measurement
@@ -165,7 +167,9 @@ def configure_map(
         from pytest_feedback.session.writer import write_map
 
         def write(payload: MapPayload) -> list[str]:
-            return write_map(settings, config.rootpath, run_uuid(), payload)
+            selection = config.stash.get(SELECTION_KEY, None)
+            refresh = selection.refresh() if selection is not None else None
+            return write_map(settings, config.rootpath, run_uuid(), payload, refresh)
 
         collector = MapCollector(measurement, write)
         register(config, collector, COLLECTOR_NAME)

@@ -1,6 +1,7 @@
 """Reading the options, the ini file and the environment into `Settings` and `ParallelOptions`.
 
-plugin.py declares the options (docs/contract.md, "Options"); this module reads them. Bad values
+plugin.py declares the options (docs/contract.md, "Options"), those of selection through
+`add_select_options`; this module reads them. Bad values
 and bad combinations are `pytest.UsageError`: pytest stops at start-up with one line.
 """
 
@@ -31,6 +32,53 @@ class ParallelOptions:
     @property
     def shard_text(self) -> Optional[str]:
         return f"{self.shard[0]}/{self.shard[1]}" if self.shard else None
+
+
+#: The ini setting that keeps ``--feedback-select`` from refreshing the map (docs/selection.md).
+REFRESH_INI = "feedback_select_refresh"
+
+
+def add_select_options(group: pytest.OptionGroup) -> None:
+    """Declare ``--feedback-select``, ``--feedback-base`` and ``--feedback-audit``."""
+    group.addoption(
+        "--feedback-select",
+        action="store_true",
+        default=False,
+        help="Run only the tests the changes since the coverage map was recorded affect "
+        "(staged, unstaged and untracked files included), and map them again. Ini: "
+        f"{REFRESH_INI} = false keeps the map as it is.",
+    )
+    group.addoption(
+        "--feedback-base",
+        metavar="REF",
+        default=None,
+        help="With --feedback-select/--feedback-audit: the changes since merge-base(REF, HEAD) "
+        "plus the working tree (e.g. origin/main before a push).",
+    )
+    group.addoption(
+        "--feedback-audit",
+        action="store_true",
+        default=False,
+        help="Run everything; at the end report the failing tests --feedback-select would have "
+        "left out, and the time it would have saved.",
+    )
+
+
+def add_select_ini(parser: pytest.Parser) -> None:
+    parser.addini(
+        REFRESH_INI,
+        type="bool",
+        default=True,
+        help="--feedback-select maps the tests it runs again, so that the map follows your "
+        "edits; false: select without measuring.",
+    )
+
+
+def refreshes_map(config: pytest.Config) -> bool:
+    """Whether this session's ``--feedback-select`` maps the tests it runs (docs/selection.md);
+    known before the first conftest.py is imported, when measuring starts."""
+    select = getattr(config.known_args_namespace, "feedback_select", False)
+    return bool(select) and bool(config.getini(REFRESH_INI))
 
 
 def selection_mode(config: pytest.Config, budget_s: Optional[float]) -> Optional[str]:
@@ -71,6 +119,7 @@ def load_settings(config: pytest.Config) -> Settings:
     explicit: Optional[bool] = config.getoption("feedback")
     report = bool(config.getoption("feedback_report"))
     cov = bool(config.getoption("feedback_cov")) or bool(config.getini("feedback_cov"))
+    cov = cov or refreshes_map(config)
     budget_s = budget_seconds(config)
     selection = selection_mode(config, budget_s)
     selecting = selection is not None or budget_s is not None

@@ -5,15 +5,21 @@ Registered by `plugin.py` only when one of them is given. It decides after pytes
 runs everything and reports at the end the failing tests selection would have left out.
 Under pytest-xdist every worker decides on its own collection (the decision is deterministic) and
 the controller prints the line a worker sends back.
+
+When ``--feedback-select`` maps the tests it runs (the default; docs/selection.md, "The edit-run
+loop"), `refresh` tells the map's writer what the decision proved: which tests the changes can
+affect, and which content of each changed file it compared.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Optional
 
 import pytest
 
+from pytest_feedback.depmap.store import Refresh
 from pytest_feedback.durations import format_duration
 from pytest_feedback.history.estimates import Estimates
 from pytest_feedback.selection.selector import Selection, Selector, failing_left_out, load_selector
@@ -32,11 +38,32 @@ class SelectionRun(CollectionLine):
         self.selection: Optional[Selection] = None
         self.failed: set[str] = set()
         self.ran: list[str] = []
+        #: path -> sha1 of each changed file the map knows, as the decision saw it
+        self.seen: Optional[dict[str, str]] = None
 
     def _selector(self) -> Selector:
         if self.selector is None:
             self.selector = load_selector(self.db_path, self.config.rootpath, self.base)
+            self.seen = _seen(self.selector, self.config.rootpath)
         return self.selector
+
+    def pytest_sessionstart(self) -> None:
+        """Under xdist the controller decides nothing, but writes the map: it decides here,
+        before a test can change a file, what `refresh` reports."""
+        distributing = getattr(self.config.option, "dist", "no") != "no"
+        if distributing and not self.is_worker and not self.audit:
+            self._selector()
+
+    def refresh(self) -> Optional[Refresh]:
+        """What the map's writer may rely on (`Refresh`); None when nothing was decided."""
+        selector = self.selector
+        if self.audit or selector is None or selector.map is None or self.seen is None:
+            return None
+        try:
+            decided = selector.decide(sorted(selector.map.mapped_tests()))
+        except Exception:  # the writer's plain rule is the safe answer
+            return None
+        return Refresh(self.seen, frozenset(decided.selected))
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
@@ -83,6 +110,21 @@ class SelectionRun(CollectionLine):
             selection = selector.decide(self.ran)  # the controller under xdist
         for line in audit_lines(selection, self.failed, selector):
             terminalreporter.write_line(line)
+
+
+def _seen(selector: Selector, rootdir: Path) -> dict[str, str]:
+    """The sha1 of each changed file the map knows, now (what the decision compares)."""
+    if selector.changes is None or selector.map is None:
+        return {}
+    known = selector.map.recorded_files()
+    seen: dict[str, str] = {}
+    for path in selector.changes.files:
+        if path in known:
+            try:
+                seen[path] = hashlib.sha1((rootdir / path).read_bytes()).hexdigest()
+            except OSError:
+                continue  # deleted: nothing to refresh
+    return seen
 
 
 def audit_lines(selection: Selection, failed: set[str], selector: Selector) -> list[str]:

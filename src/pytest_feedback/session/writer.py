@@ -15,6 +15,7 @@ from pytest_feedback.history.records import RECORDED_PREFIX
 
 if TYPE_CHECKING:
     from pytest_feedback.depmap.payload import MapPayload
+    from pytest_feedback.depmap.store import Refresh
     from pytest_feedback.history.records import RunRecord
     from pytest_feedback.settings import Settings
 
@@ -38,16 +39,22 @@ def write_history(settings: Settings, run: RunRecord) -> str:
 
 
 def write_map(
-    settings: Settings, rootpath: Path, run_uuid: Optional[str], payload: MapPayload
+    settings: Settings,
+    rootpath: Path,
+    run_uuid: Optional[str],
+    payload: MapPayload,
+    refresh: Optional[Refresh] = None,
 ) -> list[str]:
-    """Write the run's map; never raise. Returns the terminal lines that say what happened."""
+    """Write the run's map; never raise. Returns the terminal lines that say what happened.
+
+    ``refresh``: what ``--feedback-select`` proved about the tests it left out (`Refresh`)."""
     from pytest_feedback.depmap.store import write_map as store_map
     from pytest_feedback.history.store import Store
 
     lines = list(payload.notes)
     try:
         with Store(settings.db_path) as store:
-            summary = store_map(store, payload, rootpath, run_uuid or "", time.time())
+            summary = store_map(store, payload, rootpath, run_uuid or "", time.time(), refresh)
     except FeedbackError as exc:
         return [*lines, f"feedback: warning: the coverage map was not recorded: {exc}"]
     except Exception as exc:  # never break the user's run because of our trouble
