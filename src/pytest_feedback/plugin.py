@@ -55,6 +55,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "slowed-down and flaky tests (also `pytest-feedback report`).",
     )
     group.addoption(
+        "--feedback-html",
+        metavar="PATH",
+        default=None,
+        help="Record this run, then write the HTML report (timeline, trends, tables) to PATH, "
+        "given as --feedback-html=PATH (also `pytest-feedback report --format html`).",
+    )
+    group.addoption(
         "--feedback-no-record",
         action="store_true",
         default=False,
@@ -203,11 +210,10 @@ def pytest_terminal_summary(
         recorder.outcome_line = None
     write_map_summary(terminalreporter, config)
     settings = config.stash.get(SETTINGS_KEY, None)
-    if settings is not None and settings.report and not hasattr(config, "workerinput"):
-        from pytest_feedback.session.report import write_terminal_report
+    if settings is not None and not hasattr(config, "workerinput"):
+        from pytest_feedback.session.report import write_reports
 
-        uuid = recorder.run.uuid if recorder is not None else None
-        write_terminal_report(terminalreporter, settings.db_path, uuid)
+        write_reports(terminalreporter, settings, recorder.run.uuid if recorder else None)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -31,6 +31,8 @@ class Settings:
     keep_runs: int = DEFAULT_KEEP_RUNS
     #: Print the report at the end of the terminal summary (``--feedback-report``).
     report: bool = False
+    #: Write the HTML report there after the run (``--feedback-html``).
+    html_path: Optional[Path] = None
     #: Map tests to the code and files they use (``--feedback-cov``); implies ``record``.
     cov: bool = False
     #: ``select`` (``--feedback-select``), ``audit`` (``--feedback-audit``) or None.

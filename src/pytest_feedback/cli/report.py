@@ -1,4 +1,5 @@
-"""``pytest-feedback report``: where the time goes, as text, markdown or json."""
+"""``pytest-feedback report``: where the time goes, as text, markdown, json, an HTML page or a
+trace file."""
 
 from __future__ import annotations
 
@@ -22,9 +23,11 @@ def add_report_command(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     add_db_option(report)
     report.add_argument(
         "--format",
-        choices=("text", "markdown", "json"),
+        choices=("text", "markdown", "json", "html", "trace"),
         default="text",
-        help="text for people (default), markdown for $GITHUB_STEP_SUMMARY, json for scripts",
+        help="text for people (default), markdown for $GITHUB_STEP_SUMMARY, json for scripts, "
+        "html: one self-contained page with the last run's timeline and trends (use -o), "
+        "trace: the last run as Chrome trace events for Perfetto (use -o)",
     )
     report.add_argument(
         "--top",
@@ -40,6 +43,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Print the report (text, markdown or json) from the history."""
     from pytest_feedback.history.store import Store
     from pytest_feedback.report import DEFAULT_TOP, build_report, write_report
+    from pytest_feedback.report.details import add_details
 
     with Store.open_existing(db_path(args)) as store:
         report = build_report(
@@ -47,6 +51,8 @@ def cmd_report(args: argparse.Namespace) -> int:
             top=args.top or DEFAULT_TOP,
             all_tests=args.format == "json" and args.top is None,
         )
+        if args.format in ("text", "html", "trace"):
+            report = add_details(store, report, page=args.format == "html")
     with output(args) as out:
         write_report(report, args.format, out, top=args.top, color=out is sys.stdout)
     return 0

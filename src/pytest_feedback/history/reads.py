@@ -274,6 +274,53 @@ class HistoryReads:
     def known_files(self) -> set[str]:
         return {test_file(row[0]) for row in self._db.query("SELECT nodeid FROM tests")}
 
+    # -- reads for the timeline and the trends (report/timeline.py, report/trends.py) --------
+
+    def timed_results(self, run_id: int) -> list[tuple[Any, ...]]:
+        """(nodeid, outcome, worker, start_s, setup_s, call_s, teardown_s) of one run's tests
+        whose start is known, earliest first (start_s as in `results`)."""
+        return self._db.query(
+            "SELECT t.nodeid, r.outcome, r.worker, r.start_s, r.setup_s, r.call_s, r.teardown_s"
+            " FROM results r JOIN tests t ON t.id = r.test_id"
+            " WHERE r.run_id = ? AND r.start_s IS NOT NULL ORDER BY r.start_s",
+            (run_id,),
+        )
+
+    def timed_fixtures(self, run_id: int) -> list[tuple[Any, ...]]:
+        """(name, scope, worker, setup_start_s, setup_s, teardown_start_s, teardown_s) of one
+        run's fixture executions whose set-up start is known."""
+        return self._db.query(
+            "SELECT f.name, f.scope, fr.worker, fr.setup_start_s, fr.setup_s,"
+            " fr.teardown_start_s, fr.teardown_s FROM fixture_runs fr"
+            " JOIN fixtures f ON f.id = fr.fixture_id"
+            " WHERE fr.run_id = ? AND fr.setup_start_s IS NOT NULL ORDER BY fr.setup_start_s",
+            (run_id,),
+        )
+
+    def run_parts(self, run_id: int) -> list[tuple[str, float, float]]:
+        """(shard "K/N", started_at, wall_s) of the shard runs a merged run holds; of two runs
+        of one shard the one that finished last (the one whose results the merged run kept)."""
+        rows = self._db.query(
+            "SELECT shard, started_at, wall_s FROM run_parts WHERE run_id = ?"
+            " ORDER BY finished_at, uuid",
+            (run_id,),
+        )
+        return list({shard: (shard, at, wall) for shard, at, wall in rows}.values())
+
+    def run_trends(self, limit: int) -> list[tuple[Any, ...]]:
+        """(run id, started_at, wall_s, tests, failed, test seconds, failures of tests now
+        flagged flaky) of the newest ``limit`` runs, oldest first."""
+        rows = self._db.query(
+            "SELECT r.id, r.started_at, r.wall_s, r.tests, r.failed,"
+            " (SELECT sum(setup_s + call_s + teardown_s) FROM results WHERE run_id = r.id),"
+            " (SELECT count(*) FROM results x JOIN test_stats s ON s.test_id = x.test_id"
+            "  WHERE x.run_id = r.id AND s.flaky AND x.outcome IN ('failed', 'error'))"
+            " FROM runs r ORDER BY r.started_at DESC, r.id DESC LIMIT ?",
+            (limit,),
+        )
+        return rows[::-1]
+
+
 
 def _test_estimate(row: Sequence[Any]) -> TestEstimate:
     nodeid, est, setup, call, teardown, runs, fail_rate, flaky, slow, last = row

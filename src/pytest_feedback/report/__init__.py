@@ -1,16 +1,19 @@
 """The report: where a suite's time goes, what slowed down, what is flaky.
 
-`model.build_report` reads the history into a `Report`; `text` (rich), `markdown` and `json`
-render it. `hints` is where the planners add their one-line hint.
+`model.build_report` reads the history into a `Report` (`details.add_details` adds the last
+run's timeline, the trends and the plans); `text` (rich), `markdown`, `json`, `html` (one
+self-contained page) and `trace` (Chrome trace events of the timeline) render it. `hints` is
+where the planners add their one-line hint.
 """
 
 from __future__ import annotations
 
 from typing import Optional, TextIO
 
+from pytest_feedback.errors import FeedbackError
 from pytest_feedback.report.model import DEFAULT_TOP, Report, build_report
 
-FORMATS = ("text", "markdown", "json")
+FORMATS = ("text", "markdown", "json", "html", "trace")
 
 __all__ = ["DEFAULT_TOP", "FORMATS", "Report", "build_report", "write_report"]
 
@@ -35,5 +38,18 @@ def write_report(
         from pytest_feedback.report import text
 
         text.render(report, text.make_console(out, color=color and out.isatty()))
+    elif form == "html":
+        from pytest_feedback.report import html
+
+        out.write(html.render(report))
+    elif form == "trace":
+        from pytest_feedback.report import trace
+
+        if report.timeline is None:
+            raise FeedbackError(
+                "no trace: the last run has no recorded start times (an older pytest-feedback "
+                "recorded it); run `pytest --feedback` again"
+            )
+        out.write(trace.render(report.timeline))
     else:
         raise ValueError(f"unknown report format {form!r}; choose one of {', '.join(FORMATS)}")

@@ -15,6 +15,8 @@ from pytest_feedback.history.records import test_file
 from pytest_feedback.history.store import Store
 from pytest_feedback.history.summaries import SLOWDOWN_RATIO, Sample, slowdown_medians
 from pytest_feedback.report.hints import planner_hint
+from pytest_feedback.report.timeline import Timeline
+from pytest_feedback.report.trends import Plans, RunPoint
 
 #: Rows per table unless the caller asks for another number.
 DEFAULT_TOP = 10
@@ -131,6 +133,11 @@ class Report:
     #: The planners' one-line hint, "" when they have nothing to say (see `hints`).
     hint: str
     top: int
+    #: The pictures (`details.add_details`; None/empty unless asked for): the last run's
+    #: timeline, the newest runs oldest first, a shard plan and the worker curve.
+    timeline: Optional[Timeline] = None
+    trends: tuple[RunPoint, ...] = ()
+    plans: Optional[Plans] = None
 
 
 def build_report(

@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from pytest_feedback.report import formatting as fmt
+from pytest_feedback.report.lanes import lane_lines
 from pytest_feedback.report.model import Report, TestRow
 
 ASCII_HEAD = box.Box("    \n    \n -- \n    \n    \n    \n    \n    \n", ascii=True)
@@ -60,6 +61,7 @@ class TextReport:
     ) -> None:
         self.report = report
         self.ascii_only = ascii_only
+        self.width = width or 80
         #: Room for a node id beside the figures of a table row (None: as wide as it likes).
         self.id_width = None if width is None else max(16, width - _FIGURES_WIDTH)
         self.box = ASCII_HEAD if ascii_only else box.SIMPLE_HEAD
@@ -67,6 +69,10 @@ class TextReport:
     def renderable(self) -> RenderableType:
         report = self.report
         parts: list[RenderableType] = [self.summary()]
+        if report.timeline is not None:
+            lines = lane_lines(report.timeline, self.width, ascii_only=self.ascii_only)
+            parts += [Text(""), Text("Timeline (busy/idle per worker)", style="bold")]
+            parts += [Text(line, no_wrap=True) for line in lines]
         if report.tests:
             parts += self.section(f"Slowest tests (of {report.test_count:,})", self.slowest())
         if report.fixtures:

@@ -118,6 +118,8 @@ def load_settings(config: pytest.Config) -> Settings:
         raise pytest.UsageError(str(exc)) from None
     explicit: Optional[bool] = config.getoption("feedback")
     report = bool(config.getoption("feedback_report"))
+    html = config.getoption("feedback_html")
+    html_path = config.invocation_params.dir / html if html else None
     cov = bool(config.getoption("feedback_cov")) or bool(config.getini("feedback_cov"))
     cov = cov or refreshes_map(config)
     budget_s = budget_seconds(config)
@@ -126,6 +128,7 @@ def load_settings(config: pytest.Config) -> Settings:
     # Any --feedback-* option records (docs/contract.md, "Options").
     given_db = bool(config.getoption("feedback_db"))
     record = bool(explicit) or bool(config.getini("feedback")) or report or cov or selecting
+    record = record or html_path is not None
     record = record or given_db
     if config.getoption("feedback_no_record"):
         record = cov = False
@@ -154,6 +157,7 @@ def load_settings(config: pytest.Config) -> Settings:
         db_path=db_path,
         keep_runs=keep_runs,
         report=report,
+        html_path=html_path,
         cov=cov,
         selection=selection,
         budget_s=budget_s,

@@ -1,4 +1,5 @@
-"""`pytest --feedback-report`: the text report at the end of the terminal summary.
+"""`pytest --feedback-report`: the text report at the end of the terminal summary;
+`pytest --feedback-html=PATH`: the HTML report written to PATH.
 
 Reads the history the run has just been written to (the write happens in ``pytest_sessionfinish``;
 nothing here writes). Trouble becomes one warning line: a report never breaks a test run.
@@ -16,9 +17,46 @@ import pytest
 
 from pytest_feedback.errors import FeedbackError
 from pytest_feedback.report.model import Report, build_report
+from pytest_feedback.settings import Settings
 
 #: Characters the text report draws with; a terminal that cannot encode them gets ASCII.
 _DRAWING = "─▁█·\u2013"
+
+
+def write_reports(
+    terminalreporter: pytest.TerminalReporter, settings: Settings, run_uuid: Optional[str]
+) -> None:
+    """The reports the options asked for: ``--feedback-report`` on the terminal,
+    ``--feedback-html`` into its file."""
+    if settings.report:
+        write_terminal_report(terminalreporter, settings.db_path, run_uuid)
+    if settings.html_path is not None:
+        write_html_report(terminalreporter, settings.db_path, run_uuid, settings.html_path)
+
+
+def write_html_report(
+    terminalreporter: pytest.TerminalReporter, db_path: Path, run_uuid: Optional[str], path: Path
+) -> None:
+    """Write the HTML report of ``db_path`` to ``path`` and say where it is."""
+    from pytest_feedback.history.store import Store
+    from pytest_feedback.report import html
+    from pytest_feedback.report.details import add_details
+
+    try:
+        with Store.open_existing(db_path) as store:
+            report = add_details(store, build_report(store, run_uuid=run_uuid), page=True)
+        page = html.render(report)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(page, encoding="utf-8")
+    except FeedbackError as exc:
+        terminalreporter.write_line(f"feedback: warning: no HTML report: {exc}")
+        return
+    except Exception as exc:  # never break the user's run because of our trouble
+        terminalreporter.write_line(
+            f"feedback: warning: no HTML report ({type(exc).__name__}: {exc})"
+        )
+        return
+    terminalreporter.write_line(f"feedback: HTML report written to {path}")
 
 
 def write_terminal_report(
@@ -26,10 +64,11 @@ def write_terminal_report(
 ) -> None:
     """Print the report of ``db_path`` (``run_uuid`` as the last run) on the terminal."""
     from pytest_feedback.history.store import Store
+    from pytest_feedback.report.details import add_details
 
     try:
         with Store.open_existing(db_path) as store:
-            report = build_report(store, run_uuid=run_uuid)
+            report = add_details(store, build_report(store, run_uuid=run_uuid))
         text = render_for_terminal(
             report,
             width=terminal_width(),

@@ -1,0 +1,31 @@
+"""The report's pictures: `add_details` reads the last run's timeline, the trends over runs and
+the plans into a `Report` (the text report asks for the timeline only; the HTML page for all)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+from pytest_feedback.report.model import Report
+from pytest_feedback.report.timeline import build_timeline
+from pytest_feedback.report.trends import build_plans, build_trends
+
+if TYPE_CHECKING:
+    from pytest_feedback.history.store import Store
+
+
+def add_details(store: Store, report: Report, *, page: bool = False) -> Report:
+    """``report`` with its last run's timeline; with ``page``, also the trends and the plans."""
+    run = report.last_run
+    timeline = None
+    if run is not None:
+        timeline = build_timeline(store, run.run_id, run.wall_s, run.tests)
+    if not page:
+        return dataclasses.replace(report, timeline=timeline)
+    workers = None if run is None else run.processes
+    return dataclasses.replace(
+        report,
+        timeline=timeline,
+        trends=tuple(build_trends(store)),
+        plans=build_plans(store, workers),
+    )

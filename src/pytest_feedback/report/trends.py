@@ -1,0 +1,95 @@
+"""What the HTML page shows beyond the tables: the runs over time, and the planners' view (a
+shard plan and the worker curve). Read from the history by `build_trends` and `build_plans`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:
+    from pytest_feedback.history.store import Store
+
+#: Runs the trends show at most (the newest).
+TREND_RUNS = 50
+#: Counts the worker curve tries.
+CURVE_WORKERS = 8
+#: Above this many known tests the plans are left out (planning costs time with the suite).
+PLAN_MAX_TESTS = 20_000
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPoint:
+    """One recorded run, as the trend charts plot it."""
+
+    run_id: int
+    started_at: float
+    wall_s: float
+    tests: int
+    failed: int
+    #: Every test's set-up + call + tear-down together.
+    test_time_s: float
+    #: Failures of tests the history now flags as flaky.
+    flaky_failures: int
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardBar:
+    index: int
+    tests: int
+    estimate_s: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Plans:
+    """A shard plan for `shards` shards and the predicted makespan per worker count."""
+
+    shards: int
+    shard_bars: tuple[ShardBar, ...]
+    makespan_s: float
+    lower_bound_s: float
+    #: (workers, predicted makespan, lower bound), 1 worker first.
+    curve: tuple[tuple[int, float, float], ...]
+    #: Beyond this count one more process shortens the makespan by little.
+    stops_paying: int
+
+
+def build_trends(store: Store, limit: int = TREND_RUNS) -> list[RunPoint]:
+    """The newest ``limit`` runs, oldest first."""
+    return [
+        RunPoint(
+            int(run_id),
+            float(at),
+            float(wall),
+            int(tests),
+            int(failed),
+            float(test_time or 0.0),
+            int(flaky or 0),
+        )
+        for run_id, at, wall, tests, failed, test_time, flaky in store.reads.run_trends(limit)
+    ]
+
+
+def build_plans(store: Store, workers: Optional[int]) -> Optional[Plans]:
+    """The plans for the history's tests: ``workers`` shards (the last run's processes; 4 when
+    it ran in one), and the curve up to `CURVE_WORKERS`. None without tests, or above
+    `PLAN_MAX_TESTS` of them."""
+    from pytest_feedback.planning.shards import plan_shards, worker_curve
+
+    if not 0 < store.reads.test_count() <= PLAN_MAX_TESTS:
+        return None
+    estimates = store.reads.load_estimates()
+    nodeids = sorted(estimates.tests)
+    n = workers if workers and workers > 1 else 4
+    if len(nodeids) < n:
+        return None
+    plan = plan_shards(estimates, nodeids, n)
+    advice = worker_curve(estimates, nodeids, None, CURVE_WORKERS)
+    return Plans(
+        n,
+        tuple(ShardBar(s.index, len(s.tests), s.estimate_s) for s in plan.shards),
+        plan.makespan_s,
+        plan.lower_bound_s,
+        tuple((p.workers, p.makespan_s, p.lower_bound_s) for p in advice.curve),
+        advice.stops_paying,
+    )
