@@ -15,6 +15,14 @@ OLDEST_COVERAGE=$(sed -n "s/^ *\"coverage>=\([0-9.]*\),<[0-9.]*; python_version 
 
 step() { printf '\n== %s\n' "$*"; }
 
+# The HTML report's browser test (tests/test_report_browser.py) drives Debian's chromium through
+# Playwright (pip installs Playwright, never a browser of its own).
+if ! command -v chromium >/dev/null 2>&1; then
+  step "installing chromium for the HTML report's browser test"
+  SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+
 venv() {  # venv DIR PYTHON [PIP ARGS...]: a virtual environment with the project and its tests
   local dir=$1 python=$2
   shift 2
