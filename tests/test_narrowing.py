@@ -76,12 +76,22 @@ def test_a_plain_class_attribute_reaches_its_readers() -> None:
         ("LIMIT = 10", "LIMIT = int('10')", 3),  # not a literal: importing could do anything
         ("LIMIT = 10", "LIMIT = 10\nEXTRA = 1", 3),  # a new name at import time
         ("LIMIT = 10", "LIMITS = 10", 3),  # renamed
-        ("def small(x, cap=5)", "def small(x, cap: int = 5)", 7),  # an annotation
+        ("def small(x, cap=5)", "def small(x, cap: list[int] = 5)", 7),  # may fail at import
+        ("def small(x, cap=5)", "def small(x, cap: Missing = 5)", 7),  # may not exist
         ("def small(x, cap=5)", "def small(x, limit=5)", 7),  # a parameter renamed
         ("amount: int = 1", "amount: int = 2", 21),  # a dataclass field: the decorator reads it
         ('KIND = "x"', 'KIND = "y"', 30),  # a base class introspects its subclasses
     ],
-    ids=["call", "added", "renamed", "annotation", "parameter", "dataclass", "introspected"],
+    ids=[
+        "call",
+        "added",
+        "renamed",
+        "subscript-annotation",
+        "unbound-annotation",
+        "parameter",
+        "dataclass",
+        "introspected",
+    ],
 )
 def test_edits_that_cannot_be_narrowed(old: str, new: str, line: int) -> None:
     assert run(MOD, MOD.replace(old, new), {line}) is None
@@ -171,3 +181,175 @@ def test_a_regex_compile_is_not_code_from_a_string() -> None:
     result = run(MOD, MOD.replace("LIMIT = 10", "LIMIT = 11"), {3}, {"pkg/regex.py": regex})
     assert result is not None
     assert "pkg/regex.py" not in result.reach
+
+
+# -- the rules of issue 20: harmless metaclasses, displays, __all__, annotations, the word search
+
+
+ABSTRACT = """\
+import abc
+from abc import ABC, ABCMeta
+from typing import Generic, Protocol, TypeVar
+
+T = TypeVar("T")
+
+
+class Shape(ABC):
+    SIDES = 3
+
+    @abc.abstractmethod
+    def area(self):
+        return self.SIDES
+
+
+class Meta(metaclass=ABCMeta):
+    KIND = "m"
+
+
+class Box(Generic[T]):
+    SIZE = 1
+
+
+class Reader(Protocol):
+    MODE = "r"
+
+
+class Registry(type):
+    def __new__(mcs, name, bases, namespace):
+        return super().__new__(mcs, name, bases, dict(namespace))
+
+
+class Registered(metaclass=Registry):
+    TAG = "t"
+
+
+def use():
+    return Shape.SIDES, Meta.KIND, Box.SIZE, Reader.MODE, Registered.TAG
+"""
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "name"),
+    [
+        ("SIDES = 3", "SIDES = 4", 9, "Shape.SIDES"),
+        ('KIND = "m"', 'KIND = "n"', 17, "Meta.KIND"),
+        ("SIZE = 1", "SIZE = 2", 21, "Box.SIZE"),
+        ('MODE = "r"', 'MODE = "w"', 25, "Reader.MODE"),
+    ],
+    ids=["abc-base", "abcmeta", "generic", "protocol"],
+)
+def test_harmless_metaclasses_narrow_like_plain_classes(
+    old: str, new: str, line: int, name: str
+) -> None:
+    index = NameIndex({"pkg/shapes.py": ABSTRACT, "pkg/user.py": "from pkg import shapes\n"})
+    result = narrow("pkg/shapes.py", ABSTRACT, ABSTRACT.replace(old, new), {line}, index)
+    assert result is not None
+    assert result.names == {name}
+    assert result.reach["pkg/shapes.py"] == {38} | ({13} if name == "Shape.SIDES" else set())
+
+
+def test_a_metaclass_of_the_project_keeps_the_plain_rule() -> None:
+    index = NameIndex({"pkg/shapes.py": ABSTRACT, "pkg/user.py": "from pkg import shapes\n"})
+    new = ABSTRACT.replace('TAG = "t"', 'TAG = "u"')
+    assert narrow("pkg/shapes.py", ABSTRACT, new, {34}, index) is None
+
+
+def test_an_abc_that_is_not_the_standard_one_keeps_the_plain_rule() -> None:
+    text = ABSTRACT.replace("from abc import ABC, ABCMeta", "from mylib import ABC, ABCMeta")
+    index = NameIndex({"pkg/shapes.py": text, "pkg/user.py": "from pkg import shapes\n"})
+    assert narrow("pkg/shapes.py", text, text.replace("SIDES = 3", "SIDES = 4"), {9}, index) is None
+
+
+DISPLAYS = """\
+def handler():
+    return 1
+
+
+ROUTES = {"a": handler, "b": ("x", 2)}
+LIMITS = [handler(), 3]
+__all__ = ["handler", "ROUTES"]
+
+
+def route(name):
+    return ROUTES[name]
+"""
+
+
+def test_a_scalar_element_of_a_display_reaches_the_readers_of_its_name() -> None:
+    index = NameIndex({"pkg/routes.py": DISPLAYS, "pkg/user.py": "from pkg import routes\n"})
+    result = narrow("pkg/routes.py", DISPLAYS, DISPLAYS.replace('"x", 2', '"x", 5'), {5}, index)
+    assert result is not None
+    assert result.reach == {"pkg/routes.py": {11}}
+    # ... but not an element that is computed, nor an argument of a call in the display
+    assert (
+        narrow("pkg/routes.py", DISPLAYS, DISPLAYS.replace("handler, ", "route, "), {5}, index)
+        is None
+    )
+    assert narrow("pkg/routes.py", DISPLAYS, DISPLAYS.replace("3]", "[3]]"), {6}, index) is None
+
+
+def test_dunder_all_reaches_the_star_imports_of_the_module() -> None:
+    sources = {
+        "pkg/routes.py": DISPLAYS,
+        "pkg/api.py": "from pkg.routes import *\n\n\ndef f():\n    return route('a')\n",
+        "pkg/other.py": "from pkg.mod import *\n",
+    }
+    index = NameIndex(sources)
+    new = DISPLAYS.replace('"ROUTES"]', '"ROUTES", "route"]')
+    result = narrow("pkg/routes.py", DISPLAYS, new, {7}, index)
+    assert result is not None
+    assert result.reach == {"pkg/api.py": {1}}
+    assert result.names == {"__all__"}
+
+
+ANNOTATED = """\
+import typing
+
+
+def parse(text: str, strict: bool = False) -> int:
+    return int(text)
+
+
+@typing.no_type_check
+def loose(text: str) -> int:
+    return int(text)
+"""
+READER = "import inspect\n\n\ndef params(f):\n    return inspect.signature(f).parameters\n"
+
+
+def test_an_annotation_edit_reaches_the_body_and_the_readers_of_annotations() -> None:
+    index = NameIndex({"pkg/p.py": ANNOTATED, "pkg/r.py": READER, "pkg/u.py": "import pkg.p\n"})
+    new = ANNOTATED.replace(
+        "-> int:\n    return int(text)\n\n", "-> object:\n    return int(text)\n\n", 1
+    )
+    result = narrow("pkg/p.py", ANNOTATED, new, {4}, index)
+    assert result is not None
+    assert result.names == {"parse() annotations"}
+    assert result.reach == {"pkg/p.py": {5}}
+    assert result.readers == {"pkg/r.py": {5}}
+
+
+def test_annotations_of_a_decorated_function_keep_the_plain_rule() -> None:
+    index = NameIndex({"pkg/p.py": ANNOTATED, "pkg/u.py": "import pkg.p\n"})
+    new = ANNOTATED.replace("def loose(text: str)", "def loose(text: bytes)")
+    assert narrow("pkg/p.py", ANNOTATED, new, {9}, index) is None
+
+
+def test_postponed_annotations_may_be_anything() -> None:
+    text = "from __future__ import annotations\n\n\ndef f(x: int) -> int:\n    return x\n"
+    index = NameIndex({"pkg/f.py": text, "pkg/u.py": "import pkg.f\n"})
+    new = text.replace("x: int", "x: list[Missing] | None")
+    result = narrow("pkg/f.py", text, new, {4}, index)
+    assert result is not None
+    assert result.reach == {"pkg/f.py": {5}}
+
+
+def test_only_files_that_name_the_identifier_are_parsed() -> None:
+    sources = {f"pkg/m{i}.py": f"def f{i}():\n    return {i}\n" for i in range(50)}
+    sources["pkg/mod.py"] = MOD
+    sources["pkg/user.py"] = USER
+    index = NameIndex(sources)
+    result = narrow("pkg/mod.py", MOD, MOD.replace("LIMIT = 10", "LIMIT = 11"), {3}, index)
+    assert result is not None
+    assert result.reach["pkg/user.py"] == {5}
+    assert index.parsed == 2  # mod.py and user.py; none of the 50 others names LIMIT

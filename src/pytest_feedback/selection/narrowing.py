@@ -1,17 +1,26 @@
-"""Import-time edits that only some tests can see: a literal constant, a default argument.
+"""Import-time edits that only some tests can see: literals, defaults, annotations.
 
-Module constants, class attributes and default arguments are import-time code, so by the plain
-rule a change to one reaches every test that uses the module. Two kinds of edit are narrower,
-and this module proves it from the recorded and the current source (`ast`):
+Module constants, class attributes, default arguments and annotations are import-time code, so
+by the plain rule a change to one reaches every test that uses the module. Some edits are
+narrower, and this module proves it from the recorded and the current source (`ast`):
 
-- ``NAME = <literal>`` -> ``NAME = <other literal>`` at module or class level: importing cannot
-  fail or do anything else, so only code that reads ``NAME`` can tell. The edit is replaced by
-  every line, in every recorded file, that names ``NAME`` (those lines keep their own import-,
-  collection- or call-time reach). Refused when something could read it without naming it: the
-  name in a string (``getattr``), a dunder, a class with decorators, keywords (metaclass) or a
-  base class that is not the project's own plain class.
+- ``NAME = <literal>`` -> ``NAME = <other literal>`` at module or class level, or a display
+  (``[...]``, ``(...)``, ``{...}``) assigned to one name whose only change is a scalar literal
+  element: importing cannot fail or do anything else, so only code that reads ``NAME`` can
+  tell. The edit is replaced by every line, in every recorded file, that names ``NAME`` (those
+  lines keep their own import-, collection- or call-time reach), and by the lines that read
+  attributes by a computed name (`Narrowed.dynamic`). Refused when something could read it
+  without naming it: a dunder, a class with decorators, keywords other than a harmless
+  metaclass, or a base class that is neither the project's own plain class nor a harmless one
+  (`HARMLESS_BASES`). ``__all__`` reaches its readers and the ``from M import *`` lines.
 - a ``def`` whose only change is a literal default value: only a call can tell, and a call runs
   the body. The edit is replaced by the function's body lines.
+- a ``def`` whose only change is in its annotations: only the function's ``__annotations__``
+  differ, so the tests that ran its body and the code that reads annotations
+  (`names.ANNOTATION_READERS`) can tell. Refused for decorated functions (a decorator may read
+  them), and, without ``from __future__ import annotations``, when evaluating the new
+  annotation at import could fail (anything but names bound before the ``def``, builtins,
+  attributes of them, strings and None).
 
 Everything else keeps the plain rule. When the names a module or class defines at import time
 differ in any way (a statement added, removed or renamed), nothing is narrowed for that file.
@@ -20,9 +29,13 @@ differ in any way (a statement added, removed or renamed), nothing is narrowed f
 from __future__ import annotations
 
 import ast
+import builtins
 import dataclasses
 from collections.abc import Iterable
 from typing import Optional, Union
+
+from pytest_feedback.selection.names import FileNames, literal, target, value_of
+from pytest_feedback.selection.names import NameIndex as NameIndex
 
 FunctionNode = Union[ast.FunctionDef, ast.AsyncFunctionDef]
 Scope = Union[ast.Module, ast.ClassDef]
@@ -36,6 +49,19 @@ _PLAIN_DUNDERS = frozenset(
      "__summary__", "__uri__", "__url__", "__description__", "__maintainer__", "__status__"}
 )  # fmt: skip
 _PLAIN_BASES = frozenset({"object", "Exception", "BaseException", "ValueError", "TypeError"})
+#: Bases and metaclasses whose class creation does not read the values of class attributes:
+#: ``ABCMeta`` looks for ``__isabstractmethod__`` (no literal has it), ``Protocol`` and
+#: ``Generic`` record attribute names and type parameters, ``type`` is the default.
+HARMLESS_BASES = frozenset(
+    {"abc.ABC", "typing.Protocol", "typing_extensions.Protocol", "typing.Generic",
+     "typing_extensions.Generic"}
+)  # fmt: skip
+HARMLESS_METACLASSES = frozenset({"abc.ABCMeta", "type"})
+#: Decorators that do not read a function's annotations.
+_PLAIN_DECORATORS = frozenset(
+    {"staticmethod", "classmethod", "property", "abstractmethod", "abc.abstractmethod"}
+)
+_SCALARS = (str, bytes, int, float, complex, bool, type(None))
 
 
 @dataclasses.dataclass
@@ -50,43 +76,15 @@ class Narrowed:
     names: set[str]
     #: path -> lines that read attributes by computed names (they count when run by a test).
     dynamic: dict[str, set[int]] = dataclasses.field(default_factory=dict)
-
-
-def _literal(node: Optional[ast.expr]) -> bool:
-    if node is None:
-        return False
-    try:
-        ast.literal_eval(node)
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return False
-    return True
-
-
-def _target(stmt: ast.stmt) -> Optional[str]:
-    """The name a statement binds (``NAME = ...``) or changes (``NAME["key"] = ...``)."""
-    if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1:
-        target = stmt.targets[0]
-        if (
-            isinstance(target, ast.Subscript)
-            and isinstance(target.value, ast.Name)
-            and _literal(target.slice)
-        ):
-            return target.value.id
-        return target.id if isinstance(target, ast.Name) else None
-    if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
-        return stmt.target.id
-    return None
-
-
-def _value(stmt: ast.stmt) -> Optional[ast.expr]:
-    return stmt.value if isinstance(stmt, (ast.Assign, ast.AnnAssign)) else None
+    #: path -> lines that read annotations (they count when run, at any time, by a test).
+    readers: dict[str, set[int]] = dataclasses.field(default_factory=dict)
 
 
 def _signature(scope: Scope) -> list[tuple[str, str]]:
     """What a scope's body defines at import time, in order: (statement kind, name or dump)."""
     out: list[tuple[str, str]] = []
     for stmt in scope.body:
-        name = _target(stmt)
+        name = target(stmt)
         if name is not None:
             out.append(("assign", name))
         elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
@@ -127,181 +125,6 @@ def _parse(text: str) -> Optional[_Source]:
         return None
 
 
-class NameIndex:
-    """Where each identifier is named in the recorded project files (lazily built)."""
-
-    def __init__(self, sources: dict[str, str]) -> None:
-        self._sources = sources
-        self._names: Optional[dict[str, dict[str, set[int]]]] = None
-        #: path -> lines that read attributes by a computed name (getattr, vars, __dict__)
-        self._dynamic: dict[str, set[int]] = {}
-        #: path -> lines that compile code from strings (exec, eval, compile)
-        self._exec: dict[str, set[int]] = {}
-        #: module name components that some import statement names
-        self._imported: set[str] = set()
-        self._classes: dict[str, list[ast.ClassDef]] = {}
-        self._aliases: dict[str, set[str]] = {}
-        #: name -> path -> lines that store a literal in it (``NAME = 1``, ``NAME["k"] = 1``)
-        self._writes: dict[str, dict[str, set[int]]] = {}
-
-    def _build(self) -> dict[str, dict[str, set[int]]]:
-        if self._names is not None:
-            return self._names
-        names: dict[str, dict[str, set[int]]] = {}
-        for path, text in self._sources.items():
-            try:
-                tree = ast.parse(text)
-            except (SyntaxError, ValueError):
-                continue
-            in_default: dict[int, set[int]] = {}  # node id -> the body lines of its function
-            in_function: set[int] = set()  # lines of function bodies (run at call time)
-            for node in ast.walk(tree):
-                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                    in_function.update(
-                        range(node.body[0].lineno, (node.end_lineno or node.lineno) + 1)
-                    )
-                    body = set(range(node.body[0].lineno, (node.end_lineno or node.lineno) + 1))
-                    for default in [*node.args.defaults, *node.args.kw_defaults]:
-                        for part in ast.walk(default) if default is not None else ():
-                            in_default[id(part)] = body
-            for node in ast.walk(tree):
-                ident: Optional[str] = None
-                if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Store):
-                    ident = node.id
-                elif isinstance(node, ast.Attribute):
-                    ident = node.attr
-                elif isinstance(node, (ast.Import, ast.ImportFrom)):
-                    # Importing a name binds its value, which only a later read can see: the
-                    # import line itself does not count, a new name (``as``) is followed.
-                    if isinstance(node, ast.ImportFrom) and node.module:
-                        self._imported.update(node.module.split("."))
-                    for alias in node.names:
-                        self._imported.update(alias.name.split("."))
-                        if alias.asname:
-                            original = alias.name.rsplit(".", 1)[-1]
-                            self._aliases.setdefault(original, set()).add(alias.asname)
-                if isinstance(node, (ast.Call, ast.Attribute)):
-                    for name in _names_in_strings(node):
-                        if name == "exec":
-                            self._exec.setdefault(path, set()).add(node.lineno)
-                        elif name == "*":
-                            call_time = node.lineno in in_function
-                            where = path if call_time else "import:" + path
-                            self._dynamic.setdefault(where, set()).add(node.lineno)
-                        else:
-                            names.setdefault(name, {}).setdefault(path, set()).add(node.lineno)
-                elif isinstance(node, ast.ClassDef):
-                    self._classes.setdefault(node.name, []).append(node)
-                if isinstance(node, (ast.Assign, ast.AnnAssign)):
-                    written = _target(node)
-                    if written is not None and _literal(_value(node)):
-                        span = range(node.lineno, (node.end_lineno or node.lineno) + 1)
-                        self._writes.setdefault(written, {}).setdefault(path, set()).update(span)
-                if ident is not None:
-                    # A default value is bound at import time but seen only by a call: the body.
-                    lines = in_default.get(id(node)) or {getattr(node, "lineno", 0)}
-                    names.setdefault(ident, {}).setdefault(path, set()).update(lines)
-        self._names = names
-        return names
-
-    def lines_naming(self, name: str) -> dict[str, set[int]]:
-        """Lines that read ``name``, or a name it was imported as (literal stores do not)."""
-        index = self._build()
-        found: dict[str, set[int]] = {}
-        todo, seen = [name], {name}
-        while todo:
-            current = todo.pop()
-            writes = self._writes.get(current, {})
-            for path, lines in index.get(current, {}).items():
-                found.setdefault(path, set()).update(lines - writes.get(path, set()))
-            for alias in self._aliases.get(current, ()):
-                if alias not in seen:
-                    seen.add(alias)
-                    todo.append(alias)
-        return found
-
-    def imported(self, path: str) -> bool:
-        """Whether some import statement names the module at ``path``."""
-        self._build()
-        stem = path.rsplit("/", 1)[-1].removesuffix(".py")
-        if stem == "__init__":
-            stem = path.rsplit("/", 2)[-2] if path.count("/") else ""
-        return stem in self._imported
-
-    def exec_lines(self) -> dict[str, set[int]]:
-        """Lines that compile code from strings: that code may read any name, at any time."""
-        self._build()
-        return self._exec
-
-    def dynamic_lines(self, path: str) -> dict[str, set[int]]:
-        """Lines that read attributes by a computed name, so may read a name of ``path``.
-
-        Those in function bodies, anywhere; those at module or class level, only in ``path``
-        itself (elsewhere they copy namespaces at import, such as ``vars(operator)``, and the
-        copies are read by name again).
-        """
-        self._build()
-        found = {p: lines for p, lines in self._dynamic.items() if not p.startswith("import:")}
-        own = self._dynamic.get("import:" + path)
-        if own:
-            found[path] = found.get(path, set()) | own
-        return found
-
-    def plain_class(self, node: ast.ClassDef, seen: Optional[set[str]] = None) -> bool:
-        """No decorators, no keywords, and only plain project (or builtin) base classes."""
-        self._build()
-        seen = seen or set()
-        if node.decorator_list or node.keywords or node.name in seen:
-            return False
-        seen.add(node.name)
-        for stmt in node.body:
-            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and stmt.name in (
-                "__init_subclass__",
-                "__class_getitem__",
-            ):
-                used = {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name)}
-                used |= {n.attr for n in ast.walk(stmt) if isinstance(n, ast.Attribute)}
-                if used & _INTROSPECTION:
-                    return False
-        for base in node.bases:
-            if isinstance(base, ast.Name) and base.id in _PLAIN_BASES:
-                continue
-            name = base.id if isinstance(base, ast.Name) else None
-            found = self._classes.get(name or "", [])
-            if len(found) != 1 or not self.plain_class(found[0], seen):
-                return False
-        return True
-
-
-def _names_in_strings(node: ast.expr) -> set[str]:
-    """Attribute names read by name strings: ``getattr(obj, "NAME")`` gives NAME.
-
-    ``*`` when the name is computed at run time or everything is read at once (``vars``,
-    ``dir``, ``__dict__``): such a line may read any attribute.
-    """
-    names: list[ast.expr] = []
-    if isinstance(node, ast.Call):
-        func = node.func
-        called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
-        if isinstance(func, ast.Name) and called in ("exec", "eval", "compile"):
-            return {"exec"}  # code from a string may name anything, and runs later
-        if called in ("vars", "dir", "getmembers", "globals", "locals"):
-            return {"*"}
-        if called in ("getattr", "hasattr", "setattr", "delattr"):
-            names = node.args[1:2]
-        elif called in ("attrgetter", "__getattribute__", "__getattr__"):
-            names = list(node.args)
-    elif isinstance(node, ast.Attribute) and node.attr == "__dict__":
-        return {"*"}
-    found: set[str] = set()
-    for expr in names:
-        if isinstance(expr, ast.Constant) and isinstance(expr.value, str):
-            found.update(part for part in expr.value.split(".") if part.isidentifier())
-        else:
-            found.add("*")
-    return found
-
-
 def narrow(
     path: str, old_text: str, new_text: str, changed: set[int], index: NameIndex
 ) -> Optional[Narrowed]:
@@ -324,7 +147,8 @@ def narrow(
             if isinstance(stmt, ast.ClassDef):
                 continue  # its body is a scope of its own; the header itself stays plain
             if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                _narrow_function(path, qualname, stmt, new_stmt, changed, result)
+                where = _Where(path, qualname, scope, old, index)
+                _narrow_function(where, stmt, new_stmt, changed, result)
             else:
                 _narrow_assignment(
                     path, qualname, scope, stmt, new_stmt, span, changed, index, result
@@ -332,13 +156,19 @@ def narrow(
     return result if result.lines else None
 
 
+@dataclasses.dataclass(frozen=True)
+class _Where:
+    """Where a changed statement is: its file, the scope holding it, and the index."""
+
+    path: str
+    qualname: str
+    scope: Scope
+    source: _Source
+    index: NameIndex
+
+
 def _narrow_function(
-    path: str,
-    qualname: str,
-    stmt: FunctionNode,
-    new_stmt: ast.stmt,
-    changed: set[int],
-    result: Narrowed,
+    where: _Where, stmt: FunctionNode, new_stmt: ast.stmt, changed: set[int], result: Narrowed
 ) -> None:
     if not isinstance(new_stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
         return
@@ -346,12 +176,15 @@ def _narrow_function(
     head_changed = header & changed
     if not head_changed:
         return
-    stripped = [_without_defaults(s) for s in (stmt, new_stmt)]
-    if stripped[0] != stripped[1]:
+    if _shape(stmt, annotations=False) != _shape(new_stmt, annotations=False):
+        return
+    annotated = _shape(stmt) != _shape(new_stmt)
+    if annotated and not _annotations_local(where, stmt, new_stmt):
         return
     old_args, new_args = stmt.args, new_stmt.args
     old_defaults = [*old_args.defaults, *old_args.kw_defaults]
     new_defaults = [*new_args.defaults, *new_args.kw_defaults]
+    defaulted = False
     for before, after in zip(old_defaults, new_defaults):
         if before is None or after is None:
             if before is not after:
@@ -359,8 +192,10 @@ def _narrow_function(
             continue
         # A default that changed must be a literal on both sides (evaluating it at import can
         # neither fail nor do anything else); one that did not may be anything.
-        if ast.dump(before) != ast.dump(after) and not (_literal(before) and _literal(after)):
-            return
+        if ast.dump(before) != ast.dump(after):
+            if not (literal(before) and literal(after)):
+                return
+            defaulted = True
     body = set(range(stmt.body[0].lineno, (stmt.end_lineno or stmt.lineno) + 1))
     first = stmt.body[0]
     if len(stmt.body) == 1 and (
@@ -369,25 +204,186 @@ def _narrow_function(
     ):
         body = set()  # `...`, `pass` or a docstring (an overload): a call runs nothing
     result.lines |= head_changed
-    result.reach.setdefault(path, set()).update(body)
-    prefix = qualname + "." if qualname else ""
-    result.names.add(f"{prefix}{stmt.name}() default")
+    result.reach.setdefault(where.path, set()).update(body)
+    prefix = where.qualname + "." if where.qualname else ""
+    if defaulted or not annotated:
+        result.names.add(f"{prefix}{stmt.name}() default")
+    if annotated:
+        result.names.add(f"{prefix}{stmt.name}() annotations")
+        for path, lines in where.index.annotation_lines().items():
+            result.readers.setdefault(path, set()).update(lines)
+        for path, lines in where.index.exec_lines().items():
+            result.reach.setdefault(path, set()).update(lines)
 
 
-def _without_defaults(node: FunctionNode) -> str:
+def _shape(node: FunctionNode, *, annotations: bool = True) -> str:
+    """The function's header with every default replaced (and, if asked, every annotation)."""
     args = node.args
+
+    def arg(a: ast.arg) -> ast.arg:
+        return a if annotations else ast.arg(arg=a.arg)
+
     shape = ast.arguments(
-        posonlyargs=args.posonlyargs,
-        args=args.args,
-        vararg=args.vararg,
-        kwonlyargs=args.kwonlyargs,
+        posonlyargs=[arg(a) for a in args.posonlyargs],
+        args=[arg(a) for a in args.args],
+        vararg=arg(args.vararg) if args.vararg else None,
+        kwonlyargs=[arg(a) for a in args.kwonlyargs],
         kw_defaults=[None if d is None else ast.Constant(0) for d in args.kw_defaults],
-        kwarg=args.kwarg,
+        kwarg=arg(args.kwarg) if args.kwarg else None,
         defaults=[ast.Constant(0) for _ in args.defaults],
     )
     decorators = [ast.dump(d) for d in node.decorator_list]
-    returns = ast.dump(node.returns) if node.returns else ""
+    returns = ast.dump(node.returns) if node.returns and annotations else ""
     return f"{node.name}|{ast.dump(shape)}|{decorators}|{returns}"
+
+
+def _annotations(node: FunctionNode) -> list[ast.expr]:
+    args = node.args
+    every = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
+    found = [a.annotation for a in every if a is not None and a.annotation is not None]
+    return [*found, *([node.returns] if node.returns else [])]
+
+
+def _annotations_local(where: _Where, stmt: FunctionNode, new_stmt: FunctionNode) -> bool:
+    """Whether an edit of the annotations changes nothing but ``__annotations__``."""
+    names = where.index.file(where.path)
+    if names is None:
+        return False
+    for decorator in stmt.decorator_list:
+        if _dotted(decorator, names) not in _PLAIN_DECORATORS:
+            return False  # a decorator may read the annotations (singledispatch, a CLI builder)
+    if isinstance(where.scope, ast.ClassDef) and (
+        "." in where.qualname or not plain_class(where.index, where.path, where.scope)
+    ):
+        return False  # a metaclass or class decorator may read its methods' annotations
+    if _postponed(where.source.tree):
+        return True  # annotations are strings, never evaluated at import
+    bound = _bound_before(where.source.tree, stmt.lineno)
+    for annotation in _annotations(new_stmt):
+        for node in ast.walk(annotation):
+            if isinstance(node, ast.Name):
+                if node.id not in bound and not isinstance(getattr(builtins, node.id, None), type):
+                    return False  # may not exist when the def runs
+            elif isinstance(node, ast.Constant):
+                if not isinstance(node.value, (str, type(None))):
+                    return False
+            elif not isinstance(node, (ast.Attribute, ast.Load)):
+                return False  # a subscript or ``|`` may fail on this Python version
+            elif isinstance(node, ast.Attribute) and ast.dump(node) not in _evaluated(where):
+                return False  # an attribute the module never used may not exist
+    return True
+
+
+def _postponed(tree: ast.Module) -> bool:
+    return any(
+        isinstance(s, ast.ImportFrom)
+        and s.module == "__future__"
+        and any(a.name == "annotations" for a in s.names)
+        for s in tree.body
+    )
+
+
+def _bound_before(tree: ast.Module, line: int) -> set[str]:
+    """Names the module binds at its top level before ``line`` (imports, defs, assignments)."""
+    bound: set[str] = set()
+    for stmt in tree.body:
+        if stmt.lineno >= line:
+            break
+        if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            bound.update((a.asname or a.name.split(".")[0]) for a in stmt.names)
+        elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(stmt.name)
+        elif (name := target(stmt)) is not None:
+            bound.add(name)
+    return bound
+
+
+def _evaluated(where: _Where) -> set[str]:
+    """Attribute expressions the recorded module already evaluates at import (its annotations
+    and top-level code outside function bodies), as `ast.dump` strings."""
+    parts: list[ast.AST] = []
+
+    def walk(body: list[ast.stmt]) -> None:
+        for stmt in body:
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                parts.extend([*_annotations(stmt), *stmt.decorator_list])
+                parts.extend(d for d in [*stmt.args.defaults, *stmt.args.kw_defaults] if d)
+            elif isinstance(stmt, ast.ClassDef):
+                parts.extend([*stmt.bases, *stmt.keywords, *stmt.decorator_list])
+                walk(stmt.body)
+            else:
+                parts.append(stmt)
+
+    walk(where.source.tree.body)
+    return {ast.dump(n) for part in parts for n in ast.walk(part) if isinstance(n, ast.Attribute)}
+
+
+def _dotted(node: ast.expr, names: FileNames) -> str:
+    """``abc.ABC`` for ``ABC`` imported from ``abc`` or for ``abc.ABC`` itself; else its text."""
+    if isinstance(node, ast.Subscript):
+        node = node.value  # Generic[T], Protocol[T]
+    if isinstance(node, ast.Name):
+        return names.origins.get(node.id, node.id)
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+        return f"{names.origins.get(node.value.id, node.value.id)}.{node.attr}"
+    return ast.dump(node)
+
+
+def plain_class(
+    index: NameIndex, path: str, node: ast.ClassDef, seen: Optional[set[str]] = None
+) -> bool:
+    """No decorators, no keywords but a harmless metaclass, no introspecting
+    ``__init_subclass__``, and only plain project, builtin or harmless base classes."""
+    names = index.file(path)
+    seen = seen or set()
+    if names is None or node.decorator_list or node.name in seen:
+        return False
+    seen.add(node.name)
+    for keyword in node.keywords:
+        if keyword.arg != "metaclass" or _dotted(keyword.value, names) not in HARMLESS_METACLASSES:
+            return False
+    for stmt in node.body:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and stmt.name in (
+            "__init_subclass__",
+            "__class_getitem__",
+        ):
+            used = {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name)}
+            used |= {n.attr for n in ast.walk(stmt) if isinstance(n, ast.Attribute)}
+            if used & _INTROSPECTION:
+                return False
+    for base in node.bases:
+        if isinstance(base, ast.Name) and base.id in _PLAIN_BASES and base.id not in names.origins:
+            continue
+        if _dotted(base, names) in HARMLESS_BASES:
+            continue
+        found = index.classes(base.id) if isinstance(base, ast.Name) else []
+        if len(found) != 1 or not plain_class(index, found[0][0], found[0][1], seen):
+            return False
+    return True
+
+
+def _display_edit(old: Optional[ast.expr], new: Optional[ast.expr]) -> bool:
+    """A display (list, tuple, set, dict) whose only change is a scalar literal element."""
+    displays = (ast.List, ast.Tuple, ast.Set, ast.Dict)
+    if not isinstance(old, displays) or type(old) is not type(new):
+        return False
+    return _same_but_scalars(old, new)
+
+
+def _same_but_scalars(old: Optional[ast.expr], new: Optional[ast.expr]) -> bool:
+    if old is None or new is None:
+        return old is new
+    if isinstance(old, ast.Constant) and isinstance(new, ast.Constant):
+        return isinstance(old.value, _SCALARS) and isinstance(new.value, _SCALARS)
+    if isinstance(old, (ast.List, ast.Tuple, ast.Set)) and type(old) is type(new):
+        elements = old.elts, new.elts
+        return len(elements[0]) == len(elements[1]) and all(
+            _same_but_scalars(a, b) for a, b in zip(*elements)
+        )
+    if isinstance(old, ast.Dict) and isinstance(new, ast.Dict):
+        pairs = list(zip([*old.keys, *old.values], [*new.keys, *new.values]))
+        return len(old.keys) == len(new.keys) and all(_same_but_scalars(a, b) for a, b in pairs)
+    return ast.dump(old) == ast.dump(new)  # anything else (a call, a name) must not change
 
 
 def _narrow_assignment(
@@ -401,12 +397,13 @@ def _narrow_assignment(
     index: NameIndex,
     result: Narrowed,
 ) -> None:
-    name = _target(stmt)
-    if name is None or name != _target(new_stmt):
+    name = target(stmt)
+    if name is None or name != target(new_stmt):
         return
-    if name.startswith("__") and name not in _PLAIN_DUNDERS:
+    if name.startswith("__") and name not in _PLAIN_DUNDERS and name != "__all__":
         return
-    if not (_literal(_value(stmt)) and _literal(_value(new_stmt))):
+    old_value, new_value = value_of(stmt), value_of(new_stmt)
+    if not (literal(old_value) and literal(new_value)) and not _display_edit(old_value, new_value):
         return
     old_ann = getattr(stmt, "annotation", None)
     new_ann = getattr(new_stmt, "annotation", None)
@@ -414,15 +411,20 @@ def _narrow_assignment(
         old_ann is not None and new_ann is not None and ast.dump(old_ann) != ast.dump(new_ann)
     ):
         return
-    if isinstance(scope, ast.ClassDef) and ("." in qualname or not index.plain_class(scope)):
+    if isinstance(scope, ast.ClassDef) and (
+        "." in qualname or name == "__all__" or not plain_class(index, path, scope)
+    ):
         return  # nested classes (Meta, Config) are read by frameworks
     if not index.imported(path):
         return  # a module nothing imports by name (a settings module?) is read some other way
     readers = index.lines_naming(name)
+    if name == "__all__":  # it decides what ``from M import *`` binds in each importer
+        for where, lines in index.star_importers(path).items():
+            readers.setdefault(where, set()).update(lines)
     unread = not any(lines - span for where, lines in readers.items() if where != path) and not (
         readers.get(path, set()) - span
     )
-    if unread and name not in _PLAIN_DUNDERS:
+    if unread and name not in _PLAIN_DUNDERS and name != "__all__":
         return  # nothing names it: dead, or read some way we cannot see
     result.lines |= span & changed
     for where, lines in [*readers.items(), *index.exec_lines().items()]:

@@ -210,14 +210,24 @@ class Selector:
             if reach:
                 for nodeid in dmap.tests_reaching(path, reach):
                     self._add(nodeid, f"reaches {what}, changed in {change.path}")
-        for path, reach in narrowed.dynamic.items():
-            # Computed-name reads count when a test runs them; at import time (elsewhere than
-            # the changed module) they copy namespaces, which are read by name again.
+        # Computed-name and annotation reads can only see the module (or its classes and
+        # functions) in tests that import it or ran its code (docs/selection.md).
+        users: Optional[set[str]] = None
+        for path, reach in [*narrowed.dynamic.items(), *narrowed.readers.items()]:
+            dynamic = path in narrowed.dynamic and reach is narrowed.dynamic[path]
             for nodeid, kind in dmap.tests_reaching(path, reach).items():
-                if kind != "import-time" or path == change.recorded_path:
+                # At import time (elsewhere than the changed module) computed-name reads copy
+                # namespaces, which are read by name again.
+                if dynamic and kind == "import-time" and path != change.recorded_path:
+                    continue
+                if users is None:
+                    users = set(dmap.tests_reaching(change.recorded_path))
+                if nodeid in users and dynamic:
                     self._add(
                         nodeid, f"may read {what} by a computed name, changed in {change.path}"
                     )
+                elif nodeid in users:
+                    self._add(nodeid, f"reads annotations, and {what} changed in {change.path}")
         return lines - narrowed.lines
 
     def _base_agrees(self, change: FileChange, new: str, names: set[str]) -> bool:
