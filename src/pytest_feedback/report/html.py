@@ -230,7 +230,8 @@ def plans_section(report: Report) -> Optional[str]:
         f"lower bound {fmt.seconds(plans.lower_bound_s)}"
     )
     note = (
-        f"Adding workers stops paying after {plans.stops_paying} (one more saves little); "
+        "The curve: the longest worker's predicted time for each count, from the history's "
+        "estimates; where it flattens, more workers stop paying. "
         "`pytest-feedback workers --target DURATION` finds the count for a target."
     )
     return (

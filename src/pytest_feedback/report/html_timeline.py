@@ -88,7 +88,7 @@ def timeline_section(report: Report) -> Optional[str]:
     if data["dropped"]:
         notes.append(
             f"{data['dropped']:,} fixture set-ups and tear-downs under "
-            f"{fmt.seconds(MIN_FIXTURE_S)} are not drawn."
+            f"{MIN_FIXTURE_S * 1000:g} ms are not drawn."
         )
     return (
         '<div class="timeline" id="timeline">'

@@ -12,8 +12,8 @@ if TYPE_CHECKING:
 
 #: Runs the trends show at most (the newest).
 TREND_RUNS = 50
-#: Counts the worker curve tries.
-CURVE_WORKERS = 8
+#: Worker counts the curve shows (planned with the fast LPT planner: the curve is a shape).
+CURVE_WORKERS = (1, 2, 3, 4, 6, 8)
 #: Above this many known tests the plans are left out (planning costs time with the suite).
 PLAN_MAX_TESTS = 20_000
 
@@ -48,10 +48,8 @@ class Plans:
     shard_bars: tuple[ShardBar, ...]
     makespan_s: float
     lower_bound_s: float
-    #: (workers, predicted makespan, lower bound), 1 worker first.
+    #: (workers, predicted makespan, lower bound) for `CURVE_WORKERS`.
     curve: tuple[tuple[int, float, float], ...]
-    #: Beyond this count one more process shortens the makespan by little.
-    stops_paying: int
 
 
 def build_trends(store: Store, limit: int = TREND_RUNS) -> list[RunPoint]:
@@ -72,24 +70,24 @@ def build_trends(store: Store, limit: int = TREND_RUNS) -> list[RunPoint]:
 
 def build_plans(store: Store, workers: Optional[int]) -> Optional[Plans]:
     """The plans for the history's tests: ``workers`` shards (the last run's processes; 4 when
-    it ran in one), and the curve up to `CURVE_WORKERS`. None without tests, or above
-    `PLAN_MAX_TESTS` of them."""
-    from pytest_feedback.planning.shards import plan_shards, worker_curve
+    it ran in one) as `pytest-feedback shards` plans them, and the curve for `CURVE_WORKERS`.
+    None without tests, or above `PLAN_MAX_TESTS` of them."""
+    from pytest_feedback.planning.planners import Workload
+    from pytest_feedback.planning.shards import plan_workload
 
     if not 0 < store.reads.test_count() <= PLAN_MAX_TESTS:
         return None
     estimates = store.reads.load_estimates()
-    nodeids = sorted(estimates.tests)
+    work = Workload.build(estimates, sorted(estimates.tests))
     n = workers if workers and workers > 1 else 4
-    if len(nodeids) < n:
+    if len(work) < n:
         return None
-    plan = plan_shards(estimates, nodeids, n)
-    advice = worker_curve(estimates, nodeids, None, CURVE_WORKERS)
+    plan = plan_workload(work, n)
+    curve = [(w, plan_workload(work, w, "lpt")) for w in CURVE_WORKERS if w <= len(work)]
     return Plans(
         n,
         tuple(ShardBar(s.index, len(s.tests), s.estimate_s) for s in plan.shards),
         plan.makespan_s,
         plan.lower_bound_s,
-        tuple((p.workers, p.makespan_s, p.lower_bound_s) for p in advice.curve),
-        advice.stops_paying,
+        tuple((w, p.makespan_s, p.lower_bound_s) for w, p in curve),
     )

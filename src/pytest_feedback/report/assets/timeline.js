@@ -35,14 +35,17 @@
   var view = { t0: 0, t1: span };
   var state = { drawn: [], ready: false, firstDrawMs: null, pinned: null };
 
-  function width() { return canvas.clientWidth || 800; }
-  function plotW() { return Math.max(50, width() - LABEL - 8); }
+  // The canvas's width, read once per layout (reading it per bar would be slow).
+  var cssWidth = 800;
+  function width() { return cssWidth; }
+  function plotW() { return Math.max(50, cssWidth - LABEL - 8); }
   function x(t) { return LABEL + (t - view.t0) / (view.t1 - view.t0) * plotW(); }
   function tAt(px) { return view.t0 + (px - LABEL) / plotW() * (view.t1 - view.t0); }
   function laneTop(l) { return AXIS + l * LANE_H; }
 
   function resize() {
     var ratio = window.devicePixelRatio || 1;
+    cssWidth = canvas.clientWidth || 800;
     var h = AXIS + lanes.length * LANE_H + 4;
     canvas.style.height = h + "px";
     canvas.width = Math.round(width() * ratio);
@@ -52,6 +55,7 @@
 
   function fmt(us) {
     var s = us / 1e6;
+    if (us === 0) return "0";
     if (s < 0.001) return (us).toFixed(0) + "µs";
     if (s < 1) return (s * 1000).toFixed(s < 0.01 ? 2 : 1) + "ms";
     if (s < 60) return s.toFixed(s < 10 ? 2 : 1) + "s";
@@ -112,7 +116,8 @@
     for (var t = Math.ceil(view.t0 / step) * step; t <= view.t1; t += step) {
       var gx = Math.round(x(t)) + 0.5;
       ctx.beginPath(); ctx.moveTo(gx, AXIS - 4); ctx.lineTo(gx, AXIS + lanes.length * LANE_H); ctx.stroke();
-      ctx.fillText(fmt(t), gx + 3, 10);
+      var label = fmt(t);
+      if (gx + 3 + ctx.measureText(label).width <= w) ctx.fillText(label, gx + 3, 10);
     }
     state.drawn = [];
     ctx.save();
