@@ -7,7 +7,7 @@ large suites. Both budgets count work, not seconds, so the result is the same on
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from pytest_feedback.planning.planners.lpt import LptPlanner
 from pytest_feedback.planning.planners.model import EPSILON, Assignment, Workload
@@ -16,6 +16,12 @@ from pytest_feedback.planning.planners.model import EPSILON, Assignment, Workloa
 SWAP_GROUPS = 16
 #: Evaluations (candidate move or swap, one target shard) the search may spend.
 MAX_EVALUATIONS = 400_000
+
+
+#: A group's own seconds, and how many of its tests need each fixture instance.
+_GroupStats = tuple[float, dict[int, int]]
+#: Tests of one family placed together, with their stats.
+_Group = tuple[tuple[int, ...], _GroupStats]
 
 
 class LocalSearchPlanner:
@@ -37,6 +43,16 @@ class _Search:
     def __init__(self, assign: Assignment, budget: int) -> None:
         self.a = assign
         self.budget = budget
+        work = assign.work
+        #: Each family's stats, for the (usual) groups that are a whole family.
+        self.family_stats = [_stats(work, family) for family in work.families]
+        #: Per shard, the part of each family on it (by family index), with its stats; kept up
+        #: to date as groups move, so that a step does not look at every test.
+        self.on: list[dict[int, _Group]] = [{} for _ in range(assign.n)]
+        #: The tails of each group in `on` (to split a family), with their stats, by group.
+        self.tails: dict[tuple[int, int], list[_Group]] = {}
+        for f in range(len(work.families)):
+            self._refresh(f)
 
     def run(self) -> None:
         max_steps = 20 * len(self.a.work) + 100
@@ -48,42 +64,68 @@ class _Search:
             if not (self._best_move(longest) or self._best_swap(longest)):
                 return
 
-    def _groups(self, shard: int) -> list[tuple[int, ...]]:
-        """The parts of each family on ``shard``, and tails of them (to split a family)."""
+    def _refresh(self, f: int) -> None:
+        """Re-split family ``f`` over the shards after some of its tests moved."""
         a = self.a
-        out: list[tuple[int, ...]] = []
-        for family in a.work.families:
-            here = tuple(t for t in family if a.shard_of[t] == shard)
-            if not here:
-                continue
-            out.append(here)
-            size = len(here) // 2
-            while size >= 1:
-                out.append(here[-size:])
-                size //= 2
-        return out
+        family = a.work.families[f]
+        for shard, on in enumerate(self.on):
+            if on.pop(f, None) is not None:
+                del self.tails[(f, shard)]
+        shard_of = a.shard_of
+        first = shard_of[family[0]]
+        if all(shard_of[t] == first for t in family):
+            self.on[first][f] = (family, self.family_stats[f])
+            self.tails[(f, first)] = _tails(a.work, family)
+            return
+        parts: dict[int, list[int]] = {}
+        for t in family:
+            parts.setdefault(shard_of[t], []).append(t)
+        for shard, tests in parts.items():
+            part = tuple(tests)
+            self.on[shard][f] = (part, _stats(a.work, part))
+            self.tails[(f, shard)] = _tails(a.work, part)
+
+    def _move(self, group: tuple[int, ...], shard: int) -> None:
+        """Place ``group`` (part of one family) on ``shard``."""
+        self.a.place(group, shard)
+        self._refresh(self.a.work.family_of[group[0]])
+
+    def _whole_groups(self, shard: int) -> list[_Group]:
+        """The part of each family on ``shard``, in family order."""
+        on = self.on[shard]
+        return [on[f] for f in sorted(on)]
+
+    def _groups(self, shard: int) -> Iterator[_Group]:
+        """The parts of each family on ``shard``, and tails of them (to split a family)."""
+        on, tails = self.on[shard], self.tails
+        for f in sorted(on):
+            yield on[f]
+            yield from tails[(f, shard)]
 
     def _best_move(self, src: int) -> bool:
         a = self.a
+        cost = a.work.resource_cost
         limit = a.load[src] - EPSILON
+        refs_src = a.refs[src]
         best: tuple[float, float] | None = None
         best_move: tuple[tuple[int, ...], int] | None = None
-        for group in self._groups(src):
-            new_src = a.load[src] - a.remove_saving(src, group)
+        for group, (own, counts) in self._groups(src):
+            saving = own + sum(cost[r] for r, c in counts.items() if refs_src[r] == c)
+            new_src = a.load[src] - saving
             if best is not None and new_src > best[0]:
                 continue
-            own = sum(a.work.own[t] for t in group)
             for dst in range(a.n):
                 if dst == src or a.load[dst] + own >= limit:
                     continue
                 self.budget -= 1
-                new_dst = a.load[dst] + a.add_cost(dst, group)
+                refs = a.refs[dst]
+                new_dst = a.load[dst] + own + sum(cost[r] for r in counts if r not in refs)
                 score = (max(new_src, new_dst), new_src + new_dst)
                 if score[0] < limit and (best is None or score < best):
                     best, best_move = score, (group, dst)
         if best_move is None:
             return False
-        a.place(best_move[0], best_move[1])
+        self._move(*best_move)
         return True
 
     def _best_swap(self, src: int) -> bool:
@@ -96,35 +138,67 @@ class _Search:
             if dst == src:
                 continue
             theirs = self._largest(self._whole_groups(dst))
-            for g in mine:
-                for h in theirs:
+            for g, g_stats in mine:
+                for h, h_stats in theirs:
                     if self.budget <= 0:
                         break
                     self.budget -= 4
-                    a.place(g, dst)
-                    a.place(h, src)
-                    score = (max(a.load[src], a.load[dst]), a.load[src] + a.load[dst])
-                    a.place(h, dst)
-                    a.place(g, src)
+                    new_src = _exchanged(a, src, g_stats, h_stats)
+                    new_dst = _exchanged(a, dst, h_stats, g_stats)
+                    score = (max(new_src, new_dst), new_src + new_dst)
                     if score[0] < limit and (best is None or score < best):
                         best, best_swap = score, (g, h, dst)
         if best_swap is None:
             return False
         g, h, dst = best_swap
-        a.place(g, dst)
-        a.place(h, src)
+        self._move(g, dst)
+        self._move(h, src)
         return True
 
-    def _whole_groups(self, shard: int) -> list[tuple[int, ...]]:
-        a = self.a
-        groups = []
-        for family in a.work.families:
-            here = tuple(t for t in family if a.shard_of[t] == shard)
-            if here:
-                groups.append(here)
-        return groups
+    def _largest(self, groups: Sequence[_Group]) -> list[_Group]:
+        """The `SWAP_GROUPS` costliest groups (ties: the first test)."""
+        cost = self.a.work.resource_cost
 
-    def _largest(self, groups: Sequence[tuple[int, ...]]) -> list[tuple[int, ...]]:
-        work = self.a.work
-        ranked = sorted(groups, key=lambda g: (-work.cost(g), g[0]))
-        return ranked[:SWAP_GROUPS]
+        def key(item: _Group) -> tuple[float, int]:
+            group, (own, counts) = item
+            return (-(own + sum(cost[r] for r in counts)), group[0])
+
+        return sorted(groups, key=key)[:SWAP_GROUPS]
+
+
+
+
+def _stats(work: Workload, group: Sequence[int]) -> _GroupStats:
+    counts: dict[int, int] = {}
+    for t in group:
+        for r in work.needs[t]:
+            counts[r] = counts.get(r, 0) + 1
+    return sum(work.own[t] for t in group), counts
+
+
+def _tails(work: Workload, group: tuple[int, ...]) -> list[_Group]:
+    """The last half of ``group``, the last quarter, ... down to its last test, with stats."""
+    out = []
+    size = len(group) // 2
+    while size >= 1:
+        tail = group[-size:]
+        out.append((tail, _stats(work, tail)))
+        size //= 2
+    return out
+
+
+def _exchanged(a: Assignment, shard: int, leaving: _GroupStats, joining: _GroupStats) -> float:
+    """The load of ``shard`` if a group with ``leaving``'s stats (on it) left it and one with
+    ``joining``'s (not on it) joined: what `Assignment.place` would make of it, without moving
+    anything (a trial swap used to move both groups there and back)."""
+    work, refs = a.work, a.refs[shard]
+    own_out, out = leaving
+    own_in, into = joining
+    load = a.load[shard] - own_out + own_in
+    for r, c in out.items():
+        if refs[r] == c:
+            load -= work.resource_cost[r]
+    for r in into:
+        if refs.get(r, 0) - out.get(r, 0) <= 0:
+            load += work.resource_cost[r]
+    return load

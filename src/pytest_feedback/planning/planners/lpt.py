@@ -19,11 +19,21 @@ class LptPlanner:
         assign = Assignment(work, n)
         if n <= 0:
             return assign
+        cost = work.resource_cost
+        # Per family: its own seconds and the instances it needs (what `Assignment.add_cost`
+        # computes, once per family instead of once per family and shard).
+        needs = {
+            family: (sum(work.own[t] for t in family), {r for t in family for r in work.needs[t]})
+            for family in work.families
+        }
         families = sorted(work.families, key=lambda f: (-work.cost(f), f[0]))
         for family in families:
-            best = min(
-                range(n),
-                key=lambda s: (assign.load[s] + assign.add_cost(s, family), assign.count[s], s),
-            )
+            own, resources = needs[family]
+
+            def ends(s: int, own: float = own, resources: set[int] = resources) -> float:
+                refs = assign.refs[s]
+                return assign.load[s] + own + sum(cost[r] for r in resources if r not in refs)
+
+            best = min(range(n), key=lambda s: (ends(s), assign.count[s], s))
             assign.place(family, best)
         return assign

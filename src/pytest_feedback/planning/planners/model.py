@@ -18,7 +18,7 @@ import functools
 from collections.abc import Container, Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from pytest_feedback.history.records import test_file
+from pytest_feedback.history.estimates import instance_key
 
 if TYPE_CHECKING:
     from pytest_feedback.history.estimates import Estimates
@@ -27,22 +27,6 @@ if TYPE_CHECKING:
 MIN_FIXTURE_S = 1e-4
 #: Loads closer than this are equal (keeps float noise out of decisions).
 EPSILON = 1e-9
-
-
-def class_prefix(nodeid: str) -> str:
-    """``a.py::TestX::test_y[1]`` -> ``a.py::TestX``; a module-level test -> its file."""
-    base = nodeid.split("[", 1)[0]
-    parts = base.split("::")
-    return "::".join(parts[:-1]) if len(parts) > 2 else parts[0]
-
-
-def instance_key(scope: str, nodeid: str) -> str:
-    """Which set-up of a fixture of ``scope`` the test ``nodeid`` shares with others."""
-    if scope == "module":
-        return test_file(nodeid)
-    if scope == "class":
-        return class_prefix(nodeid)
-    return ""  # session and package: once per process
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,9 +125,17 @@ class Workload:
         """No plan on ``n`` processes beats this: max(total work / n, largest single test)."""
         if not self.nodeids:
             return 0.0
-        work = sum(self.own) + sum(self.resource_cost)
-        largest = max(self.cost([t]) for t in range(len(self.nodeids)))
+        work, largest = self._bound_terms
         return max(self.startup_s + work / max(1, n), largest)
+
+    @functools.cached_property
+    def _bound_terms(self) -> tuple[float, float]:
+        """All the work, and the costliest single test (with start-up): `lower_bound`'s terms."""
+        cost = self.resource_cost
+        largest = max(
+            own + sum(cost[r] for r in needs) for own, needs in zip(self.own, self.needs)
+        )
+        return sum(self.own) + sum(cost), self.startup_s + largest
 
 
 def _families(needs: Sequence[tuple[int, ...]], shared: set[int]) -> tuple[tuple[int, ...], ...]:
