@@ -120,12 +120,14 @@ def test_new_tests_and_last_failures_are_selected() -> None:
 
 
 def test_project_wide_inputs_select_everything_with_one_reason() -> None:
-    sel = select(FileChange("requirements-dev.txt", "modified"))
-    assert sel.fallback == "project-wide input changed: requirements-dev.txt"
+    sel = select(FileChange("setup.py", "modified"))
+    assert sel.fallback == "project-wide input changed: setup.py"
     assert len(sel.selected) == 4
     assert sel.summary_line() == (
-        "feedback: running all 4 tests: project-wide input changed: requirements-dev.txt"
+        "feedback: running all 4 tests: project-wide input changed: setup.py"
     )
+    # Declared dependencies change nothing until installed; then the packages differ.
+    assert select(FileChange("requirements-dev.txt", "modified")).fallback is None
 
 
 def test_environment_changes_are_named() -> None:

@@ -34,6 +34,11 @@ INPUT_PATTERNS = (
 PYTHON_KEY = "python"
 PACKAGES_KEY = "packages"
 INPUT_PREFIX = "input:"
+#: ``text:PATH``: the text of a settings file, kept so that selection can tell which of its parts
+#: changed (`selection.project_inputs`).
+TEXT_PREFIX = "text:"
+_TEXT_NAMES = frozenset({"pyproject.toml", "setup.cfg", "tox.ini", "pytest.ini", ".pytest.ini"})
+_MAX_TEXT_BYTES = 256 * 1024
 
 
 def _normalise(name: str) -> str:
@@ -77,11 +82,12 @@ def is_input_path(path: str) -> bool:
     return any(fnmatchcase(path, pattern) for pattern in INPUT_PATTERNS)
 
 
-def fingerprint(rootdir: Path) -> dict[str, str]:
+def fingerprint(rootdir: Path, *, texts: bool = False) -> dict[str, str]:
     """Python version, installed packages and the sha1 of each project-wide input file.
 
     Keys: ``python`` ("CPython 3.12.3"), ``packages`` (`installed_packages`), and
-    ``input:PATH`` (rootdir-relative POSIX path) -> sha1 hex of the file's bytes.
+    ``input:PATH`` (rootdir-relative POSIX path) -> sha1 hex of the file's bytes; with
+    ``texts``, also ``text:PATH`` -> the text of each settings file (up to 256 KiB).
     """
     result = {
         PYTHON_KEY: f"{platform.python_implementation()} {platform.python_version()}",
@@ -89,8 +95,14 @@ def fingerprint(rootdir: Path) -> dict[str, str]:
     }
     for path in input_files(rootdir):
         try:
-            digest = hashlib.sha1(path.read_bytes()).hexdigest()
+            data = path.read_bytes()
         except OSError:
             continue
-        result[INPUT_PREFIX + path.relative_to(rootdir).as_posix()] = digest
+        rel = path.relative_to(rootdir).as_posix()
+        result[INPUT_PREFIX + rel] = hashlib.sha1(data).hexdigest()
+        if texts and path.name in _TEXT_NAMES and len(data) <= _MAX_TEXT_BYTES:
+            try:
+                result[TEXT_PREFIX + rel] = data.decode("utf-8")
+            except UnicodeDecodeError:
+                continue
     return result

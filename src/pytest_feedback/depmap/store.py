@@ -243,7 +243,7 @@ def _write(
             infos[path] = info
     labels = sorted({*payload.lines, *payload.reads, *payload.spawns})
     outdated = 0
-    environment = json.dumps(fingerprint(rootpath), sort_keys=True)
+    environment = json.dumps(fingerprint(rootpath, texts=True), sort_keys=True)
     with store.db.transaction() as con:
         _ensure_tables(con)
         con.execute(

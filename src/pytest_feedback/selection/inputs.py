@@ -8,8 +8,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Optional, Protocol
 
-from pytest_feedback.depmap.environment import INPUT_PREFIX, PACKAGES_KEY, PYTHON_KEY
+from pytest_feedback.depmap.environment import INPUT_PREFIX, PACKAGES_KEY, PYTHON_KEY, TEXT_PREFIX
 from pytest_feedback.selection.changes import RecordedFiles
+from pytest_feedback.selection.project_inputs import outcome_changes
 
 if TYPE_CHECKING:
     from pytest_feedback.history.estimates import Estimates
@@ -56,6 +57,8 @@ def environment_changes(recorded: Mapping[str, str], current: Mapping[str, str])
     """Why the environment differs from the one the map was recorded in (empty: it does not).
 
     An empty ``recorded`` (a map from before environments were recorded) only checks the files.
+    An input file counts only where a part that can change an outcome changed
+    (`project_inputs.outcome_changes`, comparing the texts both sides keep).
     """
     reasons: list[str] = []
     if recorded:
@@ -69,11 +72,13 @@ def environment_changes(recorded: Mapping[str, str], current: Mapping[str, str])
                 + _package_delta(recorded.get(PACKAGES_KEY, ""), current.get(PACKAGES_KEY, ""))
                 + ")"
             )
-        inputs = sorted(
+        changed = sorted(
             k[len(INPUT_PREFIX) :]
             for k in set(recorded) | set(current)
             if k.startswith(INPUT_PREFIX) and recorded.get(k) != current.get(k)
         )
+        texts = [(p, recorded.get(TEXT_PREFIX + p), current.get(TEXT_PREFIX + p)) for p in changed]
+        inputs = [reason for p, old, new in texts if (reason := outcome_changes(p, old, new))]
         if inputs:
             reasons.append("project-wide input changed: " + ", ".join(inputs))
     return reasons

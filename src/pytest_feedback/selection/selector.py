@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
-from pytest_feedback.depmap.environment import fingerprint, is_input_path
+from pytest_feedback.depmap.environment import TEXT_PREFIX, fingerprint, is_input_path
 from pytest_feedback.durations import format_estimate
 from pytest_feedback.history.records import test_file
 from pytest_feedback.selection.changes import (
@@ -33,6 +33,7 @@ from pytest_feedback.selection.inputs import (
     recorded_environment,
 )
 from pytest_feedback.selection.narrowing import NameIndex, narrow
+from pytest_feedback.selection.project_inputs import outcome_changes
 
 if TYPE_CHECKING:
     from pytest_feedback.history.estimates import Estimates
@@ -134,7 +135,7 @@ class Selector:
             return
         significant = changes.significant
         self.changed = sorted(c.path for c in significant)
-        inputs = [c.path for c in significant if is_input_path(c.path)]
+        inputs = self._inputs_that_matter(dmap, [c.path for c in significant])
         env = environment_changes(recorded_environment(dmap), current_env)
         if inputs and not any(r.startswith("project-wide") for r in env):
             env.append("project-wide input changed: " + ", ".join(inputs))
@@ -156,6 +157,26 @@ class Selector:
                 self._add(nodeid, "runs child processes, and project code changed")
         for nodeid in dmap.outdated_tests():
             self._add(nodeid, "its map is outdated: a file it reached changed after it ran")
+
+    def _inputs_that_matter(self, dmap: MapView, paths: list[str]) -> list[str]:
+        """The changed project-wide input files whose change can alter an outcome, each with
+        what changed in it (`project_inputs.outcome_changes`): compared with the base's text,
+        or with the text the map was recorded with."""
+        recorded = recorded_environment(dmap)
+        base = self.changes.base_commit if self.changes is not None else None
+        found: list[str] = []
+        for path in filter(is_input_path, paths):
+            old = recorded.get(TEXT_PREFIX + path)
+            if base is not None and self.rootdir is not None:
+                old = Repository(self.rootdir).show(base, path)
+            try:
+                new = (self.rootdir / path).read_text("utf-8") if self.rootdir else None
+            except (OSError, UnicodeDecodeError):
+                new = None
+            reason = outcome_changes(path, old, new)
+            if reason is not None:
+                found.append(reason)
+        return found
 
     def _add(self, nodeid: str, reason: str) -> None:
         reasons = self._reached.setdefault(nodeid, [])
@@ -423,7 +444,7 @@ def load_selector(
         return Selector(dmap, estimates, ChangeSet({}, base))
     try:
         changes = collect_changes(rootdir, dmap, base)
-        current = fingerprint(rootdir) if recorded_environment(dmap) else {}
+        current = fingerprint(rootdir, texts=True) if recorded_environment(dmap) else {}
     except ChangeError as exc:
         return Selector(dmap, estimates, None, fallback=str(exc), base=base)
     except Exception as exc:
