@@ -31,6 +31,11 @@ repository, run with this checkout's venv. Its full runs that find what a mutati
 With the default 6 mutations it takes about 20 minutes.
 
     python benchmarks/budget.py [--corpora arrow,attrs|generated] [--per-kind 1] [--workers 1]
+                                [--simulate]
+
+``--simulate`` also replays the mutations with `pytest-feedback simulate`'s code and prints the
+simulated catch rates beside the measured ones (`benchmarks/budget_simulated.py`; two more full
+runs per mutation).
 
 The corpora come from /tmp/pytest-feedback-corpora; our code is loaded from this checkout's ``src``
 with PYTHONPATH, nothing is installed into the corpus venvs. History runs are recorded; the
@@ -56,6 +61,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from budget_simulated import SimulatedHistory
 from budget_suite import generated_suite
 from selection import (
     OUTCOMES_PLUGIN,
@@ -221,6 +227,7 @@ def measure(
     seed: int,
     log: list[str],
     find_workers: int = 1,
+    simulated: bool = False,
 ) -> list[Row]:
     db = plugin_dir / f"{suite.name}.db"
     record = ["-p", "pytest_feedback.plugin", "--feedback", f"--feedback-db={db}"]
@@ -267,6 +274,8 @@ def measure(
         row.runs.append(measured_run(suite, row, plugin_dir, workers))
     timing = "  ".join(f"{row.share:.0%}: {timing_mark(row.runs[0], row)}" for row in rows)
     print(f"  [{suite.name}] clean tree  wall/budget, predicted/wall  {timing}", flush=True)
+    # The same mutations committed into a history of their own, replayed by the simulation.
+    sim = SimulatedHistory(suite, db, plugin_dir, find[len(full) :]) if simulated else None
     for mutation in mutations:
         path = suite.root / mutation.path
         original = path.read_text(encoding="utf-8")
@@ -284,6 +293,8 @@ def measure(
         if not broken:
             print(f"  [{suite.name}] breaks nothing  {mutation.describe()}", flush=True)
             continue
+        if sim is not None:
+            sim.add(mutation, timeout=max(60.0, 4 * total_s))
         marks = []
         for row, run in zip(rows, runs):
             row.runs.append(run)
@@ -308,6 +319,10 @@ def measure(
             f"predicted/wall  {'  '.join(marks)}  {mutation.describe()}",
             flush=True,
         )
+    if sim is not None:
+        compared = sim.compare(rows)
+        print("\n".join(compared), flush=True)
+        log.extend(compared)
     return rows
 
 
@@ -385,6 +400,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         help="-n for the full runs that find what a mutation breaks (generated suite only)",
     )
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--simulate",
+        action="store_true",
+        help="also commit each mutation into a history of its own and print the simulated "
+        "catch rate (`pytest-feedback simulate`) beside the measured one",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")
     args = parser.parse_args(argv)
     # Without pyc files pytest rewrites every test module's asserts on every run: a start-up
@@ -413,6 +434,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                 args.seed,
                 log,
                 args.find_workers if generated else 1,
+                args.simulate,
             )
     finally:
         if not args.keep:

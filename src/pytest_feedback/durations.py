@@ -79,3 +79,28 @@ def format_estimate(seconds: float) -> str:
         return f"{seconds:.0f} s"
     minutes, secs = divmod(round(seconds), 60)
     return f"{minutes} min {secs} s"
+
+
+#: The budget ``--feedback-budget 90%`` falls back to when the history cannot choose one: the
+#: local loop's five minutes.
+SHARE_FALLBACK_S = 300.0
+
+
+def parse_share(text: str, *, what: str = "share") -> float:
+    """``90%`` -> 0.9: a share of failing runs (``--feedback-budget 90%``); raise `ConfigError`
+    naming ``what`` unless it is a percentage above 0 and at most 100."""
+    value = text.strip()
+    try:
+        share = float(value[:-1]) / 100 if value.endswith("%") else math.nan
+    except ValueError:
+        share = math.nan
+    if not (0 < share <= 1):
+        raise ConfigError(
+            f"{what}: {text!r} is not a share of failing runs; expected a percentage such as 90%"
+        )
+    return share
+
+
+def is_share(text: str) -> bool:
+    """Whether a budget is given as a share (``90%``) rather than a duration."""
+    return text.strip().endswith("%")

@@ -127,9 +127,9 @@ def add_selection_options(group: pytest.OptionGroup) -> None:
         "--feedback-budget",
         metavar="DURATION",
         default=None,
-        help="Run the tests most likely to fail that fit DURATION (300, 300s, 5m, 1h30m) of "
-        "predicted wall time, with -n N the parallel plan: affected tests first, then risk per "
-        "second. Ini: feedback_budget.",
+        help="Run the tests most likely to fail that fit DURATION (300, 300s, 5m, 1h30m; or 90%%: "
+        "the least that caught 90%% of the history's failing runs) of predicted wall time, with "
+        "-n N the parallel plan: affected first, then risk per second. Ini: feedback_budget.",
     )
 
 
@@ -191,7 +191,7 @@ def register_filters(config: pytest.Config, settings: Settings) -> None:
     if settings.budget_s is not None:
         from pytest_feedback.session.budget import BudgetRun
 
-        budget = BudgetRun(config, settings.db_path, settings.budget_s, base)
+        budget = BudgetRun(config, settings.db_path, settings.budget_s, base, settings.budget_share)
         add_filter(config, budget, "feedback-budget")
     if settings.selection is not None:
         from pytest_feedback.session.selection import SelectionRun

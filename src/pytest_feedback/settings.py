@@ -37,8 +37,11 @@ class Settings:
     cov: bool = False
     #: ``select`` (``--feedback-select``), ``audit`` (``--feedback-audit``) or None.
     selection: Optional[str] = None
-    #: ``--feedback-budget`` / ini ``feedback_budget`` in seconds; None without one.
+    #: ``--feedback-budget`` / ini ``feedback_budget`` in seconds; None without one. Given as a
+    #: share (``90%``): the budget used when the history cannot choose one.
     budget_s: Optional[float] = None
+    #: ``--feedback-budget 90%``: the share of failing runs the budget must catch (0.9).
+    budget_share: Optional[float] = None
 
     @property
     def enabled(self) -> bool:

@@ -21,6 +21,7 @@ from pytest_feedback.cli.map import add_map_commands
 from pytest_feedback.cli.plans import add_plan_commands
 from pytest_feedback.cli.report import add_report_command
 from pytest_feedback.cli.selection import add_select_command
+from pytest_feedback.cli.simulate import add_simulate_command
 from pytest_feedback.errors import FeedbackError
 from pytest_feedback.history.connection import describe_sqlite_error
 from pytest_feedback.settings import find_project_db
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_map_commands(sub)
     add_plan_commands(sub)
     add_select_command(sub)
+    add_simulate_command(sub)
     return parser
 
 

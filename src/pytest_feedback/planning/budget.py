@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Optional
 
 from pytest_feedback.durations import format_budget, format_duration
 from pytest_feedback.history.records import FAILING
-from pytest_feedback.planning.costs import cost_model, predict
+from pytest_feedback.planning.costs import CostModel, cost_model, predict
 from pytest_feedback.planning.pacer import Pacer, grouped
 from pytest_feedback.planning.planners import Workload
 
@@ -178,74 +178,146 @@ def plan_budget(
     start-up that matters is each worker's, and ``before_workers_s`` is what the controller had
     spent before it started them (added to the bring-up the history learnt).
     """
-    workers = max(1, workers)
-    bringup = estimates.bringup_s(workers) + (max(0.0, before_workers_s) if workers > 1 else 0.0)
-    by_id = {c.nodeid: c for c in candidates}
-    model = cost_model(estimates, by_id, workers, spent_s)
-    work = model.work
-    cands = [by_id[n] for n in work.nodeids]
-    risks = [risk(c) for c in cands]
-    tier = [0 if c.affected else 1 for c in cands]
-
-    # Greedy by (tier, value per marginal second), lazily re-evaluated: a test's marginal cost only
-    # falls as the fixture instances it needs get paid for by tests chosen before it.
-    paid: set[int] = set()
-
-    def marginal(t: int) -> float:
-        return max(work.added_cost(t, paid), 1e-6)
-
-    heap = [(tier[t], -risks[t] / marginal(t), work.nodeids[t], t) for t in range(len(cands))]
-    heapq.heapify(heap)
-    chosen: list[int] = []
-    work_s = 0.0
-    while heap:
-        level, neg_value, nodeid, t = heapq.heappop(heap)
-        cost = marginal(t)
-        value = -risks[t] / cost
-        if value < neg_value - 1e-12:  # it got cheaper since it was queued: queue it again
-            heapq.heappush(heap, (level, value, nodeid, t))
-            continue
-        # The parallel bound (total work spread evenly, and no test longer than the budget)
-        # is optimistic; the real plan is checked once below.
-        total = work_s + cost
-        if bringup + work.startup_s + (total + model.end(total)) / workers > budget_s:
-            continue
-        if bringup + work.cost([t]) > budget_s:  # alone, on one process, it would not fit
-            continue
-        chosen.append(t)
-        work_s += cost
-        paid.update(work.needs[t])
-
-    # The even spread was optimistic: keep the longest prefix (in priority order) whose real
-    # plan fits.
-    keep = _longest_fitting_prefix(work, chosen, workers, budget_s, bringup)
-    chosen = chosen[:keep]
-    chosen_set = set(chosen)
-    left = [t for t in range(len(cands)) if t not in chosen_set]
-
-    # Run order: affected first, then the most risk per second of own time; but the tests that
-    # share a module or class fixture instance run together, from their group's first place:
-    # pytest tears such a fixture down when the next test is elsewhere, and a mixed order set it
-    # up again and again (a generated suite: a 1.7 s database 18 times in one budget run).
-    def priority(t: int) -> tuple[int, float, str]:
-        return (tier[t], -risks[t] / max(work.own[t], 1e-6), work.nodeids[t])
-
-    order = grouped(sorted(chosen, key=priority), work)
-    left.sort(key=priority)
-    return BudgetPlan(
-        budget_s=budget_s,
-        workers=workers,
-        chosen=tuple(work.nodeids[t] for t in order),
-        left_out=tuple(work.nodeids[t] for t in left),
-        # Nothing chosen, the run still takes what it has spent.
-        predicted_s=(
-            predict(work, chosen, workers, bringup, model) if chosen else (spent_s or 0.0)
-        ),
-        left_out_s=predict(work, left, workers, bringup, model),
-        affected=sum(1 for c in cands if c.affected) if affected_known else None,
-        pacer=Pacer(model, chosen, spare=left),
-        pace=model.pace,
+    planner = BudgetPlanner(
+        candidates,
+        estimates,
+        workers,
+        affected_known=affected_known,
+        spent_s=spent_s,
+        before_workers_s=before_workers_s,
     )
+    return planner.plan(budget_s)
+
+
+class BudgetPlanner:
+    """`plan_budget` for one set of candidates and any number of budgets: the costs and risks
+    are worked out once (replaying the history plans each run for several budgets). ``model``:
+    the `costs.cost_model` of these candidates, when the caller has it already."""
+
+    def __init__(
+        self,
+        candidates: Sequence[Candidate],
+        estimates: Estimates,
+        workers: int = 1,
+        *,
+        affected_known: bool = False,
+        spent_s: Optional[float] = None,
+        before_workers_s: float = 0.0,
+        model: Optional[CostModel] = None,
+    ) -> None:
+        self.workers = workers = max(1, workers)
+        self.bringup = estimates.bringup_s(workers) + (
+            max(0.0, before_workers_s) if workers > 1 else 0.0
+        )
+        self.spent_s = spent_s
+        by_id = {c.nodeid: c for c in candidates}
+        if model is None:
+            model = cost_model(estimates, by_id, workers, spent_s)
+        self.model = model
+        self.work = work = model.work
+        cands = [by_id[n] for n in work.nodeids]
+        self.risks = [risk(c) for c in cands]
+        self.tier = [0 if c.affected else 1 for c in cands]
+        self.affected = sum(1 for c in cands if c.affected) if affected_known else None
+        # Greedy by (tier, value per marginal second), lazily re-evaluated: a test's marginal
+        # cost only falls as the fixture instances it needs get paid for by tests chosen before
+        # it. Nothing is paid for at first: the queue every budget starts from.
+        self._queue = [
+            (self.tier[t], -self.risks[t] / max(work.own[t] + self._unpaid(t), 1e-6), n, t)
+            for t, n in enumerate(work.nodeids)
+        ]
+        heapq.heapify(self._queue)
+        #: The tests, cheapest first: what the cheapest test not yet decided costs.
+        self._by_own = sorted(range(len(work)), key=work.own.__getitem__)
+
+    def _unpaid(self, t: int) -> float:
+        return sum(self.work.resource_cost[r] for r in self.work.needs[t])
+
+    def choose(self, budget_s: float) -> list[int]:
+        """The tests (indexes into ``work``) that fit ``budget_s``, in the order chosen."""
+        work, model, workers, bringup = self.work, self.model, self.workers, self.bringup
+        risks, own, by_own = self.risks, work.own, self._by_own
+        fixed = bringup + work.startup_s
+        paid: set[int] = set()
+        decided = [False] * len(work)
+        cheapest = 0  # position in `by_own` of the cheapest test not decided yet
+
+        heap = list(self._queue)
+        chosen: list[int] = []
+        work_s = 0.0
+        needs, resource_cost = work.needs, work.resource_cost
+        pop, push = heapq.heappop, heapq.heappush
+        while heap:
+            level, neg_value, nodeid, t = pop(heap)
+            cost = own[t]  # `Workload.added_cost`, inlined: this loop runs for every test
+            for r in needs[t]:
+                if r not in paid:
+                    cost += resource_cost[r]
+            cost = cost if cost > 1e-6 else 1e-6
+            value = -risks[t] / cost
+            if value < neg_value - 1e-12:  # it got cheaper since it was queued: queue it again
+                push(heap, (level, value, nodeid, t))
+                continue
+            decided[t] = True
+            # The parallel bound (total work spread evenly, and no test longer than the budget)
+            # is optimistic; the real plan is checked once below.
+            total = work_s + cost
+            # Or alone, on one process, it would not fit (serial: implied by the first check).
+            fits = fixed + (total + model.end(total)) / workers <= budget_s and not (
+                workers > 1 and bringup + work.cost([t]) > budget_s
+            )
+            if fits:
+                chosen.append(t)
+                work_s = total
+                paid.update(work.needs[t])
+            # A test adds at least its own time: once the cheapest one left does not fit,
+            # none will.
+            while cheapest < len(by_own) and decided[by_own[cheapest]]:
+                cheapest += 1
+            if cheapest == len(by_own):
+                break
+            least = work_s + own[by_own[cheapest]]
+            if not fits and fixed + (least + model.end(least)) / workers > budget_s:
+                break
+        # The even spread was optimistic: keep the longest prefix (in priority order) whose real
+        # plan fits.
+        return chosen[: _longest_fitting_prefix(work, chosen, workers, budget_s, bringup)]
+
+    def predict(self, tests: Sequence[int]) -> float:
+        """Predicted wall seconds of running ``tests``; with none, what the run has spent."""
+        if not tests:
+            return self.spent_s or 0.0
+        return predict(self.work, tests, self.workers, self.bringup, self.model)
+
+    def plan(self, budget_s: float) -> BudgetPlan:
+        """The plan for ``budget_s``."""
+        work, risks, tier = self.work, self.risks, self.tier
+        chosen = self.choose(budget_s)
+        chosen_set = set(chosen)
+        left = [t for t in range(len(work)) if t not in chosen_set]
+
+        # Run order: affected first, then the most risk per second of own time; but the tests
+        # that share a module or class fixture instance run together, from their group's first
+        # place: pytest tears such a fixture down when the next test is elsewhere, and a mixed
+        # order set it up again and again (a generated suite: a 1.7 s database 18 times in one
+        # budget run).
+        def priority(t: int) -> tuple[int, float, str]:
+            return (tier[t], -risks[t] / max(work.own[t], 1e-6), work.nodeids[t])
+
+        order = grouped(sorted(chosen, key=priority), work)
+        left.sort(key=priority)
+        return BudgetPlan(
+            budget_s=budget_s,
+            workers=self.workers,
+            chosen=tuple(work.nodeids[t] for t in order),
+            left_out=tuple(work.nodeids[t] for t in left),
+            # Nothing chosen, the run still takes what it has spent.
+            predicted_s=self.predict(chosen),
+            left_out_s=predict(work, left, self.workers, self.bringup, self.model),
+            affected=self.affected,
+            pacer=Pacer(self.model, chosen, spare=left),
+            pace=self.model.pace,
+        )
 
 
 def _longest_fitting_prefix(

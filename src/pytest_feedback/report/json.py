@@ -9,6 +9,7 @@ import json
 import math
 from typing import Any, Optional
 
+from pytest_feedback.report.catches import document as catches_document
 from pytest_feedback.report.model import Report, TestRow
 
 VERSION = 1
@@ -80,6 +81,7 @@ def document(report: Report, *, top: Optional[int] = None) -> dict[str, Any]:
         "slowed_down": [_slowed(row) for row in report.slowed_down],
         "flaky": [row.nodeid for row in report.flaky],
         "hint": report.hint or None,
+        "budget_catches": None if report.catches is None else catches_document(report.catches),
     }
 
 

@@ -12,6 +12,8 @@ import re
 import string
 
 from pytest_feedback.report import formatting as fmt
+from pytest_feedback.report.catches import TITLE as CATCHES_TITLE
+from pytest_feedback.report.catches import short_lines
 from pytest_feedback.report.model import Report, RunSummary, TestRow
 
 _PUNCTUATION = frozenset(string.punctuation)
@@ -98,6 +100,8 @@ def render(report: Report) -> str:
                 for row in report.flaky[: report.top]
             ],
         )
+    if report.catches is not None and report.catches.enough:
+        lines += ["", f"### {CATCHES_TITLE}", "", *short_lines(report.catches)]  # our own words
     if report.hint:
         lines += ["", f"**Plan:** {plain(report.hint)}"]
     return "\n".join(lines) + "\n"

@@ -14,6 +14,8 @@ from pytest_feedback.history.estimates import FixtureEstimate, TestEstimate
 from pytest_feedback.history.records import test_file
 from pytest_feedback.history.store import Store
 from pytest_feedback.history.summaries import SLOWDOWN_RATIO, Sample, slowdown_medians
+from pytest_feedback.planning.simulate import Simulation
+from pytest_feedback.report.catches import report_catches
 from pytest_feedback.report.hints import planner_hint
 from pytest_feedback.report.timeline import Timeline
 from pytest_feedback.report.trends import Plans, RunPoint
@@ -138,6 +140,9 @@ class Report:
     timeline: Optional[Timeline] = None
     trends: tuple[RunPoint, ...] = ()
     plans: Optional[Plans] = None
+    #: What a budget catches, replayed over the history's failing runs (`catches`); None
+    #: with too few of them.
+    catches: Optional[Simulation] = None
 
 
 def build_report(
@@ -199,6 +204,7 @@ def build_report(
         slowed_down=[row(t) for t in slowed],
         flaky=[row(t) for t in flaky],
         hint=planner_hint(store, None if last_run is None else last_run.workers),
+        catches=report_catches(store, runs),
         top=top,
     )
 

@@ -17,6 +17,8 @@ from rich.table import Table
 from rich.text import Text
 
 from pytest_feedback.report import formatting as fmt
+from pytest_feedback.report.catches import TITLE as CATCHES_TITLE
+from pytest_feedback.report.catches import short_lines
 from pytest_feedback.report.lanes import lane_lines
 from pytest_feedback.report.model import Report, TestRow
 
@@ -92,6 +94,9 @@ class TextReport:
                 f"Flaky ({len(report.flaky):,}: passed and failed with no code change between)",
                 self.flaky(),
             )
+        if report.catches is not None and report.catches.enough:
+            parts += [Text(""), Text(CATCHES_TITLE, style="bold")]
+            parts += [Text(self.g(line)) for line in short_lines(report.catches)]
         if report.hint:
             parts += [Text(""), Text.assemble(("Plan: ", "bold"), self.g(report.hint))]
         return Group(*parts)

@@ -92,16 +92,67 @@ def read_history(db_path: Path) -> tuple[Estimates, dict[str, int]]:
     return found.estimates, found.also or {}
 
 
+#: ``--feedback-budget 90%`` replays at most this many of the newest failing runs.
+SHARE_FAILING_RUNS = 30
+
+
+def share_budget(
+    db_path: Path, rootdir: Path, share: float, fallback_s: float
+) -> tuple[float, str]:
+    """The smallest budget whose catch rate, replayed over the history's failing runs
+    (`planning.simulate.confidence_budget`), reaches ``share``, and the line that says so; or
+    ``fallback_s`` and the line that says why, when the history cannot tell."""
+    from pytest_feedback.history.store import Store
+    from pytest_feedback.planning.simulate import MIN_FAILING_RUNS, confidence_budget
+    from pytest_feedback.selection.replay import replay_inputs
+
+    head = f"feedback: budget {share:.0%}"
+    fallback = f"using the default budget {format_budget(fallback_s)}"
+    if not db_path.is_file():
+        return fallback_s, f"{head}: no history yet to choose a budget from; {fallback}"
+    try:
+        with Store(db_path, create=False, readonly=True) as store:
+            replay, change_of = replay_inputs(store, rootdir)
+            budget, sim = confidence_budget(
+                replay, share, change_of, failing_limit=SHARE_FAILING_RUNS
+            )
+    except Exception as exc:  # never break the run: the default budget, and why
+        return (
+            fallback_s,
+            f"{head}: the history cannot say ({type(exc).__name__}: {exc}); {fallback}",
+        )
+    if budget is None:
+        return fallback_s, (
+            f"{head}: {sim.failing_runs} failing run{'' if sim.failing_runs == 1 else 's'} in "
+            f"the history, {MIN_FAILING_RUNS} needed to choose a budget; {fallback}"
+        )
+    return budget, (
+        f"feedback: budget {share:.0%} -> {format_budget(budget)}: the smallest budget that "
+        f"caught {sim.rate(sim.rows[0].ours):.0%} of the {sim.failing_runs} failing runs "
+        "replayed from the history (`pytest-feedback simulate`)"
+    )
+
+
 class BudgetRun(CollectionLine):
     line_key = "feedback_budget_line"
 
     def __init__(
-        self, config: pytest.Config, db_path: Path, budget_s: float, base: Optional[str]
+        self,
+        config: pytest.Config,
+        db_path: Path,
+        budget_s: float,
+        base: Optional[str],
+        share: Optional[float] = None,
     ) -> None:
         super().__init__(config)
         self.db_path = db_path
         self.budget_s = budget_s
         self.base = base
+        #: ``--feedback-budget 90%``: the share of failing runs to catch. The budget is chosen
+        #: from the history when first needed (`_choose_budget`); ``budget_s`` is the fallback
+        #: until then. ``share_line`` says what was chosen.
+        self.share = share
+        self.share_line: Optional[str] = None
         self.plan: Optional[BudgetPlan] = None
         self.predicted_s: Optional[float] = None
         self._start = run_started(config)
@@ -154,6 +205,7 @@ class BudgetRun(CollectionLine):
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        self._choose_budget()
         nodeids = [item.nodeid for item in items]
         try:
             estimates, runs_since = read_history(self.db_path)
@@ -189,7 +241,17 @@ class BudgetRun(CollectionLine):
             if dropped:
                 self.config.hook.pytest_deselected(items=dropped)
                 self.emptied = not items
+        if self.share_line is not None:
+            self.line = f"{self.share_line}\n{self.line}"
         self.publish(predicted=self.predicted_s)
+
+    def _choose_budget(self) -> None:
+        """With a share: the budget the history says catches it (once; deterministic, so
+        that xdist workers and their controller agree)."""
+        if self.share is not None and self.share_line is None:
+            self.budget_s, self.share_line = share_budget(
+                self.db_path, self.config.rootpath, self.share, self.budget_s
+            )
 
     @property
     def _pacer(self) -> Optional[Pacer]:
@@ -211,6 +273,7 @@ class BudgetRun(CollectionLine):
         """Tell each xdist worker when the budget runs out, on the wall clock (its own start is
         later than the user's), and what the controller spent before starting workers: one value
         for all of them, because their plans must agree (xdist checks that they collect alike)."""
+        self._choose_budget()
         if self._spent_before_workers is None:
             self._spent_before_workers = time.perf_counter() - self._start
         node.workerinput[DEADLINE_KEY] = (

@@ -15,7 +15,7 @@ from typing import Optional
 import pytest
 
 from pytest_feedback.ci import ci_shard, parse_shard
-from pytest_feedback.durations import parse_duration
+from pytest_feedback.durations import SHARE_FALLBACK_S, is_share, parse_duration, parse_share
 from pytest_feedback.errors import ConfigError
 from pytest_feedback.settings import Settings, misread_db_option, parse_keep_runs, resolve_db_path
 
@@ -96,16 +96,20 @@ def selection_mode(config: pytest.Config, budget_s: Optional[float]) -> Optional
     return "select" if select else "audit" if audit else None
 
 
-def budget_seconds(config: pytest.Config) -> Optional[float]:
-    """The ``--feedback-budget`` (or ini ``feedback_budget``) in seconds; None without one."""
+def budget_seconds(config: pytest.Config) -> tuple[Optional[float], Optional[float]]:
+    """The ``--feedback-budget`` (or ini ``feedback_budget``) in seconds, None without one; and
+    the share of failing runs it must catch when given as one (``90%``: then the seconds are
+    the default the history's answer falls back to)."""
     text: Optional[str] = config.getoption("feedback_budget")
     what = "--feedback-budget"
     if text is None:
         text, what = str(config.getini("feedback_budget")).strip() or None, "feedback_budget"
     if text is None:
-        return None
+        return None, None
     try:
-        return parse_duration(text, what=what)
+        if is_share(text):
+            return SHARE_FALLBACK_S, parse_share(text, what=what)
+        return parse_duration(text, what=what), None
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
 
@@ -122,7 +126,7 @@ def load_settings(config: pytest.Config) -> Settings:
     html_path = config.invocation_params.dir / html if html else None
     cov = bool(config.getoption("feedback_cov")) or bool(config.getini("feedback_cov"))
     cov = cov or refreshes_map(config)
-    budget_s = budget_seconds(config)
+    budget_s, budget_share = budget_seconds(config)
     selection = selection_mode(config, budget_s)
     selecting = selection is not None or budget_s is not None
     # Any --feedback-* option records (docs/contract.md, "Options").
@@ -161,6 +165,7 @@ def load_settings(config: pytest.Config) -> Settings:
         cov=cov,
         selection=selection,
         budget_s=budget_s,
+        budget_share=budget_share,
     )
 
 
