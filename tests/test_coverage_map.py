@@ -125,7 +125,7 @@ def test_map_holds_every_kind_of_dependency(
     assert out.splitlines()[:12] == [
         f"{CLAMP} depends on:",
         "  files (4), lines executed by the test, at import or collection:",
-        "    pkg/__init__.py         1 lines",
+        "    pkg/__init__.py         1 line",
         "    pkg/calc.py             4 lines (1 in the test)",
         "    pkg/consts.py           2 lines",
         "    tests/test_calc.py      3 lines (1 in the test)",
@@ -239,11 +239,17 @@ def test_cli_errors_name_the_problem(
         "pytest-feedback: error: no coverage map recorded yet; run `pytest --feedback-cov` first",
     )
     pytester.runpytest("--feedback-cov", "-p", "no:cacheprovider")
-    # A test the map does not know is still explained: by selection's decision about it.
-    status, out = cli(capsys, history, "why", "tests/test_calc.py::nope")
+    # A test the map does not know (a new one) is still explained: by selection's decision.
+    with (pytester.path / "tests" / "test_calc.py").open("a") as file:
+        file.write("\n\ndef test_new():\n    pass\n")
+    status, out = cli(capsys, history, "why", "tests/test_calc.py::test_new")
     assert status == 0
-    assert "tests/test_calc.py::nope has no coverage map (5 tests have one)" in out
+    assert "tests/test_calc.py::test_new has no coverage map (5 tests have one)" in out
     assert "selected" in out
+    # One that does not exist is no new test.
+    status, out = cli(capsys, history, "why", "tests/test_calc.py::nope")
+    assert status == 1
+    assert "tests/test_calc.py::nope: no such test under" in out
     status, out = cli(capsys, history, "deps", "README.md")
     assert status == 1
     assert "README.md is not in the coverage map" in out

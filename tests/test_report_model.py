@@ -157,10 +157,13 @@ def test_last_run_figures_and_tables(tmp_path: Path) -> None:
     assert [f.file for f in report.files] == ["a.py", "b.py", "c.py"]
     assert report.test_count == 4
     assert report.files[0].tests == 2
-    assert report.files[0].share == pytest.approx(4.0 / report.total_estimate_s)
+    assert report.files[0].share == pytest.approx(4.0 / sum(f.estimate_s for f in report.files))
     (fixture,) = report.fixtures
     assert (fixture.name, fixture.used_by, fixture.cost_s) == ("db", 2, 0.75)
-    assert report.hint == "2 shards: 4.00s each instead of 7.50s (`pytest-feedback shards 2`)"
+    assert (
+        report.hint
+        == "2 shards: the slowest takes 4.00s instead of 7.50s on one (`pytest-feedback shards 2`)"
+    )
     assert first.last_run is not None
     assert first.last_run.tests == 4
 

@@ -72,7 +72,7 @@ def test_report_without_recording_reads_the_history(pytester: pytest.Pytester) -
     result = pytester.runpytest(
         "--feedback-report", "--feedback-no-record", "-p", "no:cacheprovider"
     )
-    result.stdout.fnmatch_lines(["History: 1 runs · 1 tests *"])
+    result.stdout.fnmatch_lines(["History: 1 run · 1 test *"])
 
 
 def test_a_broken_history_is_one_warning_not_a_failure(pytester: pytest.Pytester) -> None:

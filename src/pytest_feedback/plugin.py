@@ -136,6 +136,7 @@ def add_selection_options(group: pytest.OptionGroup) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
     """With --feedback-cov, start measuring before the first conftest.py is imported."""
+    session_options.check_db_option_early(early_config)
     start_map(early_config)
 
 
@@ -145,8 +146,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if parallel is not None and not config.getoption("feedback_no_record"):
         settings = dataclasses.replace(settings, record=True)
     config.stash[SETTINGS_KEY] = settings
-    # Registered in this order, the collection filters run select -> budget -> shard (pluggy
-    # calls the hooks of one priority last-registered first).
+    # Registered so, the filters run select -> budget -> shard (pluggy: last-registered first).
     register_filters(config, settings)
     if not settings.enabled:
         discard_map(config)

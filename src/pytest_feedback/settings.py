@@ -6,8 +6,10 @@ raise `ConfigError` with one sentence naming the option and the accepted form.
 
 from __future__ import annotations
 
+import configparser
 import dataclasses
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Optional
@@ -141,10 +143,13 @@ def parse_keep_runs(value: str) -> int:
 
 
 def find_project_db(start: Path, environ: Mapping[str, str] = os.environ) -> Path:
-    """The history the command line reads by default.
+    """The history the command line reads by default, found the way pytest finds its rootdir.
 
-    $PYTEST_FEEDBACK_DB when set; else the nearest ``.pytest-feedback/history.db`` at or above
-    ``start``; else one under the nearest directory holding a pytest configuration file.
+    $PYTEST_FEEDBACK_DB when set (relative to ``start``). Else the nearest pytest configuration
+    file at or above ``start`` (pytest.ini, .pytest.ini, pyproject.toml with a pytest table,
+    tox.ini with [pytest], setup.cfg with [tool:pytest]): its ``feedback_db`` (relative to it),
+    else ``.pytest-feedback/history.db`` beside it. Without one: the nearest existing history at
+    or above ``start``, else the nearest pyproject.toml's directory, else ``start``'s.
     """
     env = environ.get(ENV_DB)
     if env:
@@ -152,9 +157,92 @@ def find_project_db(start: Path, environ: Mapping[str, str] = os.environ) -> Pat
     start = _absolute(start)
     candidates = [start, *start.parents]
     for directory in candidates:
+        for name in ROOT_MARKERS:
+            options = pytest_ini_options(directory / name)
+            if options is not None:
+                configured = str(options.get("feedback_db") or "").strip()
+                return _absolute(directory / configured) if configured else directory / DEFAULT_DB
+    for directory in candidates:
         if (directory / DEFAULT_DB).is_file():
             return directory / DEFAULT_DB
     for directory in candidates:
-        if any((directory / marker).is_file() for marker in ROOT_MARKERS):
+        if (directory / "pyproject.toml").is_file():
             return directory / DEFAULT_DB
     return start / DEFAULT_DB
+
+
+def pytest_ini_options(path: Path) -> Optional[dict[str, object]]:
+    """pytest's options in ``path`` when it is a pytest configuration file, else None.
+
+    As pytest decides: pytest.ini and .pytest.ini always are (even empty); pyproject.toml with
+    a ``[tool.pytest.ini_options]`` (or ``[tool.pytest]``) table; tox.ini with ``[pytest]``;
+    setup.cfg with ``[tool:pytest]``. An unreadable file is not one.
+    """
+    if not path.is_file():
+        return None
+    try:
+        if path.name == "pyproject.toml":
+            return _pyproject_options(path)
+        parser = configparser.ConfigParser(interpolation=None)
+        parser.read(path, encoding="utf-8")
+    except (OSError, UnicodeDecodeError, ValueError, configparser.Error):
+        return None
+    section = "tool:pytest" if path.name == "setup.cfg" else "pytest"
+    if parser.has_section(section):
+        return dict(parser.items(section))
+    return {} if path.name in ("pytest.ini", ".pytest.ini") else None
+
+
+def _pyproject_options(path: Path) -> Optional[dict[str, object]]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pytest itself depends on tomli before Python 3.11
+        import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
+    with path.open("rb") as file:
+        data = tomllib.load(file)
+    tool = data.get("tool", {}).get("pytest")
+    if not isinstance(tool, dict):
+        return None
+    options = tool.get("ini_options", tool)
+    return dict(options) if isinstance(options, dict) else None
+
+
+#: Directories never searched for a history below the current one.
+_NOT_SEARCHED = frozenset({".git", ".hg", ".venv", "venv", "node_modules", "__pycache__", ".tox"})
+
+
+def find_history_below(start: Path, max_depth: int = 4) -> Optional[Path]:
+    """The nearest ``.pytest-feedback/history.db`` in a directory below ``start`` (not in it),
+    searched breadth-first to ``max_depth`` levels, ``testpaths`` of its configuration first;
+    None when there is none."""
+    start = _absolute(start)
+    level = [start]
+    for _ in range(max_depth):
+        below: list[Path] = []
+        for directory in level:
+            try:
+                children = sorted(p for p in directory.iterdir() if p.is_dir())
+            except OSError:
+                continue
+            below += [
+                c for c in children if c.name not in _NOT_SEARCHED and not c.name.startswith(".")
+            ]
+        for directory in _testpaths_first(start, below):
+            if (directory / DEFAULT_DB).is_file():
+                return directory / DEFAULT_DB
+        level = below
+    return None
+
+
+def _testpaths_first(start: Path, directories: list[Path]) -> list[Path]:
+    testpaths: set[Path] = set()
+    for name in ROOT_MARKERS:
+        options = pytest_ini_options(start / name)
+        if options is not None:
+            value = options.get("testpaths")
+            names = value.split() if isinstance(value, str) else []
+            if isinstance(value, list):
+                names = [str(v) for v in value]
+            testpaths = {_absolute(start / n) for n in names}
+            break
+    return sorted(directories, key=lambda d: d not in testpaths)

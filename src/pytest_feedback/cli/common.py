@@ -9,13 +9,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Callable, Optional, TextIO
 
 from pytest_feedback.errors import FeedbackError
-from pytest_feedback.settings import DEFAULT_KEEP_RUNS, ENV_DB, find_project_db
+from pytest_feedback.settings import (
+    DEFAULT_KEEP_RUNS,
+    ENV_DB,
+    find_history_below,
+    find_project_db,
+)
 
 #: A subcommand: its parsed arguments -> the exit status.
 Handler = Callable[[argparse.Namespace], int]
@@ -25,8 +31,8 @@ def add_db_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--db",
         metavar="PATH",
-        help=f"history file (default: ${ENV_DB}, else .pytest-feedback/history.db in the "
-        "nearest directory above that has one or a pytest configuration file)",
+        help=f"history file (default: ${ENV_DB}, else the one pytest would use: found from "
+        "the current directory upward, as pytest finds its rootdir and ini file)",
     )
 
 
@@ -34,10 +40,28 @@ def db_path(args: argparse.Namespace, start: Optional[Path] = None) -> Path:
     """The history file ``--db`` names, else the project's, found from ``start`` (default: the
     current directory); an empty ``--db`` is an error."""
     if args.db is None:
-        return find_project_db(start if start is not None else Path.cwd())
+        here = start if start is not None else Path.cwd()
+        found = find_project_db(here)
+        if not found.exists() and not os.environ.get(ENV_DB):
+            below = find_history_below(here)
+            if below is not None:
+                shown = _shown(below)
+                raise FeedbackError(
+                    f"no history at {_shown(found)}, but there is one at {shown}: pass "
+                    f"--db {shown}, or run from {_shown(below.parent.parent)}"
+                )
+        return found
     if not args.db.strip():
         raise FeedbackError("--db: empty path; give the history file, or leave --db out")
     return Path(args.db)
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the current directory when it is below it."""
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def add_output_option(parser: argparse.ArgumentParser) -> None:

@@ -8,14 +8,21 @@ import datetime
 import sys
 from pathlib import Path
 
-from pytest_feedback.cli.common import add_db_option, add_keep_runs, db_path
+from pytest_feedback.cli.common import add_db_option, add_keep_runs, db_path, positive_int
 from pytest_feedback.errors import FeedbackError
 
 
 def add_history_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    runs = sub.add_parser("runs", help="list recorded runs, newest first")
+    runs = sub.add_parser(
+        "runs",
+        help="list recorded runs, newest first",
+        description="List the recorded runs, newest first: when, wall time, tests, failures, "
+        "xdist workers and the git commit (+ when the tree had edits).",
+    )
     add_db_option(runs)
-    runs.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
+    runs.add_argument(
+        "--limit", type=positive_int, default=20, metavar="N", help="how many runs (default 20)"
+    )
     runs.set_defaults(func=cmd_runs)
 
     merge = sub.add_parser(

@@ -9,24 +9,41 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 from pytest_feedback.cli.common import add_db_option, db_path
-from pytest_feedback.cli.selection import add_why_selection_options, why_selection
+from pytest_feedback.cli.selection import (
+    add_why_selection_options,
+    resolve_rootdir,
+    why_selection,
+)
 from pytest_feedback.errors import FeedbackError
+from pytest_feedback.selection.existing import is_present
+
+FORMAT_HELP = "text for people (default), json for scripts"
 
 if TYPE_CHECKING:
     from pytest_feedback.depmap.graph import DependencyMap
 
 
 def add_map_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    why = sub.add_parser("why", help="what a test depends on (needs pytest --feedback-cov)")
+    why = sub.add_parser(
+        "why",
+        help="what a test depends on (needs pytest --feedback-cov)",
+        description="What a test depends on according to the coverage map (files and lines, "
+        "import- and collection-time code, files read), and whether selection would run it.",
+    )
     add_db_option(why)
     why.add_argument("nodeid", help="the test's node id, as pytest prints it")
-    why.add_argument("--format", choices=("text", "json"), default="text")
+    why.add_argument("--format", choices=("text", "json"), default="text", help=FORMAT_HELP)
     why.set_defaults(func=cmd_why)
     add_why_selection_options(why)
-    deps = sub.add_parser("deps", help="the tests that reach a file, line or function")
+    deps = sub.add_parser(
+        "deps",
+        help="the tests that reach a file, line or function",
+        description="The recorded tests that reach a file, a line (range) or a function, "
+        "according to the coverage map (pytest --feedback-cov); paths relative to the rootdir.",
+    )
     add_db_option(deps)
     deps.add_argument("target", help="FILE, FILE:LINE, FILE:START-END or FILE::FUNCTION")
-    deps.add_argument("--format", choices=("text", "json"), default="text")
+    deps.add_argument("--format", choices=("text", "json"), default="text", help=FORMAT_HELP)
     deps.set_defaults(func=cmd_deps)
 
 
@@ -48,6 +65,12 @@ def cmd_why(args: argparse.Namespace) -> int:
     """What a test depends on: files and lines, import- and collection-time code, reads."""
     from pytest_feedback.depmap.views import why_json, why_lines
 
+    here = resolve_rootdir(args, db_path(args))
+    if here.is_dir() and not is_present(here, args.nodeid):
+        raise FeedbackError(
+            f"{args.nodeid}: no such test under {here} (its file is missing or does not "
+            "name it); give the node id as `pytest --collect-only -q` prints it"
+        )
     dmap, rootdir = _load_map(args)
     deps = dmap.dependencies(args.nodeid)
     decision = why_selection(args, args.nodeid)

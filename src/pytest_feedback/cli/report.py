@@ -19,6 +19,8 @@ def add_report_command(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     report = sub.add_parser(
         "report",
         help="where the time goes: slowest tests, fixtures and files, slow-downs, flaky tests",
+        description="Where the time goes, from the history: the slowest tests, fixtures and "
+        "files, tests that slowed down, flaky tests, and what a plan would gain.",
     )
     add_db_option(report)
     report.add_argument(

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Optional
 from pytest_feedback.cli.common import add_db_option, add_output_option, db_path, output
 from pytest_feedback.durations import parse_duration
 from pytest_feedback.errors import FeedbackError
+from pytest_feedback.selection.existing import gone_line, split_present
 from pytest_feedback.selection.inputs import known_tests
 from pytest_feedback.selection.selector import Selection, Selector, load_selector
 from pytest_feedback.settings import DEFAULT_DB
@@ -46,7 +47,12 @@ def add_select_command(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         metavar="N",
         help="with --budget: plan for N parallel workers (pytest -n N)",
     )
-    select.add_argument("--format", choices=("list", "json"), default="list")
+    select.add_argument(
+        "--format",
+        choices=("list", "json"),
+        default="list",
+        help="list: one node id a line, a pytest @file (default); json: with the reasons",
+    )
     add_output_option(select)
     add_rootdir_option(select)
     select.set_defaults(func=cmd_select)
@@ -112,7 +118,9 @@ def cmd_select(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise FeedbackError(f"--workers {args.workers}: pass a number of workers >= 1")
     selector = _selector(args)
-    nodeids = known_tests(selector.map, selector.estimates)
+    nodeids, gone = split_present(
+        resolve_rootdir(args, db_path(args)), known_tests(selector.map, selector.estimates)
+    )
     selection = selector.decide(nodeids)
     document = selection.to_json()
     chosen = list(selection.selected)
@@ -134,7 +142,11 @@ def cmd_select(args: argparse.Namespace) -> int:
         else:
             for nodeid in chosen:
                 out.write(nodeid + "\n")
+    if selector.base_problem is not None and budget_s is not None:
+        print(f"feedback: warning: {selector.base_problem}", file=sys.stderr)
     print(line, file=sys.stderr)
+    if gone:
+        print(gone_line(gone), file=sys.stderr)
     return 0
 
 

@@ -76,7 +76,9 @@ def why_lines(
     for path in sorted(deps.files):
         own = len(deps.own_files.get(path, ()))
         total = len(deps.files[path])
-        detail = f"{total:>5} lines" + (f" ({own} in the test)" if own and own != total else "")
+        detail = f"{total:>5} line{'s' * (total != 1)}" + (
+            f" ({own} in the test)" if own and own != total else ""
+        )
         lines.append(f"    {path:<{width}}  {detail}{state(path)}")
     lines.append(f"  import-time ({len(deps.import_time)} modules it uses):")
     lines.extend(f"    {path}{state(path)}" for path in sorted(deps.import_time))

@@ -14,6 +14,22 @@ from pytest_feedback.history.records import test_file
 from pytest_feedback.history.summaries import is_slowed_down, median
 
 
+def class_prefix(nodeid: str) -> str:
+    """``a.py::TestX::test_y[1]`` -> ``a.py::TestX``; a module-level test -> its file."""
+    base = nodeid.split("[", 1)[0]
+    parts = base.split("::")
+    return "::".join(parts[:-1]) if len(parts) > 2 else parts[0]
+
+
+def instance_key(scope: str, nodeid: str) -> str:
+    """Which set-up of a fixture of ``scope`` the test ``nodeid`` shares with others."""
+    if scope == "module":
+        return test_file(nodeid)
+    if scope == "class":
+        return class_prefix(nodeid)
+    return ""  # session and package: once per process
+
+
 @dataclasses.dataclass(frozen=True)
 class TestEstimate:
     nodeid: str
@@ -136,6 +152,20 @@ class Estimates:
 
     def total(self, nodeids: Iterable[str]) -> float:
         return sum(self.duration(n) for n in nodeids)
+
+    def run_cost(self, nodeids: Iterable[str]) -> float:
+        """Expected seconds of running ``nodeids`` in one process: their own costs, pytest's
+        per-test overhead and each wider-scope fixture instance they set up, once
+        (docs/contract.md, "Cost model"); the start-up is not included."""
+        total = 0.0
+        instances: set[tuple[int, str]] = set()
+        for nodeid in nodeids:
+            total += max(0.0, self.duration(nodeid)) + self.per_test_s
+            for index in self.uses.get(nodeid, ()):
+                fixture = self.fixtures[index]
+                if fixture.scope != "function":
+                    instances.add((index, instance_key(fixture.scope, nodeid)))
+        return total + sum(self.fixtures[i].cost_s for i, _ in instances)
 
 
 #: How many recent budget runs calibrate the next one, and the widest correction they may make.

@@ -7,6 +7,7 @@ the SQL that writes runs and aggregates in `writes.py` (shared with `merge.py`).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import sqlite3
@@ -41,6 +42,20 @@ _GITIGNORE = "# Created by pytest-feedback: the history is local data, not sourc
 
 __all__ = ["SCHEMA_VERSION", "HistoryRead", "Store", "read_estimates"]
 
+
+def _ignore_in_git(directory: Path) -> None:
+    """Give a ``.pytest-feedback`` directory its ``.gitignore`` (everything in it is local data:
+    the history, shard files a CI script puts beside it), also when something else created the
+    directory (a CI script's ``mkdir -p``). A directory we cannot write to is left alone: the
+    write of the history itself says so."""
+    if directory.name != ".pytest-feedback" or not directory.is_dir():
+        return
+    ignore = directory / ".gitignore"
+    if not ignore.exists():
+        with contextlib.suppress(OSError):
+            ignore.write_text(_GITIGNORE, encoding="utf-8")
+
+
 T = TypeVar("T")
 
 
@@ -64,6 +79,8 @@ class Store:
             raise HistoryError(
                 f"{self.path} is a directory, not a history file; pass the path of a file"
             )
+        if not readonly:
+            _ignore_in_git(self.path.parent)
         self._db = SqliteDb(self.path, readonly=readonly)
         try:
             self._ensure_schema(readonly)
@@ -80,11 +97,8 @@ class Store:
 
     def _prepare_directory(self) -> None:
         directory = self.path.parent
-        fresh = not directory.exists()
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            if fresh and directory.name == ".pytest-feedback":
-                (directory / ".gitignore").write_text(_GITIGNORE, encoding="utf-8")
         except OSError as exc:
             blocker = _file_in_the_way(directory)
             if blocker is not None:

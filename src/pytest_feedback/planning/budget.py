@@ -124,6 +124,8 @@ class BudgetPlan:
     pacer: Optional[Pacer] = dataclasses.field(default=None, compare=False, repr=False)
     #: The calibration from recent budget runs the costs were multiplied by (`Estimates.pace`).
     pace: float = 1.0
+    #: How many candidates the history has no estimate for.
+    unknown: int = 0
 
     @property
     def total(self) -> int:
@@ -140,6 +142,11 @@ class BudgetPlan:
             else "tests"
         )
         predicted = format_duration(self.predicted_s)
+        if self.unknown == self.total:
+            return (
+                f"{head}: no history yet, so no prediction: running all {self.total:,} {kind} "
+                "(stopping at the budget); the next run plans from this one"
+            )
         if not self.left_out:
             return f"{head}: running all {self.total:,} {kind} (predicted {predicted})"
         return (
@@ -219,6 +226,7 @@ class BudgetPlanner:
         self.risks = [risk(c) for c in cands]
         self.tier = [0 if c.affected else 1 for c in cands]
         self.affected = sum(1 for c in cands if c.affected) if affected_known else None
+        self.unknown = sum(1 for n in work.nodeids if n not in estimates)
         # Greedy by (tier, value per marginal second), lazily re-evaluated: a test's marginal
         # cost only falls as the fixture instances it needs get paid for by tests chosen before
         # it. Nothing is paid for at first: the queue every budget starts from.
@@ -315,6 +323,7 @@ class BudgetPlanner:
             predicted_s=self.predict(chosen),
             left_out_s=predict(work, left, self.workers, self.bringup, self.model),
             affected=self.affected,
+            unknown=self.unknown,
             pacer=Pacer(self.model, chosen, spare=left),
             pace=self.model.pace,
         )

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from pytest_feedback.history.estimates import instance_key
 from pytest_feedback.planning.planners import Workload
-from pytest_feedback.planning.planners.model import instance_key
 
 if TYPE_CHECKING:
     from pytest_feedback.planning.costs import CostModel

@@ -177,6 +177,6 @@ def report_hint(estimates: Estimates, workers: Optional[int]) -> Optional[str]:
     plan = plan_workload(work, n)
     serial = plan_workload(work, 1).makespan_s
     return (
-        f"{n} shards: {format_duration(plan.makespan_s)} each instead of "
-        f"{format_duration(serial)} (`pytest-feedback shards {n}`)"
+        f"{n} shards: the slowest takes {format_duration(plan.makespan_s)} instead of "
+        f"{format_duration(serial)} on one (`pytest-feedback shards {n}`)"
     )

@@ -107,7 +107,8 @@ def run_figures(run: RunSummary) -> list[str]:
     else:
         use = f"no xdist · {percent(run.efficiency)} of the wall time in tests"
     lines = [
-        f"{run.tests:,} tests{failed} · wall {seconds(run.wall_s)} · test time "
+        f"{run.tests:,} test{'s' * (run.tests != 1)}{failed} · wall {seconds(run.wall_s)} · "
+        f"test time "
         f"{seconds(run.test_time_s)}",
         use,
     ]

@@ -103,7 +103,7 @@ def render(report: Report) -> str:
     if report.catches is not None and report.catches.enough:
         lines += ["", f"### {CATCHES_TITLE}", "", *short_lines(report.catches)]  # our own words
     if report.hint:
-        lines += ["", f"**Plan:** {plain(report.hint)}"]
+        lines += ["", f"**Plan:** {report.hint}"]  # our own words, `code` spans meant
     return "\n".join(lines) + "\n"
 
 
@@ -114,7 +114,8 @@ def summary(report: Report) -> list[str]:
     return [
         f"**Last run:** {fmt.run_heading(run, code)}  ",
         f"{figures(run)}  ",
-        f"**History:** {report.runs:,} runs · {report.test_count:,} tests · expected test time "
+        f"**History:** {report.runs:,} run{'s' * (report.runs != 1)} · {report.test_count:,} "
+        f"test{'s' * (report.test_count != 1)} · expected test time "
         f"{fmt.seconds(report.total_estimate_s)}",
     ]
 

@@ -196,7 +196,9 @@ def build_report(
         runs=len(runs),
         last_run=last_run,
         test_count=sum(f.tests for f in files),
-        total_estimate_s=sum(f.estimate_s for f in files),
+        # Tests' own costs plus the wider-scoped fixtures' set-ups a run pays once each.
+        total_estimate_s=sum(f.estimate_s for f in files)
+        + sum(f.cost_per_run_s for f in fixtures if f.scope != "function"),
         tests=tests,
         slowest=[row(t) for t in slowest],
         fixtures=sorted(fixtures, key=lambda f: (-f.cost_per_run_s, f.name, f.location)),

@@ -135,7 +135,8 @@ class TextReport:
             Text.assemble(
                 ("History: ", "bold"),
                 self.g(
-                    f"{report.runs:,} runs · {report.test_count:,} tests · expected test time "
+                    f"{report.runs:,} run{'s' * (report.runs != 1)} · {report.test_count:,} "
+                    f"test{'s' * (report.test_count != 1)} · expected test time "
                     f"{fmt.seconds(report.total_estimate_s)}"
                 ),
             ),

@@ -117,6 +117,8 @@ class Selector:
         self.fallback = fallback
         #: The base ref asked for (also when it could not be resolved: the fallback says so).
         self.base = changes.base if changes is not None else base
+        #: Why the base ref cannot be used (unknown here, no merge-base); None when it can.
+        self.base_problem: Optional[str] = None
         #: node id -> reasons from the changed files (tests outside it are decided per test).
         self._reached: dict[str, list[str]] = {}
         self._test_files: dict[str, str] = {}
@@ -275,7 +277,7 @@ class Selector:
             selected = {n: [f"everything runs: {self.fallback}"] for n in nodeids}
             return Selection(
                 selected, [], self.changed, self.fallback, self.base,
-                self.estimates.total(nodeids), 0.0,
+                self.estimates.run_cost(nodeids), 0.0,
             )  # fmt: skip
         chosen: dict[str, list[str]] = {}
         dropped: list[str] = []
@@ -291,8 +293,8 @@ class Selector:
             self.changed,
             None,
             self.base,
-            self.estimates.total(chosen),
-            self.estimates.total(dropped),
+            self.estimates.run_cost(chosen),
+            self.estimates.run_cost(dropped),
         )
 
     def changed_lines(self, nodeid: str) -> int:
@@ -427,6 +429,19 @@ def load_selector(
 
     Whatever goes wrong becomes the selector's one-line ``fallback`` (everything runs).
     """
+    selector = _load_selector(db_path, rootdir, base, with_changes=with_changes)
+    if base:
+        # Checked whatever else is missing: a mistyped or unfetched base must be said.
+        try:
+            Repository(rootdir).merge_base(base)
+        except ChangeError as exc:
+            selector.base_problem = selector.fallback = str(exc)
+    return selector
+
+
+def _load_selector(
+    db_path: Path, rootdir: Path, base: Optional[str], *, with_changes: bool
+) -> Selector:
     from pytest_feedback.history.store import read_estimates
 
     found = read_estimates(db_path, load_map)  # a broken history must not break the run

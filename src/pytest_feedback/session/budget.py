@@ -168,6 +168,8 @@ class BudgetRun(CollectionLine):
         self._running: Optional[tuple[str, float, float]] = None
         self._failing = False
         self._spent_before_workers: Optional[float] = None
+        #: Why ``--feedback-base`` cannot be used; None when it can (or none was given).
+        self.base_problem: Optional[str] = None
 
     def _workers(self) -> int:
         workerinput = getattr(self.config, "workerinput", None)
@@ -196,6 +198,7 @@ class BudgetRun(CollectionLine):
             affected = nodeids
         else:
             selector = load_selector(self.db_path, self.config.rootpath, self.base)
+            self.base_problem = selector.base_problem
             selection = selector.decide(nodeids)
             affected = list(selection.selected)
         named = change_affinity(selector.changes, selector.rootdir, selector.map, nodeids)
@@ -229,6 +232,8 @@ class BudgetRun(CollectionLine):
         else:
             self.plan = plan
             self.line = plan.summary_line()
+            if self.base_problem is not None:
+                self.line = f"feedback: warning: {self.base_problem}\n{self.line}"
             self.predicted_s = plan.predicted_s
             position = {nodeid: i for i, nodeid in enumerate(plan.chosen)}
             dropped = [item for item in items if item.nodeid not in position]
@@ -407,7 +412,13 @@ class BudgetRun(CollectionLine):
                 if self.filled and pacer is not None
                 else ""
             )
+            guessed = self.plan is not None and self.plan.unknown == self.plan.total
+            predicted = (
+                "no history to predict from"
+                if guessed
+                else f"predicted {format_duration(self.predicted_s)}"
+            )
             terminalreporter.write_line(
-                f"feedback: budget {format_budget(self.budget_s)}: predicted "
-                f"{format_duration(self.predicted_s)}, took {format_duration(took)}{filled}"
+                f"feedback: budget {format_budget(self.budget_s)}: {predicted}, took "
+                f"{format_duration(took)}{filled}"
             )

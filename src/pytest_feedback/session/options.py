@@ -169,6 +169,22 @@ def load_settings(config: pytest.Config) -> Settings:
     )
 
 
+def check_db_option_early(early_config: pytest.Config) -> None:
+    """Refuse ``--feedback-db PATH`` when PATH moved the rootdir, before any conftest.py is
+    imported: with the rootdir moved the ini file's ``pythonpath`` is lost, and a conftest's
+    imports would fail before `load_settings` could say why."""
+    namespace = early_config.known_args_namespace
+    misread = misread_db_option(
+        early_config.invocation_params.args,
+        [str(a) for a in (getattr(namespace, "file_or_dir", None) or [])],
+        early_config.invocation_params.dir,
+        early_config.rootpath,
+        early_config.inipath,
+    )
+    if misread is not None:
+        raise pytest.UsageError(misread)
+
+
 def read_parallel_options(
     config: pytest.Config, environ: Mapping[str, str] = os.environ, *, budget: bool = False
 ) -> Optional[ParallelOptions]:

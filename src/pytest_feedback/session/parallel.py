@@ -54,6 +54,8 @@ class ShardSelector:
         #: This shard got no test (more shards than tests): "no tests ran" is then no failure.
         self.emptied = False
         self._start = time.perf_counter()
+        #: No history: the shards split the collected tests by count.
+        self.by_count = False
 
     def pytest_sessionstart(self) -> None:
         self._start = time.perf_counter()
@@ -63,6 +65,7 @@ class ShardSelector:
         self, config: pytest.Config, items: list[pytest.Item]
     ) -> None:
         estimates, self.warning = load_estimates(self.db_path)
+        self.by_count = not estimates.tests
         keep, drop, plan = shard_filter(items, lambda i: i.nodeid, estimates, self.k, self.n)
         if drop:
             config.hook.pytest_deselected(items=drop)
@@ -86,12 +89,15 @@ class ShardSelector:
         if self.predicted_s is None:
             return None
         source = f" ({self.source})" if self.source else ""
-        return (
-            f"feedback: shard {self.k}/{self.n}{source}: {self.tests:,} tests, {self._plan_text()}"
-        )
+        return f"feedback: shard {self.k}/{self.n}{source}: {self._count()}, {self._plan_text()}"
+
+    def _count(self) -> str:
+        return f"{self.tests:,} test{'s' * (self.tests != 1)}"
 
     def _plan_text(self) -> str:
         assert self.predicted_s is not None
+        if self.by_count:
+            return "no history yet: split by test count, no prediction"
         return (
             f"predicted {format_duration(self.predicted_s)} "
             f"(slowest shard {format_duration(self.makespan_s or 0.0)}, "
@@ -107,6 +113,7 @@ class ShardSelector:
                 "makespan_s": self.makespan_s,
                 "lower_bound_s": self.lower_bound_s,
                 "warning": self.warning,
+                "by_count": self.by_count,
             }
 
     @pytest.hookimpl(optionalhook=True)
@@ -118,6 +125,7 @@ class ShardSelector:
             self.makespan_s = float(data["makespan_s"])
             self.lower_bound_s = float(data["lower_bound_s"])
             self.warning = data["warning"]
+            self.by_count = bool(data.get("by_count"))
             self.emptied = self.tests == 0
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
@@ -127,7 +135,7 @@ class ShardSelector:
             return
         measured = time.perf_counter() - self._start
         terminalreporter.write_line(
-            f"feedback: shard {self.k}/{self.n}: {self.tests:,} tests, measured "
+            f"feedback: shard {self.k}/{self.n}: {self._count()}, measured "
             f"{format_duration(measured)}, {self._plan_text()}"
         )
 
