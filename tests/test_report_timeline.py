@@ -198,3 +198,12 @@ def test_shards_of_a_timeline_are_numbered_naturally() -> None:
     timeline: Timeline = assemble(1, run.wall_s, rows, [])
     assert [lane.name for lane in timeline.lanes][:3] == ["gw0", "gw1", "gw2"]
     assert timeline.lanes[-1].name == "gw11"
+
+
+def test_page_shows_what_a_budget_catches(tmp_path: Path) -> None:
+    db = write_history(tmp_path / "h.db", nodeids(30), workers=2, runs=7, fixtures=False)
+    page = html.render(page_report(db))
+    section = re.search(r'<section id="catches">(.*?)</section>', page)
+    assert section is not None
+    assert "Replayed over 6 failing runs" in section.group(1)
+    assert re.search(r"<td>1s</td><td class=\"num\">\d+% \(\d/6\)</td>", section.group(1))

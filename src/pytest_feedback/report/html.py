@@ -19,12 +19,14 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import Callable, NamedTuple, Optional
 
+from pytest_feedback.report import catches
 from pytest_feedback.report import formatting as fmt
 from pytest_feedback.report.html_parts import (
     Markup,
     code,
     esc,
     line_chart,
+    prose,
     share_bar,
     sparkline,
     table,
@@ -207,6 +209,19 @@ def flaky_section(report: Report) -> Optional[str]:
     return table(("test", "fail rate", "runs", "last", "outcomes"), rows, numeric=(1, 2))
 
 
+def catches_section(report: Report) -> Optional[str]:
+    """What a budget catches (`catches`): the headline, a row per budget, the notes."""
+    sim = report.catches
+    if sim is None:
+        return None
+    parts = [f"<p>{esc(catches.headline(sim))}</p>"]
+    if sim.enough:
+        # The same columns as `simulate` and the markdown block.
+        parts.append(table(catches._HEAD, catches._cells(sim), numeric=range(1, 6)))
+    parts += [f'<p class="note">{esc(note)}</p>' for note in catches.notes(sim)]
+    return "".join(parts)
+
+
 def plans_section(report: Report) -> Optional[str]:
     plans = report.plans
     if plans is None:
@@ -222,7 +237,7 @@ def plans_section(report: Report) -> Optional[str]:
     ]
     curve = line_chart(
         "Predicted wall time by workers (dashed: lower bound)",
-        [(f"{w} workers", makespan) for w, makespan, _ in plans.curve],
+        [(f"{w} worker{'s' * (w != 1)}", makespan) for w, makespan, _ in plans.curve],
         second=[bound for _, _, bound in plans.curve],
     )
     heading = (
@@ -237,12 +252,12 @@ def plans_section(report: Report) -> Optional[str]:
     return (
         f"<p>{esc(heading)} (<code>pytest-feedback shards {plans.shards}</code>).</p>"
         f"{table(('shard', 'tests', 'predicted'), shard_rows, numeric=(1,))}"
-        f'<div class="charts">{curve}</div><p class="note">{esc(note)}</p>'
+        f'<div class="charts">{curve}</div><p class="note">{prose(note)}</p>'
     )
 
 
 def hint_section(report: Report) -> Optional[str]:
-    return f"<p>{esc(report.hint)}</p>" if report.hint else None
+    return f"<p>{prose(report.hint)}</p>" if report.hint else None
 
 
 def _const(text: str) -> Callable[[Report], str]:
@@ -266,6 +281,7 @@ SECTIONS: list[Section] = [
         slowed_section,
     ),
     Section("flaky", lambda r: f"Flaky ({len(r.flaky):,})", flaky_section),
+    Section("catches", _const("What a budget catches"), catches_section),
     Section("plans", _const("Shard plan and worker curve"), plans_section),
     Section("hint", _const("Plan"), hint_section),
 ]

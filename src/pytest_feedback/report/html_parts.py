@@ -62,6 +62,14 @@ def table(
     return Markup(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
 
 
+def prose(text: str) -> Markup:
+    """Our sentences: escaped, with `backticked` parts as code."""
+    parts = esc(text).split("`")
+    return Markup(
+        "".join(f"<code>{part}</code>" if i % 2 else part for i, part in enumerate(parts))
+    )
+
+
 def code(text: str) -> Markup:
     return Markup(f"<code>{esc(text)}</code>")
 
@@ -133,11 +141,16 @@ def line_chart(
         f'y2="{top + inner_h}"/>'
         f'<text x="{left - 4}" y="{top + 8}" text-anchor="end">{esc(_figure(high, unit))}</text>'
         f'<text x="{left - 4}" y="{top + inner_h}" text-anchor="end">0</text>'
-        f'<text x="{left}" y="{height - 4}">{esc(points[0][0] if points else "")}</text>'
+        f'<text x="{left}" y="{height - 4}">{esc(_short(points[0][0]) if points else "")}</text>'
         f'<text x="{width - 6}" y="{height - 4}" text-anchor="end">'
-        f"{esc(points[-1][0] if points else '')}</text>"
+        f"{esc(_short(points[-1][0]) if points else '')}</text>"
         f'{extra}<polyline points="{path(values)}"/>{dots}</svg></figure>'
     )
+
+
+def _short(label: str) -> str:
+    """A point's label under the axis: its first part ("run 12 · 2026-..." -> "run 12")."""
+    return label.split(" · ", 1)[0]
 
 
 def _figure(value: float, unit: str) -> str:

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 #: Runs the trends show at most (the newest).
 TREND_RUNS = 50
 #: Worker counts the curve shows (planned with the fast LPT planner: the curve is a shape).
-CURVE_WORKERS = (1, 2, 3, 4, 6, 8)
+CURVE_WORKERS = tuple(range(1, 9))
 #: Above this many known tests the plans are left out (planning costs time with the suite).
 PLAN_MAX_TESTS = 20_000
 
