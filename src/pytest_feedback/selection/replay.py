@@ -31,7 +31,7 @@ from pytest_feedback.selection.repository import (
     is_noise,
     parse_name_status,
 )
-from pytest_feedback.selection.selector import Selector
+from pytest_feedback.selection.selector import Selection, Selector
 
 if TYPE_CHECKING:
     from pytest_feedback.history.estimates import Estimates
@@ -65,18 +65,20 @@ def change_facts(
     selector: Selector,
     nodeids: Sequence[str],
     rootdir: Optional[Path],
+    selection: Optional[Selection] = None,
     affected: Optional[Sequence[str]] = None,
 ) -> RunChange:
-    """The facts a budget ranks ``nodeids`` by: the tests the change affects (the selection
-    rules; or ``affected``, when selection has already run), the changed lines each executed,
-    and how much of the change each names. Everything selected as a fallback: affected unknown."""
+    """The facts a budget ranks ``nodeids`` by: the tests the change affects (``selection``'s,
+    decided here when not given; ``affected`` instead when selection has already run), the
+    changed lines each executed, and how much of the change each names. A fallback (everything
+    selected): affected unknown."""
     named = change_affinity(selector.changes, rootdir, selector.map, nodeids)
-    if affected is None:
+    if selection is None:
         selection = selector.decide(nodeids)
-        if selection.fallback is not None:
-            return RunChange(None, {}, named)
-        affected = list(selection.selected)
-    return RunChange(set(affected), selector.own_changed_lines(affected), named)
+    if selection.fallback is not None:
+        return RunChange(None, {}, named)
+    chosen = list(selection.selected) if affected is None else list(affected)
+    return RunChange(set(chosen), selector.own_changed_lines(chosen), named)
 
 
 class ChangeReplay:

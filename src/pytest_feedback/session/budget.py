@@ -183,28 +183,21 @@ class BudgetRun(CollectionLine):
     ) -> tuple[Optional[set[str]], dict[str, int], dict[str, float]]:
         """The tests the change affects (None: unknown), the changed lines each executed, and
         how much of what the change touched each names (`affinity`)."""
-        from pytest_feedback.selection.affinity import change_affinity
-        from pytest_feedback.selection.selector import Selection, Selector, load_selector
+        from pytest_feedback.selection.replay import change_facts
+        from pytest_feedback.selection.selector import load_selector
 
         selection_run = self.config.stash.get(SELECTION_KEY, None)
-        selector: Optional[Selector]
-        selection: Optional[Selection]
         if selection_run is not None and not selection_run.audit:
             # Selection ran first: every collected test is one it selected.
-            selector = selection_run.selector
-            selection = selection_run.selection
+            selector, selection = selection_run.selector, selection_run.selection
             if selector is None or selection is None:
                 return None, {}, {}
-            affected = nodeids
+            facts = change_facts(selector, nodeids, selector.rootdir, selection, nodeids)
         else:
             selector = load_selector(self.db_path, self.config.rootpath, self.base)
             self.base_problem = selector.base_problem
-            selection = selector.decide(nodeids)
-            affected = list(selection.selected)
-        named = change_affinity(selector.changes, selector.rootdir, selector.map, nodeids)
-        if selection.fallback is not None:
-            return None, {}, named
-        return set(affected), selector.own_changed_lines(affected), named
+            facts = change_facts(selector, nodeids, selector.rootdir)
+        return facts.affected, facts.changed_lines, facts.affinity
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
