@@ -8,6 +8,7 @@ from typing import Optional
 
 import pytest
 
+from pytest_feedback.session import imports, mapping, tryscope
 from pytest_feedback.session import options as session_options
 from pytest_feedback.session.keys import (
     PARALLEL_KEY,
@@ -19,13 +20,6 @@ from pytest_feedback.session.keys import (
     recorded_run,
     register,
     unregister_all,
-)
-from pytest_feedback.session.mapping import (
-    configure_map,
-    discard_map,
-    start_map,
-    unconfigure_map,
-    write_map_summary,
 )
 from pytest_feedback.session.options import ParallelOptions, load_settings, read_parallel_options
 from pytest_feedback.settings import DEFAULT_KEEP_RUNS, ENV_DB, Settings
@@ -91,6 +85,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "fixture-heavy work first, fixture families together, idle workers take work).",
     )
     add_selection_options(group)
+    tryscope.add_option(group)
     session_options.add_select_ini(parser)
     parser.addini(
         "feedback", type="bool", default=False, help="Record every run (pytest-feedback)."
@@ -135,9 +130,10 @@ def add_selection_options(group: pytest.OptionGroup) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
-    """With --feedback-cov, start measuring before the first conftest.py is imported."""
+    """Before the first conftest.py is imported: time imports; with --feedback-cov, measure."""
     session_options.check_db_option_early(early_config)
-    start_map(early_config)
+    mapping.start_map(early_config)
+    imports.start(early_config)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -145,11 +141,13 @@ def pytest_configure(config: pytest.Config) -> None:
     parallel = configure_parallel(config, settings)
     if parallel is not None and not config.getoption("feedback_no_record"):
         settings = dataclasses.replace(settings, record=True)
+    settings = tryscope.configure(config, settings)
     config.stash[SETTINGS_KEY] = settings
     # Registered so, the filters run select -> budget -> shard (pluggy: last-registered first).
     register_filters(config, settings)
+    imports.configure(config, settings.enabled)
     if not settings.enabled:
-        discard_map(config)
+        mapping.discard_map(config)
         return
     from pytest_feedback.session.probe import FixtureProbe
     from pytest_feedback.session.recorder import RunRecorder
@@ -164,7 +162,9 @@ def pytest_configure(config: pytest.Config) -> None:
         recorder = RunRecorder(config, probe, lambda run: write_history(settings, run), shard=shard)
         register(config, recorder, "feedback-recorder")
         config.stash[RECORDER_KEY] = recorder
-    configure_map(config, settings, worker, lambda: getattr(recorded_run(config), "uuid", None))
+    mapping.configure_map(
+        config, settings, worker, lambda: getattr(recorded_run(config), "uuid", None)
+    )
 
 
 def configure_parallel(config: pytest.Config, settings: Settings) -> Optional[ParallelOptions]:
@@ -208,7 +208,7 @@ def pytest_terminal_summary(
     if recorder is not None and recorder.outcome_line:
         terminalreporter.write_line(recorder.outcome_line)
         recorder.outcome_line = None
-    write_map_summary(terminalreporter, config)
+    mapping.write_map_summary(terminalreporter, config)
     settings = config.stash.get(SETTINGS_KEY, None)
     if settings is not None and not hasattr(config, "workerinput"):
         from pytest_feedback.session.report import write_reports
@@ -232,5 +232,5 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         from pytest_feedback.session.exitwatch import watch_budget_run
 
         watch_budget_run(config, settings.db_path, recorder.run, recorder.written)
-    unconfigure_map(config)
+    mapping.unconfigure_map(config)
     unregister_all(config)

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pytest_feedback import __version__
+from pytest_feedback.cli.advise import add_advise_command
 from pytest_feedback.cli.common import Handler
 from pytest_feedback.cli.history import add_history_commands
 from pytest_feedback.cli.map import add_map_commands
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     add_history_commands(sub)
     add_report_command(sub)
+    add_advise_command(sub)
     add_map_commands(sub)
     add_plan_commands(sub)
     add_select_command(sub)

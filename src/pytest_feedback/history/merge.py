@@ -275,6 +275,8 @@ class _Merge:
                 execution.worker = worker_label(part.index, execution.worker)
             for worker in record.worker_records:
                 worker.worker = worker_label(part.index, worker.worker)
+            for imported in record.imports:
+                imported.worker = worker_label(part.index, imported.worker)
         record.uses = {}
         insert_details(self.con, target, record, self.test_ids)
         self.touched.add(target)
@@ -362,10 +364,13 @@ def _winners(parts: Any) -> dict[int, PartInfo]:
 
 def _slice(record: RunRecord, index: int) -> RunRecord:
     """The results, fixture executions and workers of shard ``index`` of a merged run."""
-    part = dataclasses.replace(record, tests={}, fixtures=[], uses={}, worker_records=[])
+    part = dataclasses.replace(
+        record, tests={}, fixtures=[], uses={}, worker_records=[], imports=[]
+    )
     part.tests = {n: t for n, t in record.tests.items() if label_index(t.worker) == index}
     part.fixtures = [e for e in record.fixtures if label_index(e.worker) == index]
     part.worker_records = [w for w in record.worker_records if label_index(w.worker) == index]
+    part.imports = [i for i in record.imports if label_index(i.worker) == index]
     return part
 
 

@@ -20,6 +20,7 @@ from pytest_feedback.history.connection import SqliteDb, describe_sqlite_error
 from pytest_feedback.history.records import (
     FixtureExecution,
     FixtureKey,
+    ImportRecord,
     RunRecord,
     TestRecord,
     WorkerRecord,
@@ -240,7 +241,8 @@ class HistoryView:
     # -- details -----------------------------------------------------------------------------
 
     def record(self, run_id: int) -> RunRecord:
-        """Run ``run_id`` with its results, fixture executions and workers, as a `RunRecord`."""
+        """Run ``run_id`` with its results, fixture executions, workers and collection's imports,
+        as a `RunRecord`."""
         meta = dict(self.runs[run_id])
         meta.pop("id")
         meta["git_dirty"] = None if meta["git_dirty"] is None else bool(meta["git_dirty"])
@@ -306,6 +308,17 @@ class HistoryView:
         for row in self._select("run_workers", worker_columns, where):
             run.worker_records.append(
                 WorkerRecord(str(row["worker"]), float(row["collect_s"]), int(row["tests"]))
+            )
+        import_columns = {"worker": "main", "kind": "", "name": "", "via": None, "seconds": 0.0}
+        for row in self._select("collect_imports", import_columns, where):
+            run.imports.append(
+                ImportRecord(
+                    str(row["worker"]),
+                    str(row["kind"]),
+                    str(row["name"]),
+                    None if row["via"] is None else str(row["via"]),
+                    float(row["seconds"]),
+                )
             )
         return run
 

@@ -91,6 +91,18 @@ class WorkerRecord:
 
 
 @dataclasses.dataclass
+class ImportRecord:
+    """What one process's collection spent importing one test module, conftest or other module
+    (seconds include the modules it imported; see `collect_imports` in history/schema.py)."""
+
+    worker: str
+    kind: str  # test conftest module
+    name: str  # rootdir-relative path (test, conftest) or dotted name (module)
+    via: Optional[str]  # module: the test module or conftest whose import pulled it in
+    seconds: float
+
+
+@dataclasses.dataclass
 class RunRecord:
     """Everything one pytest session records."""
 
@@ -131,6 +143,8 @@ class RunRecord:
     #: Fixtures each test requested (all scopes), for planners that keep fixture families together.
     uses: dict[str, list[FixtureKey]] = dataclasses.field(default_factory=dict)
     worker_records: list[WorkerRecord] = dataclasses.field(default_factory=list)
+    #: What collection spent importing, per process (few rows: see `session.imports`).
+    imports: list[ImportRecord] = dataclasses.field(default_factory=list)
 
     def storable(self) -> RunRecord:
         """This run with every text valid Unicode (see `storable_text`); itself when it is."""
@@ -171,6 +185,10 @@ class RunRecord:
             worker_records=[
                 dataclasses.replace(w, worker=fix(w.worker)) for w in self.worker_records
             ],
+            imports=[
+                dataclasses.replace(i, worker=fix(i.worker), name=fix(i.name), via=opt(i.via))
+                for i in self.imports
+            ],
         )
 
     def _texts(self) -> list[str]:
@@ -184,6 +202,7 @@ class RunRecord:
         texts += [f"{k.name}{k.scope}{k.location}" for k in keys]
         workers = {t.worker for t in self.tests.values()} | {e.worker for e in self.fixtures}
         workers.update(w.worker for w in self.worker_records)
+        texts += [f"{i.worker}{i.name}{i.via or ''}" for i in self.imports]
         optional = (self.git_commit, self.git_branch, self.shard, *workers)
         return texts + [t for t in optional if t]
 

@@ -195,7 +195,8 @@ def insert_details(
     run: RunRecord,
     known_tests: Optional[dict[str, int]] = None,
 ) -> tuple[dict[str, int], dict[FixtureKey, int]]:
-    """Insert the results, fixture executions and workers of ``run`` under ``run_id``.
+    """Insert the results, fixture executions, workers and collection's imports of ``run`` under
+    ``run_id``.
 
     Returns the ids of the tests and fixtures involved (including those in ``run.uses``);
     ``known_tests`` caches test ids across calls (see `ensure_tests`).
@@ -252,6 +253,11 @@ def insert_details(
     con.executemany(
         "INSERT OR REPLACE INTO run_workers (run_id, worker, collect_s, tests) VALUES (?, ?, ?, ?)",
         [(run_id, w.worker, w.collect_s, w.tests) for w in run.worker_records],
+    )
+    con.executemany(
+        "INSERT OR REPLACE INTO collect_imports (run_id, worker, kind, name, via, seconds)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        [(run_id, i.worker, i.kind, i.name, i.via, i.seconds) for i in run.imports],
     )
     return test_ids, fixture_ids
 

@@ -104,6 +104,9 @@ def render(report: Report) -> str:
         lines += ["", f"### {CATCHES_TITLE}", "", *short_lines(report.catches)]  # our own words
     if report.hint:
         lines += ["", f"**Plan:** {report.hint}"]  # our own words, `code` spans meant
+    if report.advice:
+        lines += ["", "**To get faster** (`pytest-feedback advise`):", ""]
+        lines += [plain(line) for line in report.advice]
     return "\n".join(lines) + "\n"
 
 

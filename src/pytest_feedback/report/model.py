@@ -16,6 +16,7 @@ from pytest_feedback.history.store import Store
 from pytest_feedback.history.summaries import SLOWDOWN_RATIO, Sample, slowdown_medians
 from pytest_feedback.planning.simulate import Simulation
 from pytest_feedback.report.catches import report_catches
+from pytest_feedback.report.advice import report_block
 from pytest_feedback.report.hints import planner_hint
 from pytest_feedback.report.timeline import Timeline
 from pytest_feedback.report.trends import Plans, RunPoint
@@ -140,6 +141,8 @@ class Report:
     timeline: Optional[Timeline] = None
     trends: tuple[RunPoint, ...] = ()
     plans: Optional[Plans] = None
+    #: The first three suggestions of `pytest-feedback advise`, one line each (`advice`).
+    advice: tuple[str, ...] = ()
     #: What a budget catches, replayed over the history's failing runs (`catches`); None
     #: with too few of them.
     catches: Optional[Simulation] = None
@@ -206,6 +209,7 @@ def build_report(
         slowed_down=[row(t) for t in slowed],
         flaky=[row(t) for t in flaky],
         hint=planner_hint(store, None if last_run is None else last_run.workers),
+        advice=report_block(store),
         catches=report_catches(store, runs),
         top=top,
     )

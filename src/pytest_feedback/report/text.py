@@ -99,6 +99,9 @@ class TextReport:
             parts += [Text(self.g(line)) for line in short_lines(report.catches)]
         if report.hint:
             parts += [Text(""), Text.assemble(("Plan: ", "bold"), self.g(report.hint))]
+        if report.advice:
+            parts += [Text(""), Text("To get faster (pytest-feedback advise):", style="bold")]
+            parts += [Text(self.g(line)) for line in report.advice]
         return Group(*parts)
 
     # -- pieces ------------------------------------------------------------------------------
