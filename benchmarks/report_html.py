@@ -63,6 +63,7 @@ def browse(pages: dict[str, Path]) -> dict[str, dict[str, float]]:
             page.evaluate(f"window.feedbackTimeline.zoomTo({span // 3}, {span // 3 + span // 50})")
             zoomed = page.evaluate("window.feedbackTimeline.state.lastDrawMs")
             box = page.locator("#timeline-canvas").bounding_box()
+            assert box is not None
             start = time.perf_counter()
             page.mouse.move(box["x"] + box["width"] / 2, box["y"] + 30)
             page.evaluate("0")  # the hover's handler has run once this returns

@@ -16,9 +16,9 @@ from pathlib import Path
 
 
 def chromium() -> str:
-    found = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    found = os.environ.get("CHROMIUM") or shutil.which("chromium")
     if not found:
-        sys.exit("report_screenshot: no chromium on PATH (apt-get install chromium, or set $CHROMIUM)")
+        sys.exit("report_screenshot: no chromium on PATH (apt-get install chromium; or $CHROMIUM)")
     return found
 
 

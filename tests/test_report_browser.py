@@ -2,9 +2,9 @@
 
 One browser launch and one page load for every check (the launch is most of this file's time):
 the timeline has a lane per worker with each worker's tests as bars, hovering a bar shows its
-node id, no request leaves the page, nothing is logged as an error, and hostile node ids stay
-text. Without Chromium or Playwright the tests are skipped, except in CI (``CI`` set), where
-scripts/test.sh installs both and their absence is a failure.
+node id, no request leaves the page, nothing is logged as an error, hostile node ids stay text,
+and the tables read with JavaScript off. Without Chromium or Playwright the tests are skipped,
+except in CI (``CI`` set), where scripts/test.sh installs both and their absence is a failure.
 """
 
 from __future__ import annotations
@@ -12,14 +12,13 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from timeline_history import lanes_of, nodeids, write_history
 
 from pytest_feedback.cli import main
 from pytest_feedback.report.formatting import visible
+from timeline_history import lanes_of, nodeids, write_history
 
 HOSTILE = [
     "tests/test_x.py::test_html[</script><script>window.pwned=1</script>]",
@@ -64,7 +63,13 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(page_path.as_uri())
         page.wait_for_function("window.feedbackTimeline && window.feedbackTimeline.state.ready")
-        yield {"page": page, "requests": requests, "errors": errors, "url": page_path.as_uri()}
+        yield {
+            "page": page,
+            "requests": requests,
+            "errors": errors,
+            "url": page_path.as_uri(),
+            "browser": browser,
+        }
         browser.close()
 
 
@@ -111,3 +116,14 @@ def _span(page: Any) -> int:
     return int(
         page.evaluate("JSON.parse(document.getElementById('timeline-data').textContent).span")
     )
+
+
+def test_tables_read_without_javascript(loaded: dict[str, Any]) -> None:
+    context = loaded["browser"].new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.goto(loaded["url"])
+    lanes = page.locator("#timeline table tbody tr").all_inner_texts()
+    assert [row.split("\t")[:2] for row in lanes] == [["gw0", "20"], ["gw1", "20"], ["gw2", "20"]]
+    assert page.locator("#slowest tbody tr").count() == len(IDS)
+    assert page.locator("noscript").count() == 1
+    context.close()

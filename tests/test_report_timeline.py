@@ -15,7 +15,7 @@ from pytest_feedback.report import html, trace
 from pytest_feedback.report.details import add_details
 from pytest_feedback.report.formatting import visible
 from pytest_feedback.report.lanes import lane_lines
-from pytest_feedback.report.model import build_report
+from pytest_feedback.report.model import Report, build_report
 from pytest_feedback.report.timeline import Timeline, assemble
 from timeline_history import (
     PAUSE_S,
@@ -34,7 +34,7 @@ HOSTILE = [
 ]
 
 
-def page_report(path: Path, *, page: bool = True):  # type: ignore[no-untyped-def]
+def page_report(path: Path, *, page: bool = True) -> Report:
     with Store.open_existing(path) as store:
         return add_details(store, build_report(store), page=page)
 
@@ -57,11 +57,13 @@ def test_one_lane_per_worker_with_its_tests(history: Path) -> None:
         assert bars[0].start_s == pytest.approx(STARTUP_S)
         assert all(a.end_s <= b.start_s for a, b in zip(bars, bars[1:]))
         assert lane.busy_s == pytest.approx(sum(b.end_s - b.start_s for b in bars))
+
     def longest_gap(lane: int) -> float:
         bars = timeline.lane_tests(lane)
         return max(b.start_s - a.end_s for a, b in zip(bars, bars[1:]))
 
-    assert longest_gap(0) == pytest.approx(PAUSE_S, abs=0.01) and longest_gap(1) < 0.01
+    assert longest_gap(0) == pytest.approx(PAUSE_S, abs=0.01)
+    assert longest_gap(1) < 0.01
     for lane in timeline.lanes:
         assert lane.idle_s == pytest.approx(lane.end_s - lane.start_s - lane.busy_s)
     assert {f.phase for f in timeline.fixtures} == {"setup", "teardown"}
@@ -89,7 +91,8 @@ def test_trace_file_is_trace_events_one_track_per_worker(history: Path, tmp_path
     slices = [e for e in events if e["ph"] == "X"]
     for event in slices:
         assert {"ph", "ts", "dur", "pid", "tid", "name"} <= set(event)
-        assert isinstance(event["ts"], int) and event["dur"] >= 0
+        assert isinstance(event["ts"], int)
+        assert event["dur"] >= 0
     processes = {e["pid"]: e["args"]["name"] for e in events if e["name"] == "process_name"}
     assert sorted(processes.values()) == ["gw0", "gw1", "gw2"]
     assert {e["pid"] for e in slices} == set(processes)
@@ -120,12 +123,16 @@ def test_terminal_timeline_fits_80_columns(history: Path) -> None:
     timeline = page_report(history, page=False).timeline
     assert timeline is not None
     lines = lane_lines(timeline, 80)
-    assert len(lines) == 1 + 3 and all(len(line) <= 80 for line in lines)
+    assert len(lines) == 1 + 3
+    assert all(len(line) <= 80 for line in lines)
     gw0, gw1 = lines[1], lines[2]
-    assert gw0.startswith("gw0 ") and gw0.endswith("busy")
+    assert gw0.startswith("gw0 ")
+    assert gw0.endswith("busy")
     bar0 = gw0[9:-10]
-    assert re.search("█·+█", bar0) and not re.search("█·+█", gw1[9:-10])  # gw0's pause
-    assert "█" in bar0 and bar0[0] == "·"  # start-up before the first test
+    assert re.search("█·+█", bar0)
+    assert not re.search("█·+█", gw1[9:-10])
+    assert "█" in bar0
+    assert bar0[0] == "·"
     ascii_lines = lane_lines(timeline, 60, ascii_only=True)
     assert all(len(line) <= 60 and line.isascii() for line in ascii_lines)
 
@@ -146,7 +153,8 @@ def test_page_is_self_contained_and_escapes_every_id(history: Path, tmp_path: Pa
     assert "default-src 'none'" in page
     # Exactly our two scripts (the data and the timeline's), whatever the ids hold.
     assert len(re.findall(r"<script\b", page)) == 2
-    assert "<img" not in page and "<!--x" not in page
+    assert "<img" not in page
+    assert "<!--x" not in page
     data = re.search(r'<script type="application/json" id="timeline-data">(.*?)</script>', page)
     assert data is not None
     ids = json.loads(data.group(1))["ids"]
@@ -186,13 +194,14 @@ def test_pytest_writes_the_page(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["feedback: HTML report written to *report.html"])
     page = (pytester.path / "out" / "report.html").read_text(encoding="utf-8")
-    assert "test_a.py::test_two" in page and '<section id="timeline">' in page
+    assert "test_a.py::test_two" in page
+    assert '<section id="timeline">' in page
 
 
 def test_shards_of_a_timeline_are_numbered_naturally() -> None:
     run = make_run(0, nodeids(24), 12, fixtures=False)
     rows = [
-        (t.nodeid, t.outcome, t.worker, t.started_at - run.started_at, t.setup_s, t.call_s, 0.0)
+        (t.nodeid, t.outcome, t.worker, (t.started_at or 0) - run.started_at, t.setup_s, 0.1, 0.0)
         for t in run.tests.values()
     ]
     timeline: Timeline = assemble(1, run.wall_s, rows, [])
