@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from timeline_history import nodeids, write_history  # noqa: E402
+from timeline_history import nodeids, write_history  # type: ignore[import-not-found]  # noqa: E402
 
 CLI = [sys.executable, "-m", "pytest_feedback"]
 
