@@ -353,3 +353,16 @@ def test_only_files_that_name_the_identifier_are_parsed() -> None:
     assert result is not None
     assert result.reach["pkg/user.py"] == {5}
     assert index.parsed == 2  # mod.py and user.py; none of the 50 others names LIMIT
+
+
+def test_a_bare_name_elsewhere_counts_only_where_it_is_imported() -> None:
+    extra = {
+        "pkg/other.py": "LIMIT = 3\n\n\ndef g():\n    return LIMIT\n",  # its own LIMIT
+        "pkg/again.py": "from pkg.user import LIMIT\n\n\ndef h():\n    return LIMIT\n",
+        "pkg/attr.py": "def k(m):\n    return m.LIMIT\n",
+    }
+    result = run(MOD, MOD.replace("LIMIT = 10", "LIMIT = 11"), {3}, extra)
+    assert result is not None
+    assert "pkg/other.py" not in result.reach
+    assert result.reach["pkg/again.py"] == {5}
+    assert result.reach["pkg/attr.py"] == {2}

@@ -19,6 +19,10 @@ _DYNAMIC_WORDS = re.compile(
     r"\b(?:vars|dir|getmembers|globals|locals)\b|getattr|hasattr|setattr|delattr|attrgetter"
     r"|__getattribute__|__getattr__|__dict__"
 )
+_DYNAMIC_PLAIN = (
+    "vars", "dir", "getmembers", "globals", "locals", "getattr", "hasattr", "setattr", "delattr",
+    "attrgetter", "__getattribute__", "__getattr__", "__dict__",
+)  # fmt: skip
 _EXEC_WORDS = re.compile(r"\b(?:exec|eval|compile)\b")
 #: Code that reads a function's annotations: ``typing.get_type_hints``, ``inspect.signature``.
 ANNOTATION_READERS = frozenset(
@@ -190,12 +194,17 @@ class NameIndex:
         """How many files were parsed so far (the cost the word search saves)."""
         return len(self._parsed)
 
-    def _files(self, key: str, pattern: re.Pattern[str]) -> list[tuple[str, FileNames]]:
-        """The analyses of the files whose text matches ``pattern``."""
+    def _files(
+        self, key: str, pattern: re.Pattern[str], words: tuple[str, ...]
+    ) -> list[tuple[str, FileNames]]:
+        """The analyses of the files whose text matches ``pattern``; only texts that hold one of
+        ``words`` (a plain search, much faster) are matched."""
         paths = self._searched.get(key)
         if paths is None:
             paths = self._searched[key] = [
-                p for p, text in self._sources.items() if pattern.search(text)
+                p
+                for p, text in self._sources.items()
+                if any(w in text for w in words) and pattern.search(text)
             ]
         out: list[tuple[str, FileNames]] = []
         for path in paths:
@@ -207,7 +216,7 @@ class NameIndex:
         return out
 
     def _naming(self, word: str) -> list[tuple[str, FileNames]]:
-        return self._files("word:" + word, re.compile(re.escape(word)))
+        return self._files("word:" + word, re.compile(re.escape(word)), (word,))
 
     def file(self, path: str) -> Optional[FileNames]:
         """One file's analysis (None: not recorded, or it does not parse)."""
@@ -217,13 +226,31 @@ class NameIndex:
             self._parsed[path] = analyse_names(self._sources[path])
         return self._parsed[path]
 
-    def lines_naming(self, name: str) -> dict[str, set[int]]:
-        """Lines that read ``name``, or a name it was imported as (literal stores do not)."""
+    def lines_naming(self, name: str, home: Optional[str] = None) -> dict[str, set[int]]:
+        """Lines that read ``name``, or a name it was imported as (literal stores do not).
+
+        With ``home`` (the file that defines it), a file other than ``home`` is parsed only when
+        its text could read that definition: an attribute ``.NAME``, the name in a string
+        (``getattr``), an import naming it (a bare name elsewhere is another file's own, unless
+        imported), or a star import.
+        """
         found: dict[str, set[int]] = {}
         todo, seen = [name], {name}
         while todo:
             current = todo.pop()
-            for path, names in self._naming(current):
+            if home is None or current != name:  # a name it was imported as: every file
+                files = self._naming(current)
+            else:
+                word = re.escape(current)
+                pattern = re.compile(
+                    rf"\.\s*{word}\b|['\"][\w.]*\b{word}\b[\w.]*['\"]|\bimport\b[^\n]*\b{word}\b"
+                    rf"|\bimport\s*\([^)]*\b{word}\b|\bimport\s+\*"
+                )
+                files = self._files("reads:" + current, pattern, (current,))
+                own = self.file(home)
+                if own is not None and all(p != home for p, _n in files):
+                    files = [*files, (home, own)]
+            for path, names in files:
                 lines = names.names.get(current, set()) - names.writes.get(current, set())
                 if lines:
                     found.setdefault(path, set()).update(lines)
@@ -242,7 +269,8 @@ class NameIndex:
 
     def exec_lines(self) -> dict[str, set[int]]:
         """Lines that compile code from strings: that code may read any name, at any time."""
-        return {p: n.exec for p, n in self._files("exec", _EXEC_WORDS) if n.exec}
+        found = self._files("exec", _EXEC_WORDS, ("exec", "eval", "compile"))
+        return {p: n.exec for p, n in found if n.exec}
 
     def dynamic_lines(self, path: str) -> dict[str, set[int]]:
         """Lines that read attributes by a computed name, so may read a name of ``path``.
@@ -252,7 +280,7 @@ class NameIndex:
         copies are read by name again).
         """
         found: dict[str, set[int]] = {}
-        for where, names in self._files("dynamic", _DYNAMIC_WORDS):
+        for where, names in self._files("dynamic", _DYNAMIC_WORDS, _DYNAMIC_PLAIN):
             lines = names.dynamic | (names.dynamic_at_import if where == path else set())
             if lines:
                 found[where] = set(lines)
@@ -260,7 +288,7 @@ class NameIndex:
 
     def annotation_lines(self) -> dict[str, set[int]]:
         """Lines that read annotations (``get_type_hints``, ``inspect.signature``, ...)."""
-        found = self._files("annotations", _ANNOTATION_WORDS)
+        found = self._files("annotations", _ANNOTATION_WORDS, tuple(ANNOTATION_READERS))
         return {p: set(n.annotation_readers) for p, n in found if n.annotation_readers}
 
     def star_importers(self, path: str) -> dict[str, set[int]]:
@@ -277,5 +305,5 @@ class NameIndex:
     def classes(self, name: str) -> list[tuple[str, ast.ClassDef]]:
         """The project classes called ``name``, with their files."""
         pattern = re.compile(r"class\s+" + re.escape(name) + r"\b")
-        found = self._files("class:" + name, pattern)
+        found = self._files("class:" + name, pattern, (name,))
         return [(p, node) for p, names in found for node in names.classes.get(name, [])]

@@ -417,7 +417,7 @@ def _narrow_assignment(
         return  # nested classes (Meta, Config) are read by frameworks
     if not index.imported(path):
         return  # a module nothing imports by name (a settings module?) is read some other way
-    readers = index.lines_naming(name)
+    readers = index.lines_naming(name, home=path)
     if name == "__all__":  # it decides what ``from M import *`` binds in each importer
         for where, lines in index.star_importers(path).items():
             readers.setdefault(where, set()).update(lines)
