@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -216,3 +217,10 @@ def test_page_shows_what_a_budget_catches(tmp_path: Path) -> None:
     assert section is not None
     assert "Replayed over 6 failing runs" in section.group(1)
     assert re.search(r"<td>1s</td><td class=\"num\">\d+% \(\d/6\)</td>", section.group(1))
+
+
+def test_page_shows_the_advice(history: Path) -> None:
+    report = dataclasses.replace(page_report(history), advice=("1. Widen <fixture> `db`",))
+    section = re.search(r'<section id="advice">(.*?)</section>', html.render(report))
+    assert section is not None
+    assert "<p>1. Widen &lt;fixture&gt; `db`</p>" in section.group(1)

@@ -256,6 +256,17 @@ def plans_section(report: Report) -> Optional[str]:
     )
 
 
+def advice_section(report: Report) -> Optional[str]:
+    """The first suggestions of `pytest-feedback advise` (`Report.advice`, numbered lines)."""
+    if not report.advice:
+        return None
+    lines = "".join(f"<p>{esc(line)}</p>" for line in report.advice)
+    return (
+        f'{lines}<p class="note">All of them, with their evidence: '
+        "<code>pytest-feedback advise</code>.</p>"
+    )
+
+
 def hint_section(report: Report) -> Optional[str]:
     return f"<p>{prose(report.hint)}</p>" if report.hint else None
 
@@ -283,5 +294,6 @@ SECTIONS: list[Section] = [
     Section("flaky", lambda r: f"Flaky ({len(r.flaky):,})", flaky_section),
     Section("catches", _const("What a budget catches"), catches_section),
     Section("plans", _const("Shard plan and worker curve"), plans_section),
+    Section("advice", _const("To get faster"), advice_section),
     Section("hint", _const("Plan"), hint_section),
 ]
