@@ -235,8 +235,6 @@ class BudgetPlanner:
             for t, n in enumerate(work.nodeids)
         ]
         heapq.heapify(self._queue)
-        #: The tests, cheapest first: what the cheapest test not yet decided costs.
-        self._by_own = sorted(range(len(work)), key=work.own.__getitem__)
 
     def _unpaid(self, t: int) -> float:
         return sum(self.work.resource_cost[r] for r in self.work.needs[t])
@@ -244,21 +242,25 @@ class BudgetPlanner:
     def choose(self, budget_s: float) -> list[int]:
         """The tests (indexes into ``work``) that fit ``budget_s``, in the order chosen."""
         work, model, workers, bringup = self.work, self.model, self.workers, self.bringup
-        risks, own, by_own = self.risks, work.own, self._by_own
+        risks, own = self.risks, work.own
         fixed = bringup + work.startup_s
+        end_rate, covered = max(0.0, model.end_rate), model.covered_s
         paid: set[int] = set()
-        decided = [False] * len(work)
-        cheapest = 0  # position in `by_own` of the cheapest test not decided yet
 
         heap = list(self._queue)
         chosen: list[int] = []
         work_s = 0.0
         needs, resource_cost = work.needs, work.resource_cost
         pop, push = heapq.heappop, heapq.heappush
+        # The most a test may add and still fit: a test adds at least its own time, and the
+        # session end does not shrink, so a test that costs more on its own never fits again.
+        # When it has halved, the queue keeps only the tests below it.
+        room = (budget_s - fixed) * workers
+        pruned_at = room
         while heap:
             level, neg_value, nodeid, t = pop(heap)
-            cost = own[t]  # `Workload.added_cost`, inlined: this loop runs for every test
-            for r in needs[t]:
+            cost = own[t]  # `Workload.added_cost` and `CostModel.end`, inlined: this loop runs
+            for r in needs[t]:  # for every test
                 if r not in paid:
                     cost += resource_cost[r]
             cost = cost if cost > 1e-6 else 1e-6
@@ -266,27 +268,23 @@ class BudgetPlanner:
             if value < neg_value - 1e-12:  # it got cheaper since it was queued: queue it again
                 push(heap, (level, value, nodeid, t))
                 continue
-            decided[t] = True
             # The parallel bound (total work spread evenly, and no test longer than the budget)
             # is optimistic; the real plan is checked once below.
             total = work_s + cost
+            end = end_rate * (total - covered) if total > covered else 0.0
             # Or alone, on one process, it would not fit (serial: implied by the first check).
-            fits = fixed + (total + model.end(total)) / workers <= budget_s and not (
+            if fixed + (total + end) / workers > budget_s or (
                 workers > 1 and bringup + work.cost([t]) > budget_s
-            )
-            if fits:
-                chosen.append(t)
-                work_s = total
-                paid.update(work.needs[t])
-            # A test adds at least its own time: once the cheapest one left does not fit,
-            # none will.
-            while cheapest < len(by_own) and decided[by_own[cheapest]]:
-                cheapest += 1
-            if cheapest == len(by_own):
-                break
-            least = work_s + own[by_own[cheapest]]
-            if not fits and fixed + (least + model.end(least)) / workers > budget_s:
-                break
+            ):
+                room = (budget_s - fixed) * workers - work_s
+                if room < pruned_at / 2:
+                    heap = [entry for entry in heap if own[entry[3]] <= room]
+                    heapq.heapify(heap)
+                    pruned_at = room
+                continue
+            chosen.append(t)
+            work_s = total
+            paid.update(needs[t])
         # The even spread was optimistic: keep the longest prefix (in priority order) whose real
         # plan fits.
         return chosen[: _longest_fitting_prefix(work, chosen, workers, budget_s, bringup)]
