@@ -56,8 +56,9 @@ def samples(*outcomes: str, seconds: float = 1.0, commit: str | None = None) -> 
     return [Sample(i, o, seconds, 0, seconds, 0, commit) for i, o in enumerate(outcomes)]
 
 
-def test_flip_flopping_is_flaky() -> None:
-    assert summarise_test(samples("passed", "failed", "passed", "failed")).flaky
+def test_flip_flopping_without_evidence_is_not_flaky() -> None:
+    # Flips across changes of the code are a regression and a fix each (docs/flaky.md).
+    assert not summarise_test(samples("passed", "failed", "passed", "failed")).flaky
     assert not summarise_test(samples("failed", "passed", "passed", "passed")).flaky
 
 

@@ -24,6 +24,8 @@ from pytest_feedback.session.keys import (
 from pytest_feedback.session.options import ParallelOptions, load_settings, read_parallel_options
 from pytest_feedback.settings import DEFAULT_KEEP_RUNS, ENV_DB, Settings
 
+pytest_plugins = ["pytest_feedback.session.flaky"]  # reruns, repeats, quarantine: its own options
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("feedback", "pytest-feedback: record, map, select and plan test runs")

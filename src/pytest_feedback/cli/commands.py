@@ -20,6 +20,7 @@ from pytest_feedback.cli.common import Handler
 from pytest_feedback.cli.history import add_history_commands
 from pytest_feedback.cli.map import add_map_commands
 from pytest_feedback.cli.plans import add_plan_commands
+from pytest_feedback.cli.quarantine import add_quarantine_command
 from pytest_feedback.cli.report import add_report_command
 from pytest_feedback.cli.selection import add_select_command
 from pytest_feedback.cli.simulate import add_simulate_command
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     add_history_commands(sub)
     add_report_command(sub)
+    add_quarantine_command(sub)
     add_advise_command(sub)
     add_map_commands(sub)
     add_plan_commands(sub)

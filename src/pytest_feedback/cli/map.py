@@ -73,7 +73,7 @@ def cmd_why(args: argparse.Namespace) -> int:
         )
     dmap, rootdir = _load_map(args)
     deps = dmap.dependencies(args.nodeid)
-    decision = why_selection(args, args.nodeid)
+    decision = [*why_selection(args, args.nodeid), *_flakiness(args)]
     if deps is None:
         # A test the map does not know (new, or never run with --feedback-cov): selection still
         # decides about it, and that decision is what `why` must explain.
@@ -119,3 +119,12 @@ def cmd_deps(args: argparse.Namespace) -> int:
     else:
         print("\n".join(deps_lines(args.target, reaching)))
     return 0
+
+
+def _flakiness(args: argparse.Namespace) -> list[str]:
+    """The evidence that the test is flaky, or that it is only unstable (docs/flaky.md)."""
+    from pytest_feedback.history.store import Store
+    from pytest_feedback.report.flaky import evidence_lines
+
+    with Store.open_existing(db_path(args)) as store:
+        return evidence_lines(store, args.nodeid)

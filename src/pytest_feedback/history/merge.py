@@ -277,6 +277,8 @@ class _Merge:
                 worker.worker = worker_label(part.index, worker.worker)
             for imported in record.imports:
                 imported.worker = worker_label(part.index, imported.worker)
+            for attempt in record.attempts:
+                attempt.worker = worker_label(part.index, attempt.worker)
         record.uses = {}
         insert_details(self.con, target, record, self.test_ids)
         self.touched.add(target)

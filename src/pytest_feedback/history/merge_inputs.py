@@ -18,6 +18,7 @@ from typing import Any, Optional
 from pytest_feedback.errors import HistoryError
 from pytest_feedback.history.connection import SqliteDb, describe_sqlite_error
 from pytest_feedback.history.records import (
+    AttemptRecord,
     FixtureExecution,
     FixtureKey,
     ImportRecord,
@@ -320,6 +321,29 @@ class HistoryView:
                     float(row["seconds"]),
                 )
             )
+        attempt_columns = {
+            "test_id": 0,
+            "attempt": 1,
+            "kind": "rerun",
+            "outcome": "passed",
+            "duration_s": 0.0,
+            "start_s": None,
+            "worker": None,
+        }
+        for row in self._select("attempts", attempt_columns, where + " ORDER BY test_id, attempt"):
+            nodeid = self.nodeids.get(int(row["test_id"]))
+            if nodeid is not None:
+                run.attempts.append(
+                    AttemptRecord(
+                        nodeid,
+                        int(row["attempt"]),
+                        str(row["kind"]),
+                        str(row["outcome"]),
+                        float(row["duration_s"]),
+                        _at(run.started_at, row["start_s"]),
+                        row["worker"],
+                    )
+                )
         return run
 
     def _nodeid(self, test_id: Optional[int]) -> Optional[str]:

@@ -16,7 +16,7 @@ from typing import Any, Optional
 from pytest_feedback.history.connection import chunks
 from pytest_feedback.history.merge_inputs import HistoryView
 from pytest_feedback.history.records import FAILING, FixtureKey
-from pytest_feedback.history.summaries import FixtureSample, Sample
+from pytest_feedback.history.summaries import BOTH_IN_RUN, FixtureSample, Sample
 from pytest_feedback.history.writes import (
     FIXTURE_STATS_INSERT,
     TEST_STATS_INSERT,
@@ -65,12 +65,24 @@ class StatsRebuild:
                 "SELECT git_commit, git_dirty FROM runs WHERE id = ?", (run_id,)
             ).fetchone()
             commit = commit_row[0] if commit_row and commit_row[1] == 0 else None
+            # Tests that both failed and passed within the run (its attempts say so).
+            both = {
+                nodeid
+                for (nodeid,) in self.con.execute(
+                    "SELECT t.nodeid FROM attempts a JOIN tests t ON t.id = a.test_id"
+                    " WHERE a.run_id = ? GROUP BY a.test_id"
+                    " HAVING max(a.outcome IN ('failed', 'error'))"
+                    " AND max(a.outcome = 'passed')",
+                    (run_id,),
+                )
+            }
             for nodeid, outcome, own, setup, call, teardown in self.con.execute(
                 "SELECT t.nodeid, r.outcome, r.own_s, r.setup_s, r.call_s, r.teardown_s"
                 " FROM results r JOIN tests t ON t.id = r.test_id WHERE r.run_id = ?",
                 (run_id,),
             ):
-                sample = Sample(run_id, outcome, own, setup, call, teardown, commit)
+                mark = BOTH_IN_RUN if nodeid in both else None
+                sample = Sample(run_id, outcome, own, setup, call, teardown, commit, mark)
                 out.setdefault(nodeid, {})[run_id] = Sample.from_row(sample.to_row())
         return out
 
@@ -122,7 +134,8 @@ class StatsRebuild:
                 fails_before = max(fails_before, test.failures - fails)
             # A merged run this merge changed speaks through its results, not older samples.
             samples = [
-                Sample(run_id, *row[1:7])  # as stored: already typed and rounded
+                # as stored: already typed and rounded; the mark when there is one
+                Sample.from_row([run_id, *row[1:]])
                 for run_id, row in chosen.items()
                 if run_id not in self.touched
             ]

@@ -274,6 +274,34 @@ class HistoryReads:
     def known_files(self) -> set[str]:
         return {test_file(row[0]) for row in self._db.query("SELECT nodeid FROM tests")}
 
+    def attempts(self, run_id: int) -> dict[str, list[tuple[int, str, str, float]]]:
+        """Per test that ran more than once in one run: (attempt, kind, outcome, seconds) of
+        each attempt, in order."""
+        out: dict[str, list[tuple[int, str, str, float]]] = {}
+        for nodeid, attempt, kind, outcome, seconds in self._db.query(
+            "SELECT t.nodeid, a.attempt, a.kind, a.outcome, a.duration_s FROM attempts a"
+            " JOIN tests t ON t.id = a.test_id WHERE a.run_id = ? ORDER BY t.nodeid, a.attempt",
+            (run_id,),
+        ):
+            out.setdefault(nodeid, []).append((attempt, kind, outcome, seconds))
+        return out
+
+    def samples_of_failing_tests(self) -> dict[str, tuple[float, list[list[Any]]]]:
+        """Per current test that failed in one of its recent samples (or within a run: it is
+        flaky): its failure rate and its stored sample rows (what flakiness and instability
+        are judged from)."""
+        sql = (
+            "SELECT t.nodeid, s.fail_rate, s.recent FROM test_stats s"  # noqa: S608
+            f" CROSS JOIN tests t ON t.id = s.test_id WHERE {self._CURRENT}"
+            " AND (s.fail_rate > 0 OR s.flaky)"
+        )
+        return {
+            nodeid: (float(rate), json.loads(recent))
+            for nodeid, rate, recent in self._db.query(sql)
+        }
+
+    # -- reads for the timeline and the trends (report/timeline.py, report/trends.py) --------
+
     # -- reads for the timeline and the trends (report/timeline.py, report/trends.py) --------
 
     def timed_results(self, run_id: int) -> list[tuple[Any, ...]]:

@@ -103,6 +103,34 @@ class ImportRecord:
 
 
 @dataclasses.dataclass
+class AttemptRecord:
+    """One attempt of a test that ran more than once in a run (table ``attempts``)."""
+
+    nodeid: str
+    attempt: int  # 1 is the first
+    kind: str  # `RERUN` or `REPEAT`
+    outcome: str
+    duration_s: float
+    started_at: Optional[float] = None  # Unix time, as `TestRecord.started_at`
+    worker: Optional[str] = None
+
+
+#: `AttemptRecord.kind`: run again because it failed (--feedback-rerun, pytest-rerunfailures),
+#: or on purpose to catch a new flaky test (--feedback-new-runs).
+RERUN = "rerun"
+REPEAT = "repeat"
+
+
+def both_outcomes(attempts: list[AttemptRecord]) -> set[str]:
+    """The node ids whose attempts in one run both failed and passed."""
+    seen: dict[str, set[bool]] = {}
+    for a in attempts:
+        if a.outcome in FAILING or a.outcome == "passed":
+            seen.setdefault(a.nodeid, set()).add(a.outcome in FAILING)
+    return {nodeid for nodeid, kinds in seen.items() if len(kinds) == 2}
+
+
+@dataclasses.dataclass
 class RunRecord:
     """Everything one pytest session records."""
 
@@ -143,6 +171,11 @@ class RunRecord:
     #: Fixtures each test requested (all scopes), for planners that keep fixture families together.
     uses: dict[str, list[FixtureKey]] = dataclasses.field(default_factory=dict)
     worker_records: list[WorkerRecord] = dataclasses.field(default_factory=list)
+    #: Every attempt of the tests that ran more than once (``tests`` holds their final result).
+    attempts: list[AttemptRecord] = dataclasses.field(default_factory=list)
+    #: Per node id, the fingerprint of what the test reaches (the coverage map's files at their
+    #: current content), taken for the tests whose flakiness it may show (`Sample.mark`).
+    reach: dict[str, str] = dataclasses.field(default_factory=dict)
     #: What collection spent importing, per process (few rows: see `session.imports`).
     imports: list[ImportRecord] = dataclasses.field(default_factory=list)
 
@@ -185,6 +218,11 @@ class RunRecord:
             worker_records=[
                 dataclasses.replace(w, worker=fix(w.worker)) for w in self.worker_records
             ],
+            attempts=[
+                dataclasses.replace(a, nodeid=fix(a.nodeid), worker=opt(a.worker))
+                for a in self.attempts
+            ],
+            reach={fix(n): v for n, v in self.reach.items()},
             imports=[
                 dataclasses.replace(i, worker=fix(i.worker), name=fix(i.name), via=opt(i.via))
                 for i in self.imports
@@ -202,6 +240,8 @@ class RunRecord:
         texts += [f"{k.name}{k.scope}{k.location}" for k in keys]
         workers = {t.worker for t in self.tests.values()} | {e.worker for e in self.fixtures}
         workers.update(w.worker for w in self.worker_records)
+        texts += [a.nodeid for a in self.attempts] + [*self.reach]
+        workers.update(a.worker for a in self.attempts)
         texts += [f"{i.worker}{i.name}{i.via or ''}" for i in self.imports]
         optional = (self.git_commit, self.git_branch, self.shard, *workers)
         return texts + [t for t in optional if t]

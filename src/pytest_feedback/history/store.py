@@ -21,9 +21,9 @@ from pytest_feedback.history import schema
 from pytest_feedback.history.connection import SqliteDb, chunks, describe_sqlite_error
 from pytest_feedback.history.estimates import Estimates
 from pytest_feedback.history.reads import HistoryReads
-from pytest_feedback.history.records import FAILING, FixtureKey, RunRecord
+from pytest_feedback.history.records import FAILING, FixtureKey, RunRecord, both_outcomes
 from pytest_feedback.history.schema import SCHEMA_VERSION
-from pytest_feedback.history.summaries import FixtureSample, sample_row
+from pytest_feedback.history.summaries import BOTH_IN_RUN, FixtureSample, sample_row
 from pytest_feedback.history.writes import (
     FIXTURE_STATS_INSERT,
     TEST_STATS_INSERT,
@@ -202,6 +202,7 @@ class Store:
         commit: Optional[str],
     ) -> None:
         records = {test_ids[t.nodeid]: t for t in run.tests.values()}
+        marks = sample_marks(run)
         previous = _select_by_ids(
             con, "SELECT test_id, runs, failures, recent FROM test_stats", "test_id", list(records)
         )
@@ -214,7 +215,16 @@ class Store:
             # Raw stored rows, not Sample objects: this loop runs once per test of every run.
             samples = loads(recent_json)
             samples.append(
-                sample_row(run_id, t.outcome, t.own_s, t.setup_s, t.call_s, t.teardown_s, commit)
+                sample_row(
+                    run_id,
+                    t.outcome,
+                    t.own_s,
+                    t.setup_s,
+                    t.call_s,
+                    t.teardown_s,
+                    commit,
+                    marks.get(t.nodeid) if marks else None,
+                )
             )
             row = test_stats_row_from_rows(
                 test_id, runs + 1, failures + (t.outcome in FAILING), samples, recent_json
@@ -253,6 +263,18 @@ class Store:
             samples.append(FixtureSample(run_id, int(count), setup, teardown))
             rows.append(fixture_stats_row(fixture_id, runs + 1, executions + int(count), samples))
         con.executemany(FIXTURE_STATS_INSERT, rows)
+
+
+def sample_marks(run: RunRecord) -> dict[str, str]:
+    """Per test of ``run`` with flakiness evidence, its sample's mark (`Sample.mark`): both
+    outcomes within the run (its attempts), and the fingerprint of what it reaches."""
+    if not run.attempts and not run.reach:
+        return {}
+    both = both_outcomes(run.attempts)
+    return {
+        nodeid: (BOTH_IN_RUN if nodeid in both else "") + run.reach.get(nodeid, "")
+        for nodeid in both | set(run.reach)
+    }
 
 
 def _file_in_the_way(directory: Path) -> Optional[str]:

@@ -17,7 +17,8 @@ from pytest_feedback.history.records import FAILING
 RECENT_KEEP = 20
 #: How many of the most recent samples the estimate looks at.
 ESTIMATE_WINDOW = 10
-#: Outcome changes (pass <-> fail) within the recent samples that make a test flaky on their own.
+#: Outcome changes (pass <-> fail) within the recent samples that make a test "unstable" when
+#: there is no evidence that it is flaky (`is_unstable`).
 FLIP_THRESHOLD = 3
 #: A test is "slowed down" when the median of its last `SLOW_RECENT` runs is at least this many
 #: times the median of the (up to `ESTIMATE_WINDOW`) runs before them.  Run-to-run noise of +-20%
@@ -40,10 +41,12 @@ def sample_row(
     call_s: float,
     teardown_s: float,
     commit: Optional[str],
+    mark: Optional[str] = None,
 ) -> list[object]:
     """A sample as the store keeps it in a test's recent list (`Sample.to_row`); the store's
-    write calls it directly, without a `Sample` per test."""
-    return [
+    write calls it directly, without a `Sample` per test. ``mark`` (see `Sample.mark`) is
+    stored as an eighth element only when there is one."""
+    row: list[object] = [
         run_id,
         outcome,
         round(own_s, 6),
@@ -52,6 +55,9 @@ def sample_row(
         round(teardown_s, 6),
         commit,
     ]
+    if mark:
+        row.append(mark)
+    return row
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +72,11 @@ class Sample:
     teardown_s: float
     #: The git commit of a run on a clean tree; None when unknown or the tree had edits.
     commit: Optional[str] = None
+    #: The flakiness evidence this run gave (docs/history-schema.md, "test_stats.recent"): it
+    #: starts with `BOTH_IN_RUN` when the test both failed and passed within the run (a rerun,
+    #: a repeat); the rest is the fingerprint of what the test reaches (`REACH_MARK`, from the
+    #: coverage map) when one was taken. None: neither.
+    mark: Optional[str] = None
 
     def to_row(self) -> list[object]:
         return sample_row(
@@ -76,11 +87,13 @@ class Sample:
             self.call_s,
             self.teardown_s,
             self.commit,
+            self.mark,
         )
 
     @classmethod
     def from_row(cls, row: Sequence[object]) -> Sample:
-        run_id, outcome, own, setup, call, teardown, commit = row
+        run_id, outcome, own, setup, call, teardown, commit = row[:7]
+        mark = row[7] if len(row) > 7 else None
         return cls(
             int(run_id),  # type: ignore[call-overload]
             str(outcome),
@@ -89,6 +102,7 @@ class Sample:
             float(call),  # type: ignore[arg-type]
             float(teardown),  # type: ignore[arg-type]
             None if commit is None else str(commit),
+            str(mark) if mark else None,
         )
 
 
@@ -122,8 +136,9 @@ def summarise_test(samples: Sequence[Sample]) -> TestSummary:
     return summarise_rows([s.to_row() for s in samples])
 
 
-# Positions in a stored sample row: [run_id, outcome, own_s, setup_s, call_s, teardown_s, commit].
-_OUTCOME, _OWN, _SETUP, _CALL, _TEARDOWN, _COMMIT = 1, 2, 3, 4, 5, 6
+# Positions in a stored sample row:
+# [run_id, outcome, own_s, setup_s, call_s, teardown_s, commit, optional mark].
+_OUTCOME, _OWN, _SETUP, _CALL, _TEARDOWN, _COMMIT, _MARK = 1, 2, 3, 4, 5, 6, 7
 
 
 def summarise_rows(rows: Sequence[Sequence[Any]]) -> TestSummary:
@@ -132,17 +147,22 @@ def summarise_rows(rows: Sequence[Sequence[Any]]) -> TestSummary:
 
 
 def summary_values(
-    rows: Sequence[Sequence[Any]],
+    rows: Sequence[Sequence[Any]], in_run: Optional[bool] = None
 ) -> tuple[float, float, float, float, float, bool, float]:
     """The fields of `TestSummary`, in order, as a plain tuple (the store's hot path: it runs
-    for every test of every recorded run)."""
+    for every test of every recorded run).
+
+    ``in_run``: whether a sample may be marked `BOTH_IN_RUN` (False: none is; None: look), so
+    that a test whose runs all passed in the end is judged only when one may be.
+    """
     outcomes = [r[_OUTCOME] for r in rows]
     judged = rows
     if "skipped" in outcomes:
         judged = [r for r in rows if r[_OUTCOME] != "skipped"]
         outcomes = [r[_OUTCOME] for r in judged]
-    # Columns of the judged samples (of all when every one was skipped), oldest first.
-    _, _, own, setup, call, teardown, _ = zip(*(judged or rows))
+    # Columns of the judged samples (of all when every one was skipped), oldest first; a
+    # sample may carry an eighth element (its mark), which zip leaves out unless all do.
+    _, _, own, setup, call, teardown = tuple(zip(*(judged or rows)))[:6]
     failures = sum(map(outcomes.count, FAILING))
     return (
         _median(own[-ESTIMATE_WINDOW:]),
@@ -150,9 +170,13 @@ def summary_values(
         _median(call[-ESTIMATE_WINDOW:]),
         _median(teardown[-ESTIMATE_WINDOW:]),
         failures / len(judged) if judged else 0.0,
-        _flaky_rows(judged) if failures else False,
+        flaky_evidence(judged) is not None if failures or _may_be_marked(rows, in_run) else False,
         _slowdown_values(own) if len(rows) >= SLOW_RECENT + SLOW_BASELINE_MIN else 1.0,
     )
+
+
+def _may_be_marked(rows: Sequence[Sequence[Any]], in_run: Optional[bool]) -> bool:
+    return max(map(len, rows)) > _MARK if in_run is None else in_run
 
 
 def _median(values: Sequence[float]) -> float:
@@ -163,24 +187,80 @@ def _median(values: Sequence[float]) -> float:
     return data[mid] if n % 2 else (data[mid - 1] + data[mid]) / 2
 
 
-def _flaky_rows(rows: Sequence[Sequence[Any]]) -> bool:
-    """Passed and failed without a code change between.
+#: A sample mark's first character when the test both failed and passed within that run.
+BOTH_IN_RUN = "~"
 
-    Either the same clean commit saw both outcomes, or the outcome flip-flopped at least
-    `FLIP_THRESHOLD` times in the recent samples (a fix-then-pass while editing is one flip).
-    Skipped samples are not judged (the caller leaves them out).
+
+@dataclasses.dataclass(frozen=True)
+class Evidence:
+    """Why a test is flaky: both outcomes where the code it runs did not change.
+
+    ``kind``: ``run`` (it failed and passed within one run: a rerun or a repeat; ``runs`` is
+    that run), ``commit`` (a failing and a passing run on the same clean commit) or ``map``
+    (a failing and a passing run while none of the files the coverage map says it reaches
+    changed). ``runs``: the run ids, the failing one first.
     """
-    by_commit: dict[str, set[bool]] = {}
-    flips = 0
-    previous: Optional[bool] = None
+
+    kind: str
+    runs: tuple[int, ...]
+    commit: Optional[str] = None
+
+    def describe(self) -> str:
+        """One phrase for the report and `why`."""
+        runs = ", ".join(str(r) for r in self.runs)
+        if self.kind == "run":
+            return f"failed and passed within run {runs} (a rerun or repeat)"
+        if self.kind == "commit":
+            return f"failed and passed on clean commit {str(self.commit)[:12]} (runs {runs})"
+        return f"failed and passed with nothing it reaches changed (coverage map; runs {runs})"
+
+
+def flaky_evidence(rows: Sequence[Sequence[Any]]) -> Optional[Evidence]:
+    """The newest evidence that a test passed and failed with its code unchanged, or None.
+
+    Rows are stored samples, oldest first, skipped ones left out. Evidence is one of: both
+    outcomes within one run (a sample marked `BOTH_IN_RUN`); a failing and a passing sample
+    of the same clean commit; a failing and a passing sample with the same reach fingerprint
+    (none of the files the test reaches changed between them). Outcome flips across
+    different commits without a map are never evidence (see `is_unstable`).
+    """
+    found: Optional[Evidence] = None
+    # key -> (run id of the newest failing sample, of the newest passing one)
+    seen: dict[tuple[str, str], list[Optional[int]]] = {}
     for r in rows:
         failed = r[_OUTCOME] in FAILING
+        run_id = int(r[0])
+        mark = r[_MARK] if len(r) > _MARK else None
+        if mark and mark[0] == BOTH_IN_RUN:
+            found = Evidence("run", (run_id,))
+        keys = []
         if r[_COMMIT] is not None:
-            by_commit.setdefault(r[_COMMIT], set()).add(failed)
+            keys.append(("commit", str(r[_COMMIT])))
+        if mark and mark.lstrip(BOTH_IN_RUN):
+            keys.append(("map", mark.lstrip(BOTH_IN_RUN)))
+        for key in keys:
+            pair = seen.setdefault(key, [None, None])
+            pair[0 if failed else 1] = run_id
+            fail_run, pass_run = pair
+            if fail_run is not None and pass_run is not None:
+                commit = key[1] if key[0] == "commit" else None
+                found = Evidence(key[0], (fail_run, pass_run), commit)
+    return found
+
+
+def is_unstable(rows: Sequence[Sequence[Any]]) -> bool:
+    """Outcome flips (pass <-> fail) at least `FLIP_THRESHOLD` times in the samples, with no
+    evidence of flakiness: a test that keeps breaking and being fixed across changes, or a
+    flaky one whose runs cannot show it (dirty trees, no map). Kept apart from flaky."""
+    judged = [r for r in rows if r[_OUTCOME] != "skipped"]
+    flips = 0
+    previous: Optional[bool] = None
+    for r in judged:
+        failed = r[_OUTCOME] in FAILING
         if previous is not None and failed != previous:
             flips += 1
         previous = failed
-    return flips >= FLIP_THRESHOLD or any(len(seen) == 2 for seen in by_commit.values())
+    return flips >= FLIP_THRESHOLD and flaky_evidence(judged) is None
 
 
 def slowdown_medians(samples: Sequence[Sample]) -> Optional[tuple[float, float]]:

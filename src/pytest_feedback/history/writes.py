@@ -14,6 +14,7 @@ from typing import Any, Optional
 from pytest_feedback.history.connection import chunks
 from pytest_feedback.history.records import FAILING, FixtureKey, RunRecord, test_file
 from pytest_feedback.history.summaries import (
+    BOTH_IN_RUN,
     RECENT_KEEP,
     FixtureSample,
     Sample,
@@ -67,7 +68,9 @@ def test_stats_row_from_rows(
     recent = None if stored is None else _appended(stored, kept - len(rows), rows[-1], kept - 1)
     if recent is None:
         recent = _dumps(rows)
-    estimate, setup, call, teardown, fail_rate, flaky, slowdown = summary_values(rows)
+    # A sample that failed and passed within its run is marked "~": one look at the text.
+    in_run = BOTH_IN_RUN in recent
+    estimate, setup, call, teardown, fail_rate, flaky, slowdown = summary_values(rows, in_run)
     last = rows[-1]
     return (
         test_id,
@@ -205,6 +208,7 @@ def insert_details(
     for execution in run.fixtures:
         nodeids.update(n for n in (execution.setup_test, execution.teardown_test) if n)
     nodeids.update(run.uses)
+    nodeids.update(a.nodeid for a in run.attempts)
     test_ids = ensure_tests(con, sorted(nodeids), known_tests)
     base = run.started_at
     con.executemany(
@@ -259,6 +263,24 @@ def insert_details(
         " VALUES (?, ?, ?, ?, ?, ?)",
         [(run_id, i.worker, i.kind, i.name, i.via, i.seconds) for i in run.imports],
     )
+    if run.attempts:
+        con.executemany(
+            "INSERT OR REPLACE INTO attempts (run_id, test_id, attempt, kind, outcome,"
+            " duration_s, start_s, worker) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    run_id,
+                    test_ids[a.nodeid],
+                    a.attempt,
+                    a.kind,
+                    a.outcome,
+                    a.duration_s,
+                    None if a.started_at is None else a.started_at - base,
+                    a.worker,
+                )
+                for a in run.attempts
+            ],
+        )
     return test_ids, fixture_ids
 
 

@@ -14,6 +14,8 @@ import string
 from pytest_feedback.report import formatting as fmt
 from pytest_feedback.report.catches import TITLE as CATCHES_TITLE
 from pytest_feedback.report.catches import short_lines
+from pytest_feedback.report.flaky import TITLE as FLAKY_TITLE
+from pytest_feedback.report.flaky import section_items
 from pytest_feedback.report.model import Report, RunSummary, TestRow
 
 _PUNCTUATION = frozenset(string.punctuation)
@@ -100,6 +102,9 @@ def render(report: Report) -> str:
                 for row in report.flaky[: report.top]
             ],
         )
+    if report.flakiness is not None and not report.flakiness.empty:
+        items = section_items(report.flakiness, code, plain, report.top)
+        lines += ["", f"### {FLAKY_TITLE}", "", *(f"- {item}" for item in items)]
     if report.catches is not None and report.catches.enough:
         lines += ["", f"### {CATCHES_TITLE}", "", *short_lines(report.catches)]  # our own words
     if report.hint:

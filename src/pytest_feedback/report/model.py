@@ -17,6 +17,7 @@ from pytest_feedback.history.summaries import SLOWDOWN_RATIO, Sample, slowdown_m
 from pytest_feedback.planning.simulate import Simulation
 from pytest_feedback.report.catches import report_catches
 from pytest_feedback.report.advice import report_block
+from pytest_feedback.report.flaky import FlakySection, flaky_section
 from pytest_feedback.report.hints import planner_hint
 from pytest_feedback.report.timeline import Timeline
 from pytest_feedback.report.trends import Plans, RunPoint
@@ -143,6 +144,8 @@ class Report:
     plans: Optional[Plans] = None
     #: The first three suggestions of `pytest-feedback advise`, one line each (`advice`).
     advice: tuple[str, ...] = ()
+    #: Flaky tests and their evidence, the last run's reruns and repeats, the quarantine.
+    flakiness: Optional[FlakySection] = None
     #: What a budget catches, replayed over the history's failing runs (`catches`); None
     #: with too few of them.
     catches: Optional[Simulation] = None
@@ -210,6 +213,7 @@ def build_report(
         flaky=[row(t) for t in flaky],
         hint=planner_hint(store, None if last_run is None else last_run.workers),
         advice=report_block(store),
+        flakiness=flaky_section(store, run),
         catches=report_catches(store, runs),
         top=top,
     )

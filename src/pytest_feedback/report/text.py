@@ -19,6 +19,8 @@ from rich.text import Text
 from pytest_feedback.report import formatting as fmt
 from pytest_feedback.report.catches import TITLE as CATCHES_TITLE
 from pytest_feedback.report.catches import short_lines
+from pytest_feedback.report.flaky import TITLE as FLAKY_TITLE
+from pytest_feedback.report.flaky import section_items
 from pytest_feedback.report.lanes import lane_lines
 from pytest_feedback.report.model import Report, TestRow
 
@@ -94,6 +96,9 @@ class TextReport:
                 f"Flaky ({len(report.flaky):,}: passed and failed with no code change between)",
                 self.flaky(),
             )
+        if report.flakiness is not None and not report.flakiness.empty:
+            parts += [Text(""), Text(FLAKY_TITLE, style="bold")]
+            parts += [Text(item) for item in section_items(report.flakiness, top=report.top)]
         if report.catches is not None and report.catches.enough:
             parts += [Text(""), Text(CATCHES_TITLE, style="bold")]
             parts += [Text(self.g(line)) for line in short_lines(report.catches)]

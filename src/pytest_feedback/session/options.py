@@ -133,7 +133,7 @@ def load_settings(config: pytest.Config) -> Settings:
     given_db = bool(config.getoption("feedback_db"))
     record = bool(explicit) or bool(config.getini("feedback")) or report or cov or selecting
     record = record or html_path is not None
-    record = record or given_db
+    record = record or given_db or any(attempt_counts(config))
     if config.getoption("feedback_no_record"):
         record = cov = False
     try:
@@ -222,3 +222,27 @@ def read_parallel_options(
             f"--feedback-dist: it replaces xdist's --dist load; drop --dist {mode} to use it"
         )
     return ParallelOptions(shard, dist, source)
+
+
+def attempt_counts(config: pytest.Config) -> tuple[int, int]:
+    """``--feedback-rerun N`` and ``--feedback-new-runs K`` (or their ini twins), 0 when off;
+    a value that is not a whole number >= 0 is a usage error (docs/flaky.md)."""
+    counts = []
+    for name in ("feedback_rerun", "feedback_new_runs"):
+        value = config.getoption(name, None)
+        what = "--" + name.replace("_", "-")
+        if value is None:
+            try:
+                value, what = str(config.getini(name) or "").strip() or "0", name
+            except ValueError:  # not declared: session.flaky was disabled (-p no:...)
+                value = "0"
+        try:
+            count = int(str(value).strip())
+        except ValueError:
+            count = -1
+        if count < 0:
+            raise pytest.UsageError(
+                f"{what}: {value!r} is not a whole number of runs >= 0 (0: off)"
+            )
+        counts.append(count)
+    return counts[0], counts[1]

@@ -30,6 +30,7 @@ from pytest_feedback.history.records import (
     WorkerRecord,
     left_by_budget,
 )
+from pytest_feedback.quarantine import ABSORBED_PREFIX
 from pytest_feedback.session.probe import (
     CPU_ATTR,
     DURATION_ATTR,
@@ -51,9 +52,10 @@ PLANNED_KEY: pytest.StashKey[float] = pytest.StashKey()
 BUDGET_KEY: pytest.StashKey[tuple[float, float, float]] = pytest.StashKey()
 
 #: What the recorder keeps of one report until the end of the run: node id, phase, outcome,
-#: seconds, whether it was an expected failure, a subtest's, a test the budget left out, then the
-#: probe's fixture events, the fixtures the test uses, its xdist worker, when the phase started
-#: (None when pytest's clock was not the real one) and the probe's CPU seconds (tear-downs).
+#: seconds, its xfail reason (None: not an expected failure), whether it was a subtest's, a
+#: test the budget left out, then the probe's fixture events, the fixtures the test uses, its
+#: xdist worker, when the phase started (None when pytest's clock was not the real one) and the
+#: probe's CPU seconds (tear-downs).
 #: Fixture events that arrive outside any report (an xdist worker's last ones) are a row with no
 #: node id.
 Row = tuple[
@@ -61,7 +63,7 @@ Row = tuple[
     str,
     str,
     float,
-    bool,
+    Optional[str],
     bool,
     bool,
     Optional[list[Event]],
@@ -171,7 +173,7 @@ class RunRecorder:
             events = data.get("events")
             if events:
                 self._rows.append(
-                    (None, "", "", 0.0, False, False, False, events, None, worker, None, None)
+                    (None, "", "", 0.0, None, False, False, events, None, worker, None, None)
                 )
 
     # -- tests -------------------------------------------------------------------------------
@@ -187,7 +189,7 @@ class RunRecorder:
                     report.when,
                     report.outcome,
                     real_duration or report.duration,
-                    "wasxfail" in extra,
+                    extra.get("wasxfail"),
                     type(report) is not pytest.TestReport and _is_subtest(report),
                     bool(properties) and left_by_budget(properties),
                     extra.get(EVENTS_ATTR),
@@ -372,11 +374,17 @@ def _is_subtest(report: pytest.TestReport) -> bool:
     return type(report).__name__.lower() == "subtestreport"
 
 
-def _outcome(when: str, outcome: str, wasxfail: bool, current: str) -> str:
-    """Fold one phase's report (its phase, outcome, and whether it was an expected failure)
-    into the test's outcome."""
+def _outcome(when: str, outcome: str, wasxfail: Optional[str], current: str) -> str:
+    """Fold one phase's report (its phase, outcome, and its xfail reason: None when it was not
+    an expected failure) into the test's outcome.
+
+    A failure the quarantine absorbed (reported as an xfail, see `session.quarantine`) is
+    recorded as what it was: the history keeps the test's real outcomes.
+    """
+    if isinstance(wasxfail, str) and wasxfail.startswith(ABSORBED_PREFIX):
+        return "failed" if when == "call" else "error"
     if when == "call":
-        if wasxfail:
+        if wasxfail is not None:
             if outcome == "skipped":
                 return "xfailed"
             return "xpassed" if outcome == "passed" else "failed"
@@ -384,5 +392,5 @@ def _outcome(when: str, outcome: str, wasxfail: bool, current: str) -> str:
     if outcome == "failed":
         return current if current in ("failed", "error") else "error"
     if outcome == "skipped" and when == "setup":
-        return "xfailed" if wasxfail else "skipped"
+        return "xfailed" if wasxfail is not None else "skipped"
     return current

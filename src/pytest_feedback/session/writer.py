@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
 from pytest_feedback.errors import FeedbackError
-from pytest_feedback.history.records import RECORDED_PREFIX
+from pytest_feedback.history.records import FAILING, RECORDED_PREFIX
 
 if TYPE_CHECKING:
     from pytest_feedback.depmap.payload import MapPayload
     from pytest_feedback.depmap.store import Refresh
     from pytest_feedback.history.records import RunRecord
+    from pytest_feedback.history.store import Store
     from pytest_feedback.settings import Settings
 
 
@@ -27,6 +28,7 @@ def write_history(settings: Settings, run: RunRecord) -> str:
     path = settings.db_path
     try:
         with Store(path) as store:
+            run.reach = reach_candidates(store, run)
             run_id = store.record_run(run, keep_runs=settings.keep_runs)
     except FeedbackError as exc:
         return f"feedback: warning: this run was not recorded: {exc}"
@@ -36,6 +38,22 @@ def write_history(settings: Settings, run: RunRecord) -> str:
         f"{RECORDED_PREFIX}{run_id} ({_count(len(run.tests), 'test')}, "
         f"{_count(len(run.fixtures), 'fixture execution')}) into {shown_path(path)}"
     )
+
+
+def reach_candidates(store: Store, run: RunRecord) -> dict[str, str]:
+    """The fingerprints of what the run's tests that may show flakiness reach (those that
+    failed now or recently: `Sample.mark`); {} without a coverage map, or when they cannot be
+    taken (the run is recorded without them)."""
+    from pytest_feedback.depmap.reach import has_map, reach_fingerprints
+
+    try:
+        if not has_map(store):
+            return {}
+        failed_before = store.reads.samples_of_failing_tests()
+        nodeids = [n for n, t in run.tests.items() if t.outcome in FAILING or n in failed_before]
+        return reach_fingerprints(store, Path(run.rootdir), nodeids)
+    except Exception:  # evidence we could not take: the run is recorded all the same
+        return {}
 
 
 def write_map(

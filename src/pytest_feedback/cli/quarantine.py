@@ -1,0 +1,132 @@
+"""``pytest-feedback quarantine add|remove|list|suggest``: edit and read the quarantine file."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+from pytest_feedback import quarantine
+from pytest_feedback.cli.common import add_db_option, db_path
+from pytest_feedback.errors import ConfigError, FeedbackError
+
+
+def add_quarantine_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "quarantine",
+        help="tests whose failures do not fail the run: add, remove, list, suggest",
+        description="Edit the quarantine file (commit it): a quarantined test still runs and is "
+        "recorded, but its failure does not fail the session until the entry expires.",
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION")
+    actions.required = True
+    add = actions.add_parser("add", help="quarantine a test (or change its entry)")
+    add.add_argument("nodeid", help="the test's node id, as pytest prints it")
+    add.add_argument("--reason", required=True, help="why (shown whenever a failure is absorbed)")
+    add.add_argument("--owner", default="", help="who will fix it")
+    add.add_argument(
+        "--expires", metavar="DATE|Nd", help="last day it protects: YYYY-MM-DD, or 30d from today"
+    )
+    remove = actions.add_parser("remove", help="take a test out of quarantine")
+    remove.add_argument("nodeid", help="the node id as the file lists it")
+    listing = actions.add_parser("list", help="the quarantined tests, expired ones marked")
+    listing.add_argument(
+        "--format", choices=("text", "json"), default="text", help="text (default) or json"
+    )
+    suggest = actions.add_parser(
+        "suggest", help="tests the history shows flaky (with the evidence), not yet quarantined"
+    )
+    add_db_option(suggest)
+    for each in (add, remove, listing, suggest):
+        each.add_argument(
+            "--file",
+            metavar="PATH",
+            help=f"the quarantine file (default: ini feedback_quarantine, else "
+            f"{quarantine.DEFAULT_FILE} beside the project's pytest configuration)",
+        )
+        each.set_defaults(func=cmd_quarantine)
+
+
+def quarantine_file(given: Optional[str], start: Path) -> Path:
+    """``--file``, else the one the plugin reads: the ini's ``feedback_quarantine`` (relative to
+    the configuration file) or the default name beside the nearest pytest configuration."""
+    if given is not None:
+        if not given.strip():
+            raise FeedbackError("--file: empty path; give the quarantine file, or leave it out")
+        return Path(given)
+    here = start.resolve()
+    for directory in (here, *here.parents):
+        found = quarantine.configured_in(directory)
+        if found is not None:
+            return found
+    return quarantine.find_file(here)
+
+
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    path = quarantine_file(args.file, Path.cwd())
+    try:
+        entries = quarantine.load(path)
+        today = quarantine.today()
+        if args.action == "add":
+            expires = quarantine.expiry_date(args.expires, today) if args.expires else None
+            entries[args.nodeid] = quarantine.Entry(
+                args.nodeid, args.reason, args.owner, today.isoformat(), expires
+            )
+            quarantine.save(path, entries)
+            until = f" until {expires}" if expires else ""
+            print(f"quarantined {args.nodeid}{until} in {_shown(path)}")
+        elif args.action == "remove":
+            if entries.pop(args.nodeid, None) is None:
+                raise FeedbackError(
+                    f"{args.nodeid!r} is not in {_shown(path)}; "
+                    "`pytest-feedback quarantine list` shows what is"
+                )
+            quarantine.save(path, entries)
+            print(f"removed {args.nodeid} from {_shown(path)}")
+        elif args.action == "list":
+            _list(entries, today, args.format)
+        else:
+            _suggest(args, entries)
+    except ConfigError as exc:
+        raise FeedbackError(str(exc)) from None
+    return 0
+
+
+def _list(entries: dict[str, quarantine.Entry], today: datetime.date, form: str) -> None:
+    if form == "json":
+        print(json.dumps([e.to_json() for e in entries.values()], indent=2))
+        return
+    if not entries:
+        print("no test is quarantined")
+        return
+    for entry in sorted(entries.values(), key=lambda e: e.nodeid):
+        state = "EXPIRED " if entry.expired(today) else ""
+        until = f", until {entry.expires}" if entry.expires else ""
+        owner = f", owner {entry.owner}" if entry.owner else ""
+        print(f"{state}{entry.nodeid}: {entry.reason} (added {entry.added}{owner}{until})")
+
+
+def _suggest(args: argparse.Namespace, entries: dict[str, quarantine.Entry]) -> None:
+    from pytest_feedback.history.store import Store
+    from pytest_feedback.report.flaky import flaky_tests
+
+    with Store.open_existing(db_path(args)) as store:
+        found = [f for f in flaky_tests(store) if f.nodeid not in entries]
+    if not found:
+        print("no candidate: no test of the history is flaky on evidence (docs/flaky.md)")
+        return
+    for flaky in found:
+        print(f"{flaky.nodeid}: {flaky.evidence.describe()}; fail rate {flaky.fail_rate:.0%}")
+    print(
+        "quarantine one with: pytest-feedback quarantine add NODEID --reason TEXT --expires 30d",
+    )
+
+
+def _shown(path: Path) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
