@@ -60,7 +60,7 @@ def test_select_deselects_unaffected_tests(project: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         ["feedback: 2 of 3 tests affected by 1 changed file (est. * s); 1 deselected"]
     )
-    result.assert_outcomes(failed=2, deselected=1)
+    result.assert_outcomes(failed=2)  # test_add.py was not even collected
 
 
 def test_k_and_m_narrow_first(project: pytest.Pytester) -> None:
@@ -150,3 +150,17 @@ def test_an_internal_error_runs_everything_and_says_why(
         ["feedback: running all 3 tests: selection failed (RuntimeError: boom)"]
     )
     result.assert_outcomes(passed=1, failed=2)
+
+
+def test_unaffected_test_files_are_not_even_collected(project: pytest.Pytester) -> None:
+    edit_sub(project)
+    result = project.runpytest("--feedback-select", "-p", "no:cacheprovider", "--collect-only")
+    result.stdout.fnmatch_lines(
+        ["collected 2 items*", "feedback: 2 of 3 tests affected by 1 changed file *"]
+    )
+    assert "test_add.py" not in result.stdout.str()
+    # -k (and the audit) need every test collected
+    result = project.runpytest("--feedback-select", "-p", "no:cacheprovider", "-k", "add or sub")
+    result.assert_outcomes(failed=2, deselected=1)
+    audit = project.runpytest("--feedback-audit", "-p", "no:cacheprovider", "--collect-only")
+    audit.stdout.fnmatch_lines(["collected 3 items*"])

@@ -83,6 +83,9 @@ class MapCollector:
         self._workers = 0
         #: What the terminal summary says: the outcome and any notes.
         self.lines: list[str] = []
+        #: Measuring was not asked for (``--feedback-select`` refreshes the map): a run that
+        #: measured nothing (``--collect-only``, nothing selected) is no warning.
+        self.quiet = False
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: object) -> None:
@@ -102,9 +105,8 @@ class MapCollector:
                 else:
                     self.payload = measurement.payload
         if not self.payload.lines:
-            self.lines = self.payload.notes or [
-                "feedback: warning: --feedback-cov measured nothing this run"
-            ]
+            warning = "feedback: warning: --feedback-cov measured nothing this run"
+            self.lines = self.payload.notes or ([] if self.quiet else [warning])
             return
         self.lines = self._write(self.payload)
 
@@ -172,6 +174,8 @@ def configure_map(
             return write_map(settings, config.rootpath, run_uuid(), payload, refresh)
 
         collector = MapCollector(measurement, write)
+        explicit = config.getoption("feedback_cov") or config.getini("feedback_cov")
+        collector.quiet = not explicit
         register(config, collector, COLLECTOR_NAME)
         config.stash[COLLECTOR_KEY] = collector
 

@@ -22,8 +22,10 @@ import pytest
 from pytest_feedback.depmap.store import Refresh
 from pytest_feedback.durations import format_duration
 from pytest_feedback.history.estimates import Estimates
+from pytest_feedback.selection.collection import skippable_files
 from pytest_feedback.selection.selector import Selection, Selector, failing_left_out, load_selector
 from pytest_feedback.session.collection_line import CollectionLine
+from pytest_feedback.session.keys import FILTERS_KEY
 
 
 class SelectionRun(CollectionLine):
@@ -40,6 +42,9 @@ class SelectionRun(CollectionLine):
         self.ran: list[str] = []
         #: path -> sha1 of each changed file the map knows, as the decision saw it
         self.seen: Optional[dict[str, str]] = None
+        #: test file -> its tests, of the files left uncollected (None: not decided yet)
+        self.uncollected: Optional[dict[str, list[str]]] = None
+        self.left_uncollected: list[str] = []
 
     def _selector(self) -> Selector:
         if self.selector is None:
@@ -65,10 +70,40 @@ class SelectionRun(CollectionLine):
             return None
         return Refresh(self.seen, frozenset(decided.selected))
 
+    def pytest_ignore_collect(self, collection_path: Path) -> Optional[bool]:
+        """Leave out test files that hold no selected test and whose collection inputs did not
+        change (`collection.skippable_files`); their tests still count in the line."""
+        if collection_path.suffix != ".py":
+            return None
+        if self.uncollected is None:
+            self.uncollected = self._uncollected()
+        try:
+            rel = collection_path.relative_to(self.config.rootpath).as_posix()
+        except ValueError:
+            return None
+        nodeids = self.uncollected.pop(rel, None)
+        if nodeids is None:
+            return None
+        self.left_uncollected.extend(nodeids)
+        return True
+
+    def _uncollected(self) -> dict[str, list[str]]:
+        """The files to leave uncollected: only when selection alone narrows this run (no -k,
+        -m, --lf, budget or shard, whose choices need every test collected)."""
+        option = self.config.option
+        narrowed = [getattr(option, name, None) for name in ("keyword", "markexpr", "lf")]
+        if self.audit or any(narrowed) or len(self.config.stash.get(FILTERS_KEY, [])) != 1:
+            return {}
+        try:
+            return skippable_files(self._selector())
+        except Exception:  # collect everything: our trouble must not change the run
+            return {}
+
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         try:
-            selection = self._selector().decide([item.nodeid for item in items])
+            nodeids = [item.nodeid for item in items] + self.left_uncollected
+            selection = self._selector().decide(nodeids)
         except Exception as exc:  # our trouble must never break or empty the user's run
             self.selector = Selector(
                 None, Estimates({}), None,
