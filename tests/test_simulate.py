@@ -18,7 +18,12 @@ from pytest_feedback.cli.commands import main
 from pytest_feedback.history.records import RunRecord, TestRecord, WorkerRecord
 from pytest_feedback.history.replay import HistoryReplay
 from pytest_feedback.history.store import Store
-from pytest_feedback.planning.simulate import MIN_FAILING_RUNS, confidence_budget, simulate
+from pytest_feedback.planning.simulate import (
+    LADDER,
+    MIN_FAILING_RUNS,
+    confidence_budget,
+    simulate,
+)
 from pytest_feedback.report.catches import document, text_lines
 from pytest_feedback.selection.replay import MISSING_COMMIT, ChangeReplay
 
@@ -233,16 +238,8 @@ def test_confidence_picks_the_smallest_budget_that_reaches_the_share(tmp_path: P
     budget, sim = confidence_budget(replay, 0.9)
     assert budget is not None
     assert sim.rate(sim.rows[0].ours) >= 0.9
-    smaller = [
-        b
-        for b in sorted(
-            {
-                max(1.0, round(sim.suite_s * s))
-                for s in (0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-            }
-        )
-        if b < budget
-    ]
+    ladder = {max(1.0, round(sim.suite_s * share)) for share in LADDER if share < 1}
+    smaller = sorted(b for b in ladder if b < budget)
     if smaller:  # the ladder's budget just below it does not reach 90%
         below = simulate(replay, [smaller[-1]], baselines=False)
         assert below.rate(below.rows[0].ours) < 0.9

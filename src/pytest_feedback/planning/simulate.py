@@ -16,6 +16,7 @@ figure says on how many runs it rests, and below `MIN_FAILING_RUNS` there is no 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Optional, Protocol
 
@@ -305,7 +306,10 @@ def confidence_budget(
     prepared = prepare(replay, base, change_of, failing_limit=failing_limit)
     if not base.enough:
         return None, base
-    ladder = sorted({max(1.0, round(base.suite_s * share)) for share in LADDER})
+    # The top of the ladder runs every test of every replayed run: it catches them all.
+    top = math.ceil(max(p.whole_s for p in prepared))
+    ladder = sorted({max(1.0, round(base.suite_s * share)) for share in LADDER if share < 1})
+    ladder = [b for b in ladder if b < top] + [top]
     # At the whole suite's time every failing run is caught; the catch rate grows with the
     # budget: bisect the ladder.
     lo, hi = 0, len(ladder) - 1

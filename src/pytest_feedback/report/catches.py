@@ -183,21 +183,25 @@ def document(sim: Simulation) -> dict[str, Any]:
     }
 
 
-#: The report's block replays at most this many of the newest failing runs (a report stays
-#: quick); ``pytest-feedback simulate`` replays them all.
+#: The report's block replays at most this many of the newest failing runs, and fewer on a big
+#: suite (`REPORT_TEST_RUNS` tests replayed in all, at least `MIN_FAILING_RUNS` runs): a
+#: report stays quick; ``pytest-feedback simulate`` replays them all.
 REPORT_FAILING_RUNS = 20
+REPORT_TEST_RUNS = 50_000
 #: The report's budgets when the suite is shorter than the first default budget: shares of it.
 REPORT_SHARES = (0.1, 0.25, 0.5)
 
 
-def budget_catches(store: Store, rootdir: Path) -> Optional[Simulation]:
-    """The report's "what a budget catches" figures; None when the history has too few failing
-    runs. The default budgets shorter than the whole suite, else shares of it."""
+def budget_catches(store: Store, rootdir: Path, tests: int = 0) -> Optional[Simulation]:
+    """The report's "what a budget catches" figures for a suite of about ``tests`` tests; None
+    when the history has too few failing runs. The default budgets shorter than the whole
+    suite, else shares of it."""
     from pytest_feedback.selection.replay import replay_inputs
 
     replay, change_of = replay_inputs(store, rootdir)
     result = Simulation([])
-    prepared = prepare(replay, result, change_of, failing_limit=REPORT_FAILING_RUNS)
+    limit = min(REPORT_FAILING_RUNS, max(MIN_FAILING_RUNS, REPORT_TEST_RUNS // max(1, tests)))
+    prepared = prepare(replay, result, change_of, failing_limit=limit)
     if not result.enough:
         return None
     budgets = [b for b in DEFAULT_BUDGETS if b < result.suite_s] or [
@@ -214,6 +218,7 @@ def report_catches(store: Store, runs: Sequence[Mapping[str, Any]]) -> Optional[
         return None  # not worth reading the history's results
     recorded = Path(str(runs[0].get("rootdir") or "."))
     try:
-        return budget_catches(store, recorded if recorded.is_dir() else Path.cwd())
+        tests = int(runs[0].get("tests") or 0)
+        return budget_catches(store, recorded if recorded.is_dir() else Path.cwd(), tests)
     except Exception:  # the report's other sections matter more than this block
         return None
