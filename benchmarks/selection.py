@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import argparse
 import ast
+import collections
 import dataclasses
 import json
 import os
 import random
+import re
 import shlex
 import shutil
 import subprocess
@@ -37,7 +39,14 @@ from typing import Optional
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
 CORPORA = Path(os.environ.get("PYTEST_FEEDBACK_CORPORA", "/tmp/pytest-feedback-corpora"))
-KINDS = ("compare", "return", "constant", "default", "class-attr", "delete")
+KINDS = (
+    "compare", "return", "constant", "default", "class-attr", "delete",
+    # the narrowing rules of docs/selection.md: classes with a harmless metaclass, a scalar
+    # element of a display, a function's annotations
+    "abc-attr", "display", "annotation",
+)  # fmt: skip
+#: Bases and metaclasses (as written) whose classes narrow like plain ones.
+HARMLESS = ("ABC", "abc.ABC", "ABCMeta", "abc.ABCMeta", "Protocol", "Generic")
 SWAP = {
     ast.Lt: ("<", ">="),
     ast.LtE: ("<=", ">"),
@@ -87,7 +96,7 @@ class Suite:
         out = plugin_dir / "outcomes.json"
         out.unlink(missing_ok=True)
         env = {**os.environ, **self.env, "BENCH_OUTCOMES": str(out)}
-        paths = [str(SRC), str(plugin_dir), self.env.get("PYTHONPATH", "")]
+        paths = [str(SRC), self.env.get("PYTHONPATH", ""), str(plugin_dir)]
         env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
         env.pop("PYTEST_ADDOPTS", None)
         cmd = [self.python, "-m", "pytest", *self.args, "-p", "bench_outcomes", "-q"]
@@ -104,9 +113,12 @@ class Suite:
             raise RuntimeError(f"{self.name}: pytest wrote no outcomes ({' '.join(cmd)})")
         return json.loads(out.read_text()), wall
 
-    def select(self, db: Path) -> tuple[set[str], Optional[str], float]:
+    def select(
+        self, db: Path, plugin_dir: Path
+    ) -> tuple[dict[str, list[str]], Optional[str], float]:
         """Ask `pytest-feedback select`, in the suite's own interpreter (its environment)."""
-        env = {**os.environ, **self.env, "PYTHONPATH": str(SRC)}
+        paths = [str(SRC), self.env.get("PYTHONPATH", ""), str(plugin_dir)]
+        env = {**os.environ, **self.env, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
         start = time.perf_counter()
         proc = subprocess.run(
             [self.python, "-m", "pytest_feedback", "select", "--db", str(db), "--format", "json",
@@ -117,7 +129,18 @@ class Suite:
         if proc.returncode != 0:
             raise RuntimeError(f"{self.name}: select failed: {proc.stderr.strip()}")
         doc = json.loads(proc.stdout)
-        return {t["nodeid"] for t in doc["selected"]}, doc["fallback"], wall
+        return {t["nodeid"]: t["reasons"] for t in doc["selected"]}, doc["fallback"], wall
+
+
+def link_dependencies(plugin_dir: Path) -> None:
+    """Our pure-Python dependencies the corpus venvs lack (networkx), linked next to the outcome
+    plugin (on PYTHONPATH) from the interpreter running the benchmark."""
+    import importlib.util
+
+    for name in ("networkx",):
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.submodule_search_locations:
+            (plugin_dir / name).symlink_to(next(iter(spec.submodule_search_locations)))
 
 
 def copy_suite(name: str, work: Path) -> Suite:
@@ -187,6 +210,23 @@ def _changed_constant(node: ast.expr) -> Optional[str]:
         return None if "\n" in value else "STR"  # `_replace` appends to the literal as written
     if value is None:
         return "0"
+    return None
+
+
+DISPLAYS = (ast.List, ast.Tuple, ast.Set, ast.Dict)
+
+
+def _harmless_class(node: ast.ClassDef) -> bool:
+    written = [ast.unparse(b) for b in node.bases] + [ast.unparse(k.value) for k in node.keywords]
+    return any(w.split("[")[0] in HARMLESS for w in written)
+
+
+def _scalar_element(display: ast.expr) -> Optional[ast.expr]:
+    """The first scalar literal element of a display (dict values included)."""
+    elements = display.values if isinstance(display, ast.Dict) else display.elts  # type: ignore[attr-defined]
+    for element in elements:
+        if isinstance(element, ast.Constant):
+            return element
     return None
 
 
@@ -263,10 +303,22 @@ def mutations_of(path: Path, rel: str) -> dict[str, list[Mutation]]:
                     add("default", default, _replace(lines, default, constant))
         if isinstance(node, (ast.Module, ast.ClassDef)):
             kind = "constant" if isinstance(node, ast.Module) else "class-attr"
+            if isinstance(node, ast.ClassDef) and _harmless_class(node):
+                kind = "abc-attr"
             for stmt in node.body:
                 value = stmt.value if isinstance(stmt, (ast.Assign, ast.AnnAssign)) else None
                 if value is not None and (constant := _changed_constant(value)):
                     add(kind, value, _replace(lines, value, constant))
+                elif isinstance(node, ast.Module) and isinstance(value, DISPLAYS):
+                    element = _scalar_element(value)
+                    if element is not None and (constant := _changed_constant(element)):
+                        add("display", element, _replace(lines, element, constant))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            annotated = node.returns or next(
+                (a.annotation for a in node.args.args if a.annotation is not None), None
+            )
+            if annotated is not None and ast.unparse(annotated) != "object":
+                add("annotation", annotated, _replace(lines, annotated, "object"))
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and len(node.body) >= 2:
             for stmt in node.body[1:]:
                 simple = (ast.Assign, ast.AugAssign, ast.Expr, ast.If, ast.For, ast.Return)
@@ -308,6 +360,8 @@ class Result:
     testmon: set[str]
     total: int
     fallback: Optional[str]
+    #: reason template (paths and names left out) -> tests selected for it (first reason)
+    reasons: collections.Counter[str] = dataclasses.field(default_factory=collections.Counter)
 
     @property
     def ours_missed(self) -> set[str]:
@@ -351,7 +405,8 @@ def measure(
         try:
             now, _ = suite.run(plugin_dir=plugin_dir)
             broken = broken_by(now, baseline)
-            ours, fallback, _ = suite.select(db)
+            chosen, fallback, _ = suite.select(db, plugin_dir)
+            ours = set(chosen)
             tm, _ = suite.run("--testmon", "--testmon-nocollect", plugin_dir=plugin_dir)
             testmon = {n for n in tm if not n.startswith("collect-error::")}
             suspects = broken - ours
@@ -364,8 +419,9 @@ def measure(
         if suspects:  # ... and passes without it (else it is flaky, not broken)
             clean, _ = suite.run(*sorted(suspects), plugin_dir=plugin_dir)
             broken -= failing(clean)
+        reasons = collections.Counter(template(r[0]) for n, r in chosen.items() if r and n in tests)
         results.append(
-            Result(mutation, broken, ours & tests, testmon & tests, len(tests), fallback)
+            Result(mutation, broken, ours & tests, testmon & tests, len(tests), fallback, reasons)
         )
     return results
 
@@ -410,6 +466,7 @@ OWN_FILES = {
             return f"{min(n, LIMIT)} {UNIT}"
         """
     ),
+    "own/registry.py": "def lookup(obj, name):\n    return getattr(obj, name)\n",
     "data/values.json": '{"a": 1, "b": 2}\n',
     "tests/test_loader.py": textwrap.dedent(
         """\
@@ -447,6 +504,42 @@ OWN_FILES = {
             assert label(30) == "10 kg"
         """
     ),
+    # a computed-name read of the changed module, and one of an object that cannot be it
+    "tests/test_lookup.py": textwrap.dedent(
+        """\
+        from own import config
+        from own.registry import lookup
+
+
+        def test_lookup_unit():
+            assert lookup(config, "UN" + "IT") == "kg"
+        """
+    ),
+    "tests/test_lookup_other.py": textwrap.dedent(
+        """\
+        from own.registry import lookup
+
+
+        class Box:
+            size = 3
+
+
+        def test_lookup_elsewhere():
+            assert lookup(Box, "si" + "ze") == 3
+        """
+    ),
+    # reads annotations of a function whose annotations change
+    "tests/test_hints.py": textwrap.dedent(
+        """\
+        import typing
+
+        from own.units import label
+
+
+        def test_label_has_no_hints():
+            assert typing.get_type_hints(label) == {}
+        """
+    ),
     "tests/test_plain.py": "".join(
         f"def test_plain_{i}():\n    assert {i} + 1 == {i + 1}\n\n\n" for i in range(20)
     ),
@@ -473,10 +566,19 @@ def own_suite(work: Path, python: str) -> tuple[Suite, list[Mutation]]:
         mutation("data-file", "data/values.json", '"b": 2', '"b": 3'),
         mutation("subprocess", "own/worker.py", "n * 2", "n * 3"),
         mutation("constant", "own/config.py", "LIMIT = 10", "LIMIT = 12"),
+        mutation("computed", "own/config.py", "UNIT = 'kg'", "UNIT = 'lb'"),
+        mutation("annotation", "own/units.py", "def label(n):", "def label(n: int) -> str:"),
     ]
 
 
 # -- report -------------------------------------------------------------------------------------
+
+
+def template(reason: str) -> str:
+    """A reason without its paths and names, to count which rules select the most tests."""
+    reason = re.sub(r"^(reaches|may read) .+?(,| by| its)", r"\1 NAME\2", reason)
+    reason = re.sub(r"and .+? changed in", "and NAME changed in", reason)
+    return re.sub(r"[\w./-]+\.(py|json|txt|toml|cfg|ini)\b|\S+/\S+", "FILE", reason)
 
 
 def summarise(name: str, results: list[Result]) -> list[str]:
@@ -490,8 +592,18 @@ def summarise(name: str, results: list[Result]) -> list[str]:
     return [
         f"{name:15} mutations {len(results):3}  breaking {len(effective):3}  "
         f"missed: ours {len(ours_missed):2}  testmon {len(tm_missed):2}  "
-        f"mean selected: ours {ours_frac:6.1%}  testmon {tm_frac:6.1%}"
+        f"mean selected: ours {ours_frac:6.1%}  testmon {tm_frac:6.1%}",
+        *top_reasons(results),
     ]
+
+
+def top_reasons(results: list[Result], count: int = 3) -> list[str]:
+    """The rules that selected the most tests (first reason of each), so the next gap shows."""
+    total: collections.Counter[str] = collections.Counter()
+    for r in results:
+        total.update(r.reasons)
+    picks = sum(total.values()) or 1
+    return [f"{'':15} {n / picks:6.1%}  {reason}" for reason, n in total.most_common(count)]
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -506,6 +618,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     plugin_dir = work / "plugin"
     plugin_dir.mkdir()
     (plugin_dir / "bench_outcomes.py").write_text(OUTCOMES_PLUGIN)
+    link_dependencies(plugin_dir)
     log: list[str] = []
     table: list[str] = []
     everything: list[Result] = []
