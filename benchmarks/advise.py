@@ -31,12 +31,13 @@ from _common import ROOT, SRC, alternate
 PYTHON = sys.executable
 #: The seconds of each planted cost. Each is a sleep (a fixture that waits for a service, a
 #: test that polls, an import that waits...): on a machine shared with other work, CPU work's
-#: wall time varies by more than the savings measured here.
-FIXTURE_S = 0.2
-SLEEP_S = 0.3
-IMPORT_S = 0.6
+#: wall time varies by more than the savings measured here, and on a loaded machine a run's
+#: wall time varies by some tenths of a second: the costs are large enough for that.
+FIXTURE_S = 0.4
+SLEEP_S = 0.6
+IMPORT_S = 1.2
 FAST_S = 0.02
-SLOW_S = 0.5
+SLOW_S = 1.0
 
 CONFTEST = """
 import time

@@ -108,7 +108,8 @@ def test_trial_calls_changed_outcomes_unsafe_and_counts_the_seconds() -> None:
 # -- recording what collection imported -------------------------------------------------------
 
 SUITE = {
-    "slow_helper.py": "import time\ntime.sleep(0.12)\n",
+    "slow_helper.py": "import inner_helper  # noqa: F401\n",
+    "inner_helper.py": "import time\ntime.sleep(0.12)\n",
     "conftest.py": """
 import time
 import pytest
@@ -167,6 +168,7 @@ def test_collection_records_test_modules_conftests_and_slow_imports(
             "SELECT kind, name, via, seconds FROM collect_imports WHERE worker = 'main'"
         )
     }
+    # inner_helper's import is part of slow_helper's: only the outermost module has a row.
     assert set(rows) == {
         ("conftest", "conftest.py"),
         ("module", "slow_helper"),
