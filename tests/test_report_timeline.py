@@ -14,6 +14,7 @@ from pytest_feedback.history.records import RunRecord, TestRecord
 from pytest_feedback.history.store import Store
 from pytest_feedback.report import html, trace
 from pytest_feedback.report.details import add_details
+from pytest_feedback.report.flaky import FlakySection
 from pytest_feedback.report.formatting import visible
 from pytest_feedback.report.lanes import lane_lines
 from pytest_feedback.report.model import Report, build_report
@@ -224,3 +225,12 @@ def test_page_shows_the_advice(history: Path) -> None:
     section = re.search(r'<section id="advice">(.*?)</section>', html.render(report))
     assert section is not None
     assert "<p>1. Widen &lt;fixture&gt; `db`</p>" in section.group(1)
+
+
+def test_page_shows_the_flaky_and_quarantine_block(history: Path) -> None:
+    block = FlakySection([], ["tests/x.py::t[<b>]"], [], [], [])
+    report = dataclasses.replace(page_report(history), flakiness=block)
+    section = re.search(r'<section id="quarantine">(.*?)</section>', html.render(report))
+    assert section is not None
+    assert "<code>tests/x.py::t[&lt;b&gt;]</code>" in section.group(1)
+    assert "unstable, not flaky" in section.group(1)

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from importlib import resources
 from typing import Callable, NamedTuple, Optional
 
-from pytest_feedback.report import catches
+from pytest_feedback.report import catches, flaky
 from pytest_feedback.report import formatting as fmt
 from pytest_feedback.report.html_parts import (
     Markup,
@@ -192,8 +192,7 @@ def slowed_section(report: Report) -> Optional[str]:
 
 
 def flaky_section(report: Report) -> Optional[str]:
-    """The flaky tests; the flaky and quarantine block (evidence, reruns, what the quarantine
-    absorbed) belongs here."""
+    """The flaky tests: fail rate and recent outcomes."""
     if not report.flaky:
         return None
     rows = [
@@ -207,6 +206,15 @@ def flaky_section(report: Report) -> Optional[str]:
         for row in report.flaky[: report.top]
     ]
     return table(("test", "fail rate", "runs", "last", "outcomes"), rows, numeric=(1, 2))
+
+
+def flakiness_section(report: Report) -> Optional[str]:
+    """The flaky / quarantined block (`flaky`): evidence, reruns, the quarantine."""
+    section = report.flakiness
+    if section is None or section.empty:
+        return None
+    items = flaky.section_items(section, code, esc, report.top)
+    return f"<ul>{''.join(f'<li>{item}</li>' for item in items)}</ul>"
 
 
 def catches_section(report: Report) -> Optional[str]:
@@ -292,6 +300,7 @@ SECTIONS: list[Section] = [
         slowed_section,
     ),
     Section("flaky", lambda r: f"Flaky ({len(r.flaky):,})", flaky_section),
+    Section("quarantine", _const(flaky.TITLE), flakiness_section),
     Section("catches", _const("What a budget catches"), catches_section),
     Section("plans", _const("Shard plan and worker curve"), plans_section),
     Section("advice", _const("To get faster"), advice_section),
