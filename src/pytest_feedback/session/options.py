@@ -77,7 +77,10 @@ def add_select_ini(parser: pytest.Parser) -> None:
 def refreshes_map(config: pytest.Config) -> bool:
     """Whether this session's ``--feedback-select`` maps the tests it runs (docs/selection.md);
     known before the first conftest.py is imported, when measuring starts."""
-    select = getattr(config.known_args_namespace, "feedback_select", False)
+    namespace = config.known_args_namespace
+    if getattr(namespace, "collectonly", False):
+        return False  # no test runs: nothing to map again
+    select = getattr(namespace, "feedback_select", False)
     return bool(select) and bool(config.getini(REFRESH_INI))
 
 
