@@ -39,7 +39,13 @@ def add_simulate_command(sub: argparse._SubParsersAction[argparse.ArgumentParser
         "--since", metavar="DATE", help="only runs started on or after DATE (YYYY-MM-DD)"
     )
     window.add_argument("--runs", type=positive_int, metavar="N", help="only the last N runs")
-    simulate.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    simulate.add_argument(
+        "--format",
+        choices=("text", "markdown", "json"),
+        default="text",
+        help="text for people (default), markdown for a pull request or $GITHUB_STEP_SUMMARY, "
+        "json for scripts",
+    )
     add_output_option(simulate)
     add_rootdir_option(simulate)
     simulate.set_defaults(func=cmd_simulate)
