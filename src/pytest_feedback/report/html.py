@@ -6,10 +6,10 @@ file works opened from disk and as a CI artifact. The tables and charts are HTML
 here and read without JavaScript; only the timeline's canvas needs the script.
 
 The page is a list of sections, `SECTIONS`: each is one function of the `Report` that returns the
-section's HTML body, or None to leave the section out. A new block of the report (the flaky and
-quarantine block, "what a budget catches") is a function added to that list at its place; its
-data comes from a `Report` field filled by `model.build_report` or `details.add_details`.
-Everything from the history goes through `html_parts.esc`.
+section's HTML body, or None to leave the section out. A new block of the report is a function
+added to that list at its place (as the flaky / quarantined block, "what a budget catches" and
+the advice were); its data comes from a `Report` field filled by `model.build_report` or
+`details.add_details`. Everything from the history goes through `html_parts.esc`.
 """
 
 from __future__ import annotations
