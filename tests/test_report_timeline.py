@@ -234,3 +234,11 @@ def test_page_shows_the_flaky_and_quarantine_block(history: Path) -> None:
     assert section is not None
     assert "<code>tests/x.py::t[&lt;b&gt;]</code>" in section.group(1)
     assert "unstable, not flaky" in section.group(1)
+
+
+def test_a_page_that_cannot_be_written_is_one_warning(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_a="def test_one(): pass\n")
+    pytester.mkdir("taken")
+    result = pytester.runpytest("--feedback-html=taken", "-p", "no:cacheprovider")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["feedback: warning: no HTML report (IsADirectoryError*"])
