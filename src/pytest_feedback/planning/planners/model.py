@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Container, Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -122,20 +123,66 @@ class Workload:
         return self.own[t] + extra
 
     def lower_bound(self, n: int) -> float:
-        """No plan on ``n`` processes beats this: max(total work / n, largest single test)."""
+        """No plan on ``n`` processes beats this (docs/contract.md, "Cost model").
+
+        The plain bound is max(start-up + all the work / n, the costliest single test). It counts
+        each fixture instance once, but a process that runs a test needing an instance pays
+        for it: if the tests needing instance r own W_r seconds, a process with a makespan of C
+        holds at most C - start-up - cost_r of them, so at least ceil(W_r / that) processes pay
+        cost_r. The bound is the smallest C for which the work, with those set-ups, fits in n
+        processes of C seconds (found by bisection; the answer kept is on the side that does
+        not fit, so it stays a bound).
+        """
         if not self.nodeids:
             return 0.0
-        work, largest = self._bound_terms
-        return max(self.startup_s + work / max(1, n), largest)
+        work, largest, needing = self._bound_terms
+        n = max(1, n)
+        plain = max(self.startup_s + work / n, largest)
+        if n == 1:
+            return plain
+        own_total = sum(self.own)
+        cost = self.resource_cost
+        startup = self.startup_s
+
+        def fits(c: float) -> bool:
+            total = startup * n + own_total
+            for r, w in needing:
+                room = c - startup - cost[r]
+                if room <= 0:
+                    return False
+                total += cost[r] * max(1, math.ceil(w / room - 1e-12))
+                if total > n * c:
+                    return False
+            return True
+
+        if fits(plain):
+            return plain
+        low, high = plain, startup + own_total + sum(cost)  # all on one process fits
+        for _ in range(60):
+            middle = (low + high) / 2
+            if fits(middle):
+                high = middle
+            else:
+                low = middle
+        return low
 
     @functools.cached_property
-    def _bound_terms(self) -> tuple[float, float]:
-        """All the work, and the costliest single test (with start-up): `lower_bound`'s terms."""
+    def _bound_terms(self) -> tuple[float, float, tuple[tuple[int, float], ...]]:
+        """All the work, the costliest single test (with start-up), and per fixture instance
+        the own seconds of the tests that need it: `lower_bound`'s terms."""
         cost = self.resource_cost
         largest = max(
             own + sum(cost[r] for r in needs) for own, needs in zip(self.own, self.needs)
         )
-        return sum(self.own) + sum(cost), self.startup_s + largest
+        needing = [0.0] * len(cost)
+        for own, needs in zip(self.own, self.needs):
+            for r in needs:
+                needing[r] += own
+        return (
+            sum(self.own) + sum(cost),
+            self.startup_s + largest,
+            tuple((r, w) for r, w in enumerate(needing) if cost[r] > 0),
+        )
 
 
 def _families(needs: Sequence[tuple[int, ...]], shared: set[int]) -> tuple[tuple[int, ...], ...]:
