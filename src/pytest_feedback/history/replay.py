@@ -153,11 +153,15 @@ class HistoryReplay:
                 continue  # not run yet: a new test
             hi = min(k.last, index - 1)
             since[nodeid] = index - 1 - hi
+            quiet = not current.flaky and current.fail_rate == 0
+            quiet = quiet and current.last_outcome == "passed"
+            if quiet and not k.other:
+                tests[nodeid] = current  # passed every time, then and now
+                continue
             lo = max(k.first, hi + 1 - RECENT_KEEP)
             start = bisect.bisect_left(k.other, (lo, ""))
             stop = bisect.bisect_left(k.other, (hi + 1, ""))
-            quiet = not current.flaky and current.fail_rate == 0
-            if start == stop and quiet and current.last_outcome == "passed":
+            if start == stop and quiet:
                 tests[nodeid] = current  # passed throughout, then and now
                 continue
             other = dict(k.other[start:stop])
