@@ -25,7 +25,7 @@ from pytest_feedback.history.estimates import Estimates
 from pytest_feedback.selection.collection import skippable_files
 from pytest_feedback.selection.selector import Selection, Selector, failing_left_out, load_selector
 from pytest_feedback.session.collection_line import CollectionLine
-from pytest_feedback.session.keys import FILTERS_KEY
+from pytest_feedback.session.options import read_parallel_options
 
 
 class SelectionRun(CollectionLine):
@@ -87,12 +87,22 @@ class SelectionRun(CollectionLine):
         self.left_uncollected.extend(nodeids)
         return True
 
+    def _other_filters(self) -> bool:
+        """Whether a budget or a shard narrows this run too (they choose among every test)."""
+        config = self.config
+        budget = config.getoption("feedback_budget") or str(config.getini("feedback_budget"))
+        try:
+            parallel = read_parallel_options(config)
+        except Exception:
+            return True
+        return bool(budget.strip()) or bool(parallel and parallel.shard)
+
     def _uncollected(self) -> dict[str, list[str]]:
         """The files to leave uncollected: only when selection alone narrows this run (no -k,
         -m, --lf, budget or shard, whose choices need every test collected)."""
         option = self.config.option
         narrowed = [getattr(option, name, None) for name in ("keyword", "markexpr", "lf")]
-        if self.audit or any(narrowed) or len(self.config.stash.get(FILTERS_KEY, [])) != 1:
+        if self.audit or any(narrowed) or self._other_filters():
             return {}
         try:
             return skippable_files(self._selector())
