@@ -348,3 +348,34 @@ def test_a_share_budget_is_chosen_from_the_failing_runs(pytester: pytest.Pyteste
             "feedback: budget 15s: running *",
         ]
     )
+
+
+def test_a_planner_updated_with_new_facts_plans_as_a_new_one() -> None:
+    from pytest_feedback.history.estimates import Estimates, FixtureEstimate, TestEstimate
+    from pytest_feedback.planning.budget import BudgetPlanner, Candidate
+
+    rng = random.Random(5)
+    names = [f"m{i % 4}.py::t{i}" for i in range(80)]
+    tests = {
+        n: TestEstimate(n, rng.lognormvariate(-1, 1), 0, 0, 0, 3, 0.0, False, 1.0, "passed")
+        for n in names
+    }
+    fixtures = [FixtureEstimate("db", "module", "c.py::db", 0.5, 0.1, 1, 80)]
+    est = Estimates(tests, fixtures, {n: [0] for n in names}, startup_s=0.5)
+
+    def facts(seed: int) -> list[Candidate]:
+        r = random.Random(seed)
+        return [
+            Candidate(n, affected=r.random() < 0.1, last_outcome=r.choice(["passed", "failed"]))
+            if r.random() < 0.2
+            else Candidate(n, runs=3, last_outcome="passed")
+            for n in names
+        ]
+
+    base = BudgetPlanner(facts(1), est, affected_known=True)
+    for seed in (2, 3, 4):
+        fresh = BudgetPlanner(facts(seed), est, affected_known=True)
+        updated = base.updated(facts(seed), affected_known=True)
+        for budget in (2.0, 5.0, 9.0, 15.0):
+            assert updated.choose(budget) == fresh.choose(budget)
+        assert updated.affected == fresh.affected

@@ -19,6 +19,7 @@ pytest, no history access; the plugin and the command line feed it (`candidates_
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import heapq
 import math
@@ -227,17 +228,39 @@ class BudgetPlanner:
         self.tier = [0 if c.affected else 1 for c in cands]
         self.affected = sum(1 for c in cands if c.affected) if affected_known else None
         self.unknown = sum(1 for n in work.nodeids if n not in estimates)
-        # Greedy by (tier, value per marginal second), lazily re-evaluated: a test's marginal
-        # cost only falls as the fixture instances it needs get paid for by tests chosen before
-        # it. Nothing is paid for at first: the queue every budget starts from.
-        self._queue = [
-            (self.tier[t], -self.risks[t] / max(work.own[t] + self._unpaid(t), 1e-6), n, t)
-            for t, n in enumerate(work.nodeids)
+        #: Per test, what it costs with nothing paid for yet.
+        self._alone = [
+            own + sum(work.resource_cost[r] for r in needs)
+            for own, needs in zip(work.own, work.needs)
         ]
-        heapq.heapify(self._queue)
+        self._queue = self._first_queue()
 
-    def _unpaid(self, t: int) -> float:
-        return sum(self.work.resource_cost[r] for r in self.work.needs[t])
+    def _first_queue(self) -> list[tuple[int, float, str, int]]:
+        """Greedy by (tier, value per marginal second), lazily re-evaluated: a test's marginal
+        cost only falls as the fixture instances it needs get paid for by tests chosen before
+        it. Nothing is paid for at first: the queue every budget starts from."""
+        tier, risks, alone = self.tier, self.risks, self._alone
+        queue = [
+            (tier[t], -risks[t] / max(alone[t], 1e-6), n, t)
+            for t, n in enumerate(self.work.nodeids)
+        ]
+        heapq.heapify(queue)
+        return queue
+
+    def updated(self, changed: Sequence[Candidate], *, affected_known: bool) -> BudgetPlanner:
+        """This planner with what is known of some of its tests replaced by ``changed``: the
+        same tests, estimates and costs (replaying runs of the same tests plans each this way,
+        `simulate`)."""
+        new = copy.copy(self)
+        new.risks, new.tier = list(self.risks), list(self.tier)
+        index = {n: t for t, n in enumerate(self.work.nodeids)}
+        for c in changed:
+            t = index[c.nodeid]
+            new.risks[t] = risk(c)
+            new.tier[t] = 0 if c.affected else 1
+        new.affected = new.tier.count(0) if affected_known else None
+        new._queue = new._first_queue()
+        return new
 
     def choose(self, budget_s: float) -> list[int]:
         """The tests (indexes into ``work``) that fit ``budget_s``, in the order chosen."""

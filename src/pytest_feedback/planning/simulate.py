@@ -209,7 +209,7 @@ def prepare(
         result.skipped[SKIP_OLDER] = len(chosen) - failing_limit
         chosen = chosen[len(chosen) - failing_limit :]
     prepared = []
-    models: dict[tuple[str, ...], tuple[CostModel, Baselines]] = {}
+    models: dict[tuple[str, ...], _Shared] = {}
     for run, failing in chosen:
         prepared.append(_prepare(replay, run, failing, change_of, result, models))
         result.failing_runs += 1
@@ -233,13 +233,24 @@ def _skip_reason(run: ReplayRun, failing: set[str]) -> Optional[str]:
     return None
 
 
+@dataclasses.dataclass
+class _Shared:
+    """What runs of the same tests share: the cost model, the baselines, and the planner of
+    the first such run with the tests whose facts were its own (`BudgetPlanner.updated`)."""
+
+    model: CostModel
+    baselines: Baselines
+    planner: Optional[BudgetPlanner] = None
+    own_facts: frozenset[str] = frozenset()
+
+
 def _prepare(
     replay: HistoryReplay,
     run: ReplayRun,
     failing: set[str],
     change_of: Optional[ChangeOf],
     result: Simulation,
-    models: dict[tuple[str, ...], tuple[CostModel, Baselines]],
+    models: dict[tuple[str, ...], _Shared],
 ) -> Prepared:
     nodeids = replay.tests_of(run)
     estimates, since = replay.estimates_before(run)
@@ -247,28 +258,35 @@ def _prepare(
     if change is not None and change.assumed is not None:
         result.assumed[change.assumed] = result.assumed.get(change.assumed, 0) + 1
     affected = change.affected if change is not None else None
+    lines = change.changed_lines if change is not None else {}
+    named = change.affinity if change is not None else {}
     # Runs of the same tests cost the same (durations are today's estimates, `history.replay`),
     # tests new at the time aside: one cost model for them all.
     key = (*nodeids, "", *sorted(n for n in nodeids if n not in estimates))
-    found = models.get(key)
-    if found is None:
+    shared = models.get(key)
+    if shared is None:
         model = cost_model(estimates, nodeids)
-        found = models[key] = (model, Baselines(model))
-    planner = BudgetPlanner(
-        candidates_for(
-            nodeids,
-            estimates,
-            since,
-            affected,
-            change.changed_lines if change is not None else None,
-            change.affinity if change is not None else None,
-        ),
-        estimates,
-        affected_known=affected is not None,
-        model=found[0],
-    )
+        shared = models[key] = _Shared(model, Baselines(model))
+    # The tests whose facts differ from what the history says of them now, unchanged and
+    # untouched: the others' candidates are the same in every run.
+    now = replay.now.tests
+    own_facts = frozenset(
+        n
+        for n in nodeids
+        if estimates.tests.get(n) is not now.get(n) or since.get(n, 0) or n in lines or n in named
+    ) | (affected or frozenset())
+    if shared.planner is None:
+        candidates = candidates_for(nodeids, estimates, since, affected, lines, named)
+        planner = BudgetPlanner(
+            candidates, estimates, affected_known=affected is not None, model=shared.model
+        )
+        shared.planner, shared.own_facts = planner, own_facts
+    else:
+        changed = sorted(own_facts | shared.own_facts)
+        candidates = candidates_for(changed, estimates, since, affected, lines, named)
+        planner = shared.planner.updated(candidates, affected_known=affected is not None)
     whole_s = planner.predict(range(len(planner.work)))
-    return Prepared(run, frozenset(failing), planner, found[1], whole_s)
+    return Prepared(run, frozenset(failing), planner, shared.baselines, whole_s)
 
 
 def _count(result: Simulation, prepared: Prepared, baselines: bool) -> None:
