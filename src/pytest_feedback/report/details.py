@@ -19,7 +19,8 @@ def add_details(store: Store, report: Report, *, page: bool = False) -> Report:
     run = report.last_run
     timeline = None
     if run is not None:
-        timeline = build_timeline(store, run.run_id, run.wall_s, run.tests)
+        # The terminal timeline draws tests only: the fixtures' rows are read for the page.
+        timeline = build_timeline(store, run.run_id, run.wall_s, run.tests, fixtures=page)
     if not page:
         return dataclasses.replace(report, timeline=timeline)
     workers = None if run is None else run.processes

@@ -84,9 +84,11 @@ class Timeline:
         return [bar for bar in self.tests if bar.lane == lane]
 
 
-def build_timeline(store: Store, run_id: int, wall_s: float, tests: int) -> Optional[Timeline]:
-    """The timeline of run ``run_id`` (``wall_s`` long, ``tests`` results); None when none of
-    its tests has a recorded start."""
+def build_timeline(
+    store: Store, run_id: int, wall_s: float, tests: int, *, fixtures: bool = True
+) -> Optional[Timeline]:
+    """The timeline of run ``run_id`` (``wall_s`` long, ``tests`` results), its fixture
+    executions only with ``fixtures``; None when none of its tests has a recorded start."""
     reads = store.reads
     timed = reads.timed_results(run_id)
     if not timed:
@@ -95,7 +97,7 @@ def build_timeline(store: Store, run_id: int, wall_s: float, tests: int) -> Opti
         run_id,
         wall_s,
         timed,
-        reads.timed_fixtures(run_id),
+        reads.timed_fixtures(run_id) if fixtures else (),
         reads.run_parts(run_id),
         untimed=max(0, tests - len(timed)),
     )
@@ -113,36 +115,42 @@ def assemble(
     """A timeline from the rows of `HistoryReads.timed_results`, `timed_fixtures` and
     `run_parts` (see there for their columns)."""
     offsets, spans = _shard_axes(parts)
-    names = sorted({_lane_name(row[2]) for row in tests}, key=_natural)
+    workers = {row[2] for row in tests}
+    names = sorted({_lane_name(w) for w in workers}, key=_natural)
     index = {name: i for i, name in enumerate(names)}
-
-    def place(worker: Optional[str], start: float) -> tuple[int, float]:
-        return index[_lane_name(worker)], start + offsets.get(_shard_of(worker), 0.0)
+    # Per worker label: its lane and where its shard starts on the axis (looked up once).
+    where = {w: (index[_lane_name(w)], offsets.get(_shard_of(w), 0.0)) for w in workers}
 
     bars: list[Bar] = []
     for nodeid, outcome, worker, start, setup, call, teardown in tests:
-        lane, at = place(worker, float(start))
-        bars.append(Bar(lane, at, float(setup), float(call), float(teardown), nodeid, outcome))
+        lane, offset = where[worker]
+        bars.append(Bar(lane, start + offset, setup, call, teardown, nodeid, outcome))
     bars.sort(key=lambda b: (b.lane, b.start_s))
     fixture_bars: list[FixtureBar] = []
     for name, scope, worker, setup_at, setup, teardown_at, teardown in fixtures:
-        if _lane_name(worker) not in index:
+        if worker not in where:
             continue  # a process that ran no timed test
-        lane, at = place(worker, float(setup_at))
-        fixture_bars.append(FixtureBar(lane, at, float(setup), name, scope, "setup"))
+        lane, offset = where[worker]
+        fixture_bars.append(FixtureBar(lane, setup_at + offset, setup, name, scope, "setup"))
         if teardown_at is not None and teardown is not None:
-            lane, at = place(worker, float(teardown_at))
-            fixture_bars.append(FixtureBar(lane, at, float(teardown), name, scope, "teardown"))
+            fixture_bars.append(
+                FixtureBar(lane, teardown_at + offset, teardown, name, scope, "teardown")
+            )
     fixture_bars.sort(key=lambda b: (b.lane, b.start_s))
 
+    counts = [0] * len(names)
+    busy = [0.0] * len(names)
+    last_end = [0.0] * len(names)
+    for bar in bars:
+        counts[bar.lane] += 1
+        busy[bar.lane] += bar.setup_s + bar.call_s + bar.teardown_s
+        last_end[bar.lane] = max(last_end[bar.lane], bar.end_s)
     lanes: list[Lane] = []
     for i, name in enumerate(names):
-        mine = [b for b in bars if b.lane == i]
         shard = _shard_of(name)
         start = offsets.get(shard, 0.0)
-        end = max(start + spans.get(shard, wall_s), max(b.end_s for b in mine))
-        busy = sum(b.setup_s + b.call_s + b.teardown_s for b in mine)
-        lanes.append(Lane(name, start, end, len(mine), busy))
+        end = max(start + spans.get(shard, wall_s), last_end[i])
+        lanes.append(Lane(name, start, end, counts[i], busy[i]))
     span = max([wall_s, *(lane.end_s for lane in lanes)])
     return Timeline(run_id, span, lanes, bars, fixture_bars, untimed)
 
