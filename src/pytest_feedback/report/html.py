@@ -85,7 +85,8 @@ def _heading(report: Report) -> str:
         return "<p>No runs recorded yet; run <code>pytest --feedback</code>.</p>"
     lines = [fmt.run_heading(run), *fmt.run_figures(run)]
     lines.append(
-        f"History: {report.runs:,} runs · {report.test_count:,} tests · expected test time "
+        f"History: {report.runs:,} run{'s' * (report.runs != 1)} · {report.test_count:,} "
+        f"test{'s' * (report.test_count != 1)} · expected test time "
         f"{fmt.seconds(report.total_estimate_s)}"
     )
     return "".join(f"<p>{esc(line)}</p>" for line in lines)
