@@ -89,7 +89,7 @@ def _suggest(key: FixtureKey, groups: list[FixtureGroup], workers: int) -> Sugge
     )
     evidence = (
         f"{key.scope}-scoped, set up {executions} times per run at "
-        f"{format_duration(each)} each ({format_duration(cost)} per run)",
+        f"{_short(each)} each ({format_duration(cost)} per run)",
         f"requested by {len(tests)} tests in {len(modules)} module(s)",
         f"saved per run if widened: {per_scope}",
     )
@@ -110,3 +110,8 @@ def _suggest(key: FixtureKey, groups: list[FixtureGroup], workers: int) -> Sugge
         command=f"pytest --feedback-try-scope {key.name}={chosen}{workers_flag}",
         assumes=assumes,
     )
+
+
+def _short(seconds: float) -> str:
+    """A short duration readably: ``0.6ms`` rather than ``0.00s``."""
+    return f"{seconds * 1000:.1f}ms" if seconds < 0.01 else format_duration(seconds)

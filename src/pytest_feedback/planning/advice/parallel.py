@@ -35,9 +35,13 @@ def parallel_suggestion(
     saved_now = curve.get(processes, curve[1]) - curve[count]
     if saved_now < MIN_SAVED_S:
         return None
+    now = (
+        f", {format_duration(curve.get(processes, curve[1]))} at {processes} (as recorded)"
+        if processes > 1
+        else ""
+    )
     evidence = [
-        f"predicted: {format_duration(curve[1])} in one process, "
-        f"{format_duration(curve.get(processes, curve[1]))} at {processes}, "
+        f"predicted: {format_duration(curve[1])} in one process{now}, "
         f"{format_duration(curve[count])} at {count}",
     ]
     if target_s is not None and count == advice.recommended:
