@@ -97,12 +97,12 @@ def main(argv: list[str] | None = None) -> int:
         write_history(partial, args.tests, args.runs)
         partial.rename(path)
         print(f"history written in {time.perf_counter() - start:.0f} s: {path}")
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     with Store(path, create=False, readonly=True) as store:
         replay = HistoryReplay.load(store)
     loaded = time.perf_counter() - start
     sim = simulate(replay, change_of=ChangeReplay(Path(tempfile.gettempdir()), None))
-    total = time.perf_counter() - start
+    total, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     print(
         f"{args.tests:,} tests x {args.runs} runs: {sim.failing_runs} failing runs replayed "
         f"({sim.failing_tests} failing tests), skipped {sim.skipped}"
@@ -114,7 +114,10 @@ def main(argv: list[str] | None = None) -> int:
             f"(fastest first {sim.rate(row.fastest):4.0%}, random {sim.rate(row.random):4.0%}), "
             f"tests caught {sim.test_rate(row.ours):4.0%}"
         )
-    print(f"time: {total:.2f} s (reading the history {loaded:.2f} s); goal: under 10 s")
+    print(
+        f"time: {total:.2f} s wall, {cpu:.2f} s CPU (reading the history {loaded:.2f} s); "
+        "goal: under 10 s (on a shared machine the CPU seconds are the steadier figure)"
+    )
     return 0
 
 
