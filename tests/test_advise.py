@@ -168,6 +168,7 @@ def test_collection_records_test_modules_conftests_and_slow_imports(
             "SELECT kind, name, via, seconds FROM collect_imports WHERE worker = 'main'"
         )
     }
+    con.close()  # Python 3.13 warns about a connection left to the collector
     # inner_helper's import is part of slow_helper's: only the outermost module has a row.
     assert set(rows) == {
         ("conftest", "conftest.py"),
@@ -235,4 +236,5 @@ def test_merged_runs_keep_each_shards_imports(tmp_path: Path) -> None:
     merge_histories([_shard_run(tmp_path, 1), _shard_run(tmp_path, 2)], out)
     con = sqlite3.connect(out)
     rows = sorted(con.execute("SELECT worker, name, seconds FROM collect_imports"))
+    con.close()
     assert rows == [("s1", "conftest.py", 0.5), ("s2", "conftest.py", 1.0)]

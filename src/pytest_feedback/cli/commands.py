@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_plan_commands(sub)
     add_select_command(sub)
     add_simulate_command(sub)
+    for choice in sub._choices_actions:  # `NAME --help` says at least what `--help` lists
+        command = sub.choices[choice.dest]
+        command.description = command.description or choice.help
     return parser
 
 

@@ -15,6 +15,7 @@ import difflib
 import hashlib
 import json
 import sqlite3
+import weakref
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -90,6 +91,9 @@ class MapReader:
                 path.resolve().as_uri() + "?mode=ro", uri=True, check_same_thread=False
             )
             con = self._con
+            # The map keeps its connection for lazy reads and its users do not close it: close
+            # it when the map goes (Python 3.13 warns about a connection the collector closes).
+            weakref.finalize(self, con.close)
             #: context id -> (kind, label, spawned, measured, outdated)
             self.contexts: dict[int, tuple[str, str, int, int, int]] = {
                 row[0]: (row[1], row[2], row[3], row[4], row[5])
