@@ -366,3 +366,13 @@ def test_a_bare_name_elsewhere_counts_only_where_it_is_imported() -> None:
     assert "pkg/other.py" not in result.reach
     assert result.reach["pkg/again.py"] == {5}
     assert result.reach["pkg/attr.py"] == {2}
+
+
+def test_testing_writing_or_listing_names_reads_no_value() -> None:
+    names = (
+        "def f(obj, name, value):\n    if hasattr(obj, name):\n        setattr(obj, name, value)\n"
+        "    return dir(obj), getattr(obj, name)\n"
+    )
+    result = run(MOD, MOD.replace("LIMIT = 10", "LIMIT = 11"), {3}, {"pkg/names.py": names})
+    assert result is not None
+    assert result.dynamic["pkg/names.py"] == {4}  # getattr reads a value; the others cannot

@@ -155,8 +155,10 @@ def _imports(node: ast.Import | ast.ImportFrom, out: FileNames) -> None:
 def names_in_strings(node: ast.expr) -> set[str]:
     """Attribute names read by name strings: ``getattr(obj, "NAME")`` gives NAME.
 
-    ``*`` when the name is computed at run time or everything is read at once (``vars``,
-    ``dir``, ``__dict__``): such a line may read any attribute.
+    ``*`` when the name is computed at run time or every value is read at once (``vars``,
+    ``__dict__``): such a line may read any attribute's value. ``hasattr``, ``setattr``,
+    ``delattr`` and ``dir`` with a computed name do not count: they test, write or list names,
+    and the edits narrowed here change values, never names.
     """
     names: list[ast.expr] = []
     if isinstance(node, ast.Call):
@@ -164,9 +166,11 @@ def names_in_strings(node: ast.expr) -> set[str]:
         called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
         if isinstance(func, ast.Name) and called in ("exec", "eval", "compile"):
             return {"exec"}  # code from a string may name anything, and runs later
-        if called in ("vars", "dir", "getmembers", "globals", "locals"):
+        if called in ("vars", "getmembers", "globals", "locals"):
             return {"*"}
-        if called in ("getattr", "hasattr", "setattr", "delattr"):
+        if called in ("hasattr", "setattr", "delattr"):
+            return _constant_names(node.args[1:2])
+        if called == "getattr":
             names = node.args[1:2]
         elif called in ("attrgetter", "__getattribute__", "__getattr__"):
             names = list(node.args)
@@ -178,6 +182,15 @@ def names_in_strings(node: ast.expr) -> set[str]:
             found.update(part for part in expr.value.split(".") if part.isidentifier())
         else:
             found.add("*")
+    return found
+
+
+def _constant_names(args: list[ast.expr]) -> set[str]:
+    """The names given as string constants (a computed one reads nothing's value)."""
+    found: set[str] = set()
+    for expr in args:
+        if isinstance(expr, ast.Constant) and isinstance(expr.value, str):
+            found.update(part for part in expr.value.split(".") if part.isidentifier())
     return found
 
 
