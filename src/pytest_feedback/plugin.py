@@ -212,7 +212,10 @@ def pytest_terminal_summary(
         recorder.outcome_line = None
     mapping.write_map_summary(terminalreporter, config)
     settings = config.stash.get(SETTINGS_KEY, None)
-    if settings is not None and not hasattr(config, "workerinput"):
+    asked = settings is not None and (settings.report or settings.html_path is not None)
+    if asked and settings is not None and not hasattr(config, "workerinput"):
+        # Imported only when a report was asked for: the report pulls in every planner
+        # (a tenth of a second that a plain recorded run must not pay).
         from pytest_feedback.session.report import write_reports
 
         write_reports(terminalreporter, settings, recorder.run.uuid if recorder else None)

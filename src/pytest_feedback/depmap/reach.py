@@ -10,8 +10,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pytest_feedback.depmap.graph import DependencyMap
-
 if TYPE_CHECKING:
     from pytest_feedback.history.store import Store
 
@@ -30,6 +28,10 @@ def reach_fingerprints(store: Store, rootpath: Path, nodeids: Iterable[str]) -> 
     wanted = list(nodeids)
     if not wanted:
         return {}
+    # Imported here, not at the top: every recorded run asks `has_map`, and the graph pulls in
+    # networkx and coverage.py (a quarter of a second) that a run without a map must not pay.
+    from pytest_feedback.depmap.graph import DependencyMap
+
     graph = DependencyMap.load(store)
     if graph is None:
         return {}
