@@ -46,15 +46,22 @@ venv() {  # venv DIR PYTHON [PIP ARGS...]: a virtual environment with the projec
   "$python" -m venv "$dir" && "$dir/bin/pip" install -q -e '.[test]' "$@"
 }
 
+venv_light() {  # venv_light DIR PYTHON [PIP ARGS...]: the project alone (the map's and selection's
+  # tests need nothing of the test extra: no browser, no docs tooling)
+  local dir=$1 python=$2
+  shift 2
+  "$python" -m venv "$dir" && "$dir/bin/pip" install -q -e . "$@"
+}
+
 PY39=$(python_of 3.9)
 PY312=$(python_of 3.12)
 PY313=$(python_of 3.13)
 SETUP_LOGS=$(mktemp -d)
 # The other interpreters' environments, set up while the first steps run.
-venv .venv-py39 "$PY39" >"$SETUP_LOGS/py39" 2>&1 & SETUP_PY39=$!
-venv .venv-py312 "$PY312" >"$SETUP_LOGS/py312" 2>&1 & SETUP_PY312=$!
+venv_light .venv-py39 "$PY39" >"$SETUP_LOGS/py39" 2>&1 & SETUP_PY39=$!
+venv_light .venv-py312 "$PY312" >"$SETUP_LOGS/py312" 2>&1 & SETUP_PY312=$!
 venv .venv-py313 "$PY313" >"$SETUP_LOGS/py313" 2>&1 & SETUP_PY313=$!
-venv .venv-coverage-oldest python3 "coverage==$OLDEST_COVERAGE" >"$SETUP_LOGS/oldest" 2>&1 & SETUP_OLDEST=$!
+venv_light .venv-coverage-oldest python3 "coverage==$OLDEST_COVERAGE" >"$SETUP_LOGS/oldest" 2>&1 & SETUP_OLDEST=$!
 ready() {  # ready PID NAME: wait for a set-up started above; show its log if it failed
   wait "$1" || { cat "$SETUP_LOGS/$2" >&2; echo "scripts/test.sh: setting up $2 failed" >&2; exit 1; }
 }
