@@ -379,3 +379,11 @@ def test_a_planner_updated_with_new_facts_plans_as_a_new_one() -> None:
         for budget in (2.0, 5.0, 9.0, 15.0):
             assert updated.choose(budget) == fresh.choose(budget)
         assert updated.affected == fresh.affected
+
+
+def test_the_ini_twin_takes_a_share_too(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(**SUITE)
+    pytester.makeini("[pytest]\nfeedback_budget = 90%\n")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(["feedback: budget 90%: no history yet to choose a budget from; *"])
