@@ -35,6 +35,8 @@ class AttemptWatch:
         self._final_failed: set[str] = set()
         #: pytest-rerunfailures: per test, its attempts so far [outcome, seconds, start].
         self._followed: dict[str, list[list[Any]]] = {}
+        #: Tests whose attempts our own runner reported (`ATTEMPTS_ATTR`): not followed again.
+        self._reported: set[str] = set()
         self.lines: list[str] = []
 
     @pytest.hookimpl(tryfirst=True)
@@ -56,6 +58,7 @@ class AttemptWatch:
             self._follow(report, rerun)
         attempts = extra.get(ATTEMPTS_ATTR)
         if attempts:
+            self._reported.add(nodeid)
             self._add(nodeid, extra.get(WORKER_ATTR), attempts)
         if report.when == "teardown" and nodeid in self._failures:
             self._to_junit(report)
@@ -64,7 +67,8 @@ class AttemptWatch:
         """Rebuild pytest-rerunfailures' attempts: a set-up report starts one."""
         attempts = self._followed.setdefault(report.nodeid, [])
         if report.when == "setup" or not attempts:
-            attempts.append(["passed", 0.0, getattr(report, "start", None)])
+            worker = report.__dict__.get(WORKER_ATTR)
+            attempts.append(["passed", 0.0, getattr(report, "start", None), worker])
         current = attempts[-1]
         current[1] += report.duration
         if rerun or report.failed:
@@ -105,9 +109,8 @@ class AttemptWatch:
     def finish(self, run: Optional[RunRecord]) -> None:
         """Put the run's attempts into its record (pytest-rerunfailures': rebuilt here)."""
         for nodeid, attempts in self._followed.items():
-            if len(attempts) > 1:
-                worker = None
-                self._add(nodeid, worker, [(RERUN, *a) for a in attempts])
+            if len(attempts) > 1 and nodeid not in self._reported:
+                self._add(nodeid, attempts[-1][3], [(RERUN, *a[:3]) for a in attempts])
         if run is not None:
             run.attempts.extend(self.attempts)
 

@@ -75,7 +75,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if not worker and (ours or repeats or rerunfailures is not None):
         from pytest_feedback.session.attempt_watch import AttemptWatch
 
-        watch = AttemptWatch(config, read_reruns=not ours)
+        # pytest-rerunfailures' reruns (all of them, or those of tests marked flaky) are read.
+        watch = AttemptWatch(config, read_reruns=rerunfailures is not None)
         register(config, watch, "feedback-attempt-watch")
         config.stash[WATCH_KEY] = watch
 
