@@ -376,3 +376,17 @@ def test_testing_writing_or_listing_names_reads_no_value() -> None:
     result = run(MOD, MOD.replace("LIMIT = 10", "LIMIT = 11"), {3}, {"pkg/names.py": names})
     assert result is not None
     assert result.dynamic["pkg/names.py"] == {4}  # getattr reads a value; the others cannot
+
+
+def test_a_name_in_a_parenthesised_import_is_followed() -> None:
+    user = "from pkg.mod import (\n    NAMES,\n    LIMIT,\n)\n\n\ndef f():\n    return LIMIT\n"
+    result = run(MOD, MOD.replace("LIMIT = 10", "LIMIT = 11"), {3}, {"pkg/user.py": user})
+    assert result is not None
+    assert result.reach["pkg/user.py"] == {8}
+
+
+def test_a_name_imported_after_a_line_continuation_is_followed() -> None:
+    user = "from pkg.mod import NAMES, \\\n    LIMIT\n\n\ndef f():\n    return LIMIT\n"
+    result = run(MOD, MOD.replace("LIMIT = 10", "LIMIT = 11"), {3}, {"pkg/user.py": user})
+    assert result is not None
+    assert result.reach["pkg/user.py"] == {6}

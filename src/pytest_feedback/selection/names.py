@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import re
-from typing import Optional
+from typing import Callable, Optional
 
 #: Calls and attributes that read attributes without naming them (`names_in_strings`).
 _DYNAMIC_WORDS = re.compile(
@@ -194,6 +195,31 @@ def _constant_names(args: list[ast.expr]) -> set[str]:
     return found
 
 
+def may_read(text: str, word: str) -> bool:
+    """Whether ``text`` could read another file's ``word``: as an attribute (``.word``, also
+    across a line break), in a string (``getattr(obj, "word")``), in an import statement, or
+    through a star import. A superset, found with plain searches."""
+    if "." + word in text or "'" + word in text or '"' + word in text:
+        return True
+    if re.search(r"\.[\s\\]+" + re.escape(word) + r"\b", text):
+        return True
+    at = text.find("import")
+    while at != -1:
+        end = text.find("\n", at)
+        while end != -1 and text[end - 1] == "\\":  # continued on the next line
+            end = text.find("\n", end + 1)
+        end = len(text) if end == -1 else end
+        opened = text.find("(", at, end)
+        if opened != -1:  # import (a,\n b): to the closing parenthesis
+            closed = text.find(")", opened)
+            end = len(text) if closed == -1 else closed
+        statement = text[at:end]
+        if "*" in statement or re.search(r"\b" + re.escape(word) + r"\b", statement):
+            return True
+        at = text.find("import", end)
+    return False
+
+
 class NameIndex:
     """Where each identifier is named in the recorded project files (parsed on demand)."""
 
@@ -208,16 +234,16 @@ class NameIndex:
         return len(self._parsed)
 
     def _files(
-        self, key: str, pattern: re.Pattern[str], words: tuple[str, ...]
+        self, key: str, match: Callable[[str], object], words: tuple[str, ...]
     ) -> list[tuple[str, FileNames]]:
-        """The analyses of the files whose text matches ``pattern``; only texts that hold one of
-        ``words`` (a plain search, much faster) are matched."""
+        """The analyses of the files whose text ``match`` accepts; only texts that hold one of
+        ``words`` (a plain search, much faster) are tried."""
         paths = self._searched.get(key)
         if paths is None:
             paths = self._searched[key] = [
                 p
                 for p, text in self._sources.items()
-                if any(w in text for w in words) and pattern.search(text)
+                if any(w in text for w in words) and match(text)
             ]
         out: list[tuple[str, FileNames]] = []
         for path in paths:
@@ -229,7 +255,7 @@ class NameIndex:
         return out
 
     def _naming(self, word: str) -> list[tuple[str, FileNames]]:
-        return self._files("word:" + word, re.compile(re.escape(word)), (word,))
+        return self._files("word:" + word, lambda text: True, (word,))
 
     def file(self, path: str) -> Optional[FileNames]:
         """One file's analysis (None: not recorded, or it does not parse)."""
@@ -254,12 +280,8 @@ class NameIndex:
             if home is None or current != name:  # a name it was imported as: every file
                 files = self._naming(current)
             else:
-                word = re.escape(current)
-                pattern = re.compile(
-                    rf"\.\s*{word}\b|['\"][\w.]*\b{word}\b[\w.]*['\"]|\bimport\b[^\n]*\b{word}\b"
-                    rf"|\bimport\s*\([^)]*\b{word}\b|\bimport\s+\*"
-                )
-                files = self._files("reads:" + current, pattern, (current,))
+                read = functools.partial(may_read, word=current)
+                files = self._files("reads:" + current, read, (current,))
                 own = self.file(home)
                 if own is not None and all(p != home for p, _n in files):
                     files = [*files, (home, own)]
@@ -282,7 +304,7 @@ class NameIndex:
 
     def exec_lines(self) -> dict[str, set[int]]:
         """Lines that compile code from strings: that code may read any name, at any time."""
-        found = self._files("exec", _EXEC_WORDS, ("exec", "eval", "compile"))
+        found = self._files("exec", _EXEC_WORDS.search, ("exec", "eval", "compile"))
         return {p: n.exec for p, n in found if n.exec}
 
     def dynamic_lines(self, path: str) -> dict[str, set[int]]:
@@ -293,7 +315,7 @@ class NameIndex:
         copies are read by name again).
         """
         found: dict[str, set[int]] = {}
-        for where, names in self._files("dynamic", _DYNAMIC_WORDS, _DYNAMIC_PLAIN):
+        for where, names in self._files("dynamic", _DYNAMIC_WORDS.search, _DYNAMIC_PLAIN):
             lines = names.dynamic | (names.dynamic_at_import if where == path else set())
             if lines:
                 found[where] = set(lines)
@@ -301,7 +323,7 @@ class NameIndex:
 
     def annotation_lines(self) -> dict[str, set[int]]:
         """Lines that read annotations (``get_type_hints``, ``inspect.signature``, ...)."""
-        found = self._files("annotations", _ANNOTATION_WORDS, tuple(ANNOTATION_READERS))
+        found = self._files("annotations", _ANNOTATION_WORDS.search, tuple(ANNOTATION_READERS))
         return {p: set(n.annotation_readers) for p, n in found if n.annotation_readers}
 
     def star_importers(self, path: str) -> dict[str, set[int]]:
@@ -318,5 +340,5 @@ class NameIndex:
     def classes(self, name: str) -> list[tuple[str, ast.ClassDef]]:
         """The project classes called ``name``, with their files."""
         pattern = re.compile(r"class\s+" + re.escape(name) + r"\b")
-        found = self._files("class:" + name, pattern, (name,))
+        found = self._files("class:" + name, pattern.search, (name,))
         return [(p, node) for p, names in found for node in names.classes.get(name, [])]
