@@ -56,6 +56,8 @@ SWAP = {
     ast.NotEq: ("!=", "=="),
 }
 
+#: What `Suite.run` reports when pytest wrote no outcomes at all.
+CRASHED = "collect-error::<pytest did not start>"
 OUTCOMES_PLUGIN = """
 import json, os
 _seen = {}
@@ -109,8 +111,8 @@ class Suite:
         wall = time.perf_counter() - start
         if output is not None:
             output.append(proc.stdout.decode(errors="replace"))
-        if not out.exists():
-            raise RuntimeError(f"{self.name}: pytest wrote no outcomes ({' '.join(cmd)})")
+        if not out.exists():  # pytest could not even start (a plugin imports the mutated code)
+            return {CRASHED: "failed"}, wall
         return json.loads(out.read_text()), wall
 
     def select(
@@ -377,8 +379,11 @@ def failing(outcomes: dict[str, str]) -> set[str]:
 
 
 def broken_by(now: dict[str, str], baseline: dict[str, str]) -> set[str]:
-    """Tests that passed before and fail now; a module that stops collecting breaks its tests."""
+    """Tests that passed before and fail now; a module that stops collecting breaks its tests,
+    and a pytest that cannot start breaks them all."""
     tests = {n for n in baseline if not n.startswith("collect-error::")}
+    if CRASHED in now:
+        return {n for n in tests if baseline[n] != "failed"}
     broken = {n for n in failing(now) if baseline.get(n) != "failed" and n in tests}
     for key in now:
         if key.startswith("collect-error::"):
@@ -412,7 +417,7 @@ def measure(
             suspects = broken - ours
             if suspects:  # confirm each fails with the mutation ...
                 again, _ = suite.run(*sorted(suspects), plugin_dir=plugin_dir)
-                broken -= suspects - failing(again)
+                broken -= suspects - (suspects if CRASHED in again else failing(again))
         finally:
             path.write_text(original, encoding="utf-8")
         suspects = broken - ours
