@@ -7,6 +7,7 @@ also run on small samples that must be flagged, so that a checker that flags not
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import pkgutil
 import socket
@@ -26,6 +27,7 @@ Sources = dict[str, ast.Module]
 REVIEWED = "noqa: S608"
 
 
+@functools.cache
 def package_texts() -> dict[str, str]:
     return {
         str(path.relative_to(PACKAGE.parent)): path.read_text(encoding="utf-8")
@@ -33,7 +35,9 @@ def package_texts() -> dict[str, str]:
     }
 
 
+@functools.cache
 def package_sources() -> Sources:
+    """The package's modules, parsed once per process (the checkers only read the trees)."""
     return {path: ast.parse(text) for path, text in package_texts().items()}
 
 
@@ -44,11 +48,15 @@ def parse(**modules: str) -> Sources:
 def _walk_with_scope(
     tree: ast.AST, scope: Optional[ast.AST] = None
 ) -> Iterator[tuple[ast.AST, Optional[ast.AST]]]:
-    """Every node with the innermost function that contains it (None at module level)."""
-    for child in ast.iter_child_nodes(tree):
-        yield child, scope
-        inner = child if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) else scope
-        yield from _walk_with_scope(child, inner)
+    """Every node with the innermost function that contains it (None at module level), in
+    depth-first pre-order (a stack rather than recursive generators: the package is large)."""
+    functions = (ast.FunctionDef, ast.AsyncFunctionDef)
+    stack = [(child, scope) for child in reversed(list(ast.iter_child_nodes(tree)))]
+    while stack:
+        node, outer = stack.pop()
+        yield node, outer
+        inner = node if isinstance(node, functions) else outer
+        stack.extend((child, inner) for child in reversed(list(ast.iter_child_nodes(node))))
 
 
 def _imports(tree: ast.Module) -> dict[str, str]:
@@ -428,9 +436,7 @@ def test_no_shell_in_the_package() -> None:
 
 
 def test_sql_is_always_parameterised_in_the_package() -> None:
-    texts = package_texts()
-    sources = {path: ast.parse(text) for path, text in texts.items()}
-    assert SqlChecker(sources, texts).problems() == []
+    assert SqlChecker(package_sources(), package_texts()).problems() == []
 
 
 def test_no_network_in_the_package() -> None:
