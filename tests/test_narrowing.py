@@ -390,3 +390,12 @@ def test_a_name_imported_after_a_line_continuation_is_followed() -> None:
     result = run(MOD, MOD.replace("LIMIT = 10", "LIMIT = 11"), {3}, {"pkg/user.py": user})
     assert result is not None
     assert result.reach["pkg/user.py"] == {6}
+
+
+def test_only_the_changed_annotations_must_be_safe_to_evaluate() -> None:
+    text = "from typing import Optional\n\n\ndef f(x: Optional[int], y: int) -> int:\n"
+    text += "    return y\n"
+    index = NameIndex({"pkg/f.py": text, "pkg/u.py": "import pkg.f\n"})
+    result = narrow("pkg/f.py", text, text.replace("y: int", "y: float"), {4}, index)
+    assert result is not None  # Optional[int] did not change: it evaluated before
+    assert result.reach == {"pkg/f.py": {5}}

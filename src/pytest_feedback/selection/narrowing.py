@@ -259,7 +259,9 @@ def _annotations_local(where: _Where, stmt: FunctionNode, new_stmt: FunctionNode
     if _postponed(where.source.tree):
         return True  # annotations are strings, never evaluated at import
     bound = _bound_before(where.source.tree, stmt.lineno)
-    for annotation in _annotations(new_stmt):
+    for before, annotation in zip(_slots(stmt), _slots(new_stmt)):
+        if annotation is None or (before is not None and ast.dump(before) == ast.dump(annotation)):
+            continue  # removed, or unchanged: it evaluated before, with the same names bound
         for node in ast.walk(annotation):
             if isinstance(node, ast.Name):
                 if node.id not in bound and not isinstance(getattr(builtins, node.id, None), type):
@@ -272,6 +274,13 @@ def _annotations_local(where: _Where, stmt: FunctionNode, new_stmt: FunctionNode
             elif isinstance(node, ast.Attribute) and ast.dump(node) not in _evaluated(where):
                 return False  # an attribute the module never used may not exist
     return True
+
+
+def _slots(node: FunctionNode) -> list[Optional[ast.expr]]:
+    """Every annotation place of a function, in order (None: not annotated)."""
+    args = node.args
+    every = [*args.posonlyargs, *args.args, args.vararg, *args.kwonlyargs, args.kwarg]
+    return [a.annotation if a is not None else None for a in every] + [node.returns]
 
 
 def _postponed(tree: ast.Module) -> bool:
