@@ -12,7 +12,8 @@ import pytest
 THREE = {f"test_{i}": f"def test_{i}(): pass" for i in range(3)}
 
 
-@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
+# One xdist worker shows it: there the worker deselects, not the controller.
+@pytest.mark.parametrize("xdist", [[], ["-n", "1"]], ids=["serial", "xdist"])
 def test_an_empty_shard_succeeds(
     pytester: pytest.Pytester, history: Path, xdist: list[str]
 ) -> None:
