@@ -6,6 +6,12 @@ pytester projects' same-named packages in turn is not what users do.
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 PROJECT = {
@@ -39,20 +45,51 @@ def commit(pytester: pytest.Pytester, message: str) -> None:
     pytester.run(*GIT, "commit", "-qm", message)
 
 
+@pytest.fixture(scope="module")
+def committed_and_recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`PROJECT` in a repository of one commit, its map recorded in a process of its own: where
+    several tests start. Made once; each test works on a copy (`recorded_repo`)."""
+    root = tmp_path_factory.mktemp("recorded")
+    for name, text in PROJECT.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
+    for command in (["git", "init", "-q"], ["git", "add", "-A"], [*GIT, "commit", "-qm", "one"]):
+        subprocess.run(command, cwd=root, env=env, check=True, capture_output=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--feedback-cov", "-p", "no:cacheprovider"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "2 passed" in proc.stdout
+    return root
+
+
+@pytest.fixture
+def recorded_repo(project: pytest.Pytester, committed_and_recorded: Path) -> pytest.Pytester:
+    """`project` committed once and recorded, as `committed_and_recorded` made it."""
+    shutil.copytree(committed_and_recorded, project.path, dirs_exist_ok=True)
+    return project
+
+
 def test_not_a_repository_selects_from_the_snapshots(project: pytest.Pytester) -> None:
     record(project)
     (project.path / "pkg/mod.py").write_text("def f():\n    return 2\n")
-    result = project.runpytest("--feedback-select", "--feedback-no-record", "-p", "no:cacheprovider")
+    result = project.runpytest(
+        "--feedback-select", "--feedback-no-record", "-p", "no:cacheprovider"
+    )
     result.assert_outcomes(failed=1, deselected=1)
     result.stdout.fnmatch_lines(["feedback: 1 of 2 tests affected by 1 changed file *"])
 
 
 def test_an_unknown_base_runs_everything_and_says_how_to_fetch_it(
-    project: pytest.Pytester,
+    recorded_repo: pytest.Pytester,
 ) -> None:
-    project.run("git", "init", "-q")
-    commit(project, "one")
-    record(project)
+    project = recorded_repo
     result = project.runpytest(
         "--feedback-select", "--feedback-base=no-such-ref", "-p", "no:cacheprovider"
     )
@@ -62,10 +99,8 @@ def test_an_unknown_base_runs_everything_and_says_how_to_fetch_it(
     )
 
 
-def test_a_detached_head_selects_by_the_change(project: pytest.Pytester) -> None:
-    project.run("git", "init", "-q")
-    commit(project, "one")
-    record(project)
+def test_a_detached_head_selects_by_the_change(recorded_repo: pytest.Pytester) -> None:
+    project = recorded_repo
     project.run("git", "checkout", "-q", "--detach")
     (project.path / "pkg" / "mod.py").write_text("def f():\n    return 2\n")
     result = project.runpytest("--feedback-select", "-p", "no:cacheprovider")
@@ -94,13 +129,13 @@ def test_a_shallow_clone_without_the_base_runs_everything(project: pytest.Pytest
     result.stdout.fnmatch_lines(["feedback: running all 2 tests: the base ref 'HEAD~1'*"])
 
 
-def test_another_python_or_other_packages_select_everything(project: pytest.Pytester) -> None:
+def test_another_python_or_other_packages_select_everything(
+    recorded_repo: pytest.Pytester,
+) -> None:
     import json
     import sqlite3
 
-    project.run("git", "init", "-q")
-    commit(project, "one")
-    record(project)
+    project = recorded_repo
     history = project.path / ".pytest-feedback" / "history.db"
     con = sqlite3.connect(history)
     (value,) = con.execute("SELECT value FROM meta WHERE key = 'map_environment'").fetchone()
