@@ -11,7 +11,6 @@ import functools
 import importlib
 import pkgutil
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Optional, Union
 
@@ -45,18 +44,29 @@ def parse(**modules: str) -> Sources:
     return {f"{name}.py": ast.parse(text) for name, text in modules.items()}
 
 
-def _walk_with_scope(
-    tree: ast.AST, scope: Optional[ast.AST] = None
-) -> Iterator[tuple[ast.AST, Optional[ast.AST]]]:
+Walk = list[tuple[ast.AST, Optional[ast.AST]]]
+#: (id of the tree, id of the scope) -> (tree, scope, walk): the trees are only read, so each is
+#: walked once per process, however many checkers and tests read it.
+_WALKS: dict[tuple[int, int], tuple[ast.AST, Optional[ast.AST], Walk]] = {}
+
+
+def _walk_with_scope(tree: ast.AST, scope: Optional[ast.AST] = None) -> Walk:
     """Every node with the innermost function that contains it (None at module level), in
     depth-first pre-order (a stack rather than recursive generators: the package is large)."""
+    key = (id(tree), id(scope))
+    hit = _WALKS.get(key)
+    if hit is not None and hit[0] is tree and hit[1] is scope:
+        return hit[2]
     functions = (ast.FunctionDef, ast.AsyncFunctionDef)
+    walk: Walk = []
     stack = [(child, scope) for child in reversed(list(ast.iter_child_nodes(tree)))]
     while stack:
         node, outer = stack.pop()
-        yield node, outer
+        walk.append((node, outer))
         inner = node if isinstance(node, functions) else outer
         stack.extend((child, inner) for child in reversed(list(ast.iter_child_nodes(node))))
+    _WALKS[key] = (tree, scope, walk)
+    return walk
 
 
 def _imports(tree: ast.Module) -> dict[str, str]:
