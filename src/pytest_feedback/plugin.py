@@ -87,8 +87,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "fixture-heavy work first, fixture families together, idle workers take work).",
     )
     add_selection_options(group)
-    tryscope.add_option(group)
     session_options.add_select_ini(parser)
+    tryscope.add_option(group)
     parser.addini(
         "feedback", type="bool", default=False, help="Record every run (pytest-feedback)."
     )

@@ -302,8 +302,6 @@ class HistoryReads:
 
     # -- reads for the timeline and the trends (report/timeline.py, report/trends.py) --------
 
-    # -- reads for the timeline and the trends (report/timeline.py, report/trends.py) --------
-
     def timed_results(self, run_id: int) -> list[tuple[Any, ...]]:
         """(nodeid, outcome, worker, start_s, setup_s, call_s, teardown_s) of one run's tests
         whose start is known, earliest first (start_s as in `results`)."""
@@ -347,7 +345,6 @@ class HistoryReads:
             (limit,),
         )
         return rows[::-1]
-
 
 
 def _test_estimate(row: Sequence[Any]) -> TestEstimate:

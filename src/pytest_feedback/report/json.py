@@ -81,8 +81,8 @@ def document(report: Report, *, top: Optional[int] = None) -> dict[str, Any]:
         "slowed_down": [_slowed(row) for row in report.slowed_down],
         "flaky": [row.nodeid for row in report.flaky],
         "hint": report.hint or None,
-        "advice": list(report.advice),
         "budget_catches": None if report.catches is None else catches_document(report.catches),
+        "advice": list(report.advice),
     }
 
 

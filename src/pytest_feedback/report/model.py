@@ -15,8 +15,8 @@ from pytest_feedback.history.records import test_file
 from pytest_feedback.history.store import Store
 from pytest_feedback.history.summaries import SLOWDOWN_RATIO, Sample, slowdown_medians
 from pytest_feedback.planning.simulate import Simulation
-from pytest_feedback.report.catches import report_catches
 from pytest_feedback.report.advice import report_block
+from pytest_feedback.report.catches import report_catches
 from pytest_feedback.report.flaky import FlakySection, flaky_section
 from pytest_feedback.report.hints import planner_hint
 from pytest_feedback.report.timeline import Timeline

@@ -5,8 +5,8 @@ difference between the recorded content and the working tree is computed here wi
 without git. git (`repository`) adds the files the map never saw: staged, unstaged and untracked
 ones, and with a base ref everything since ``merge-base(REF, HEAD)``; outside a repository new
 conftest.py files are looked for instead (a new module counts through the edit that imports it,
-a new test file as new tests). Changed lines are reported in the map's recorded coordinates; a hunk whose code tokens are
-unchanged (comments, blank lines, docstrings) changes nothing.
+a new test file as new tests). Changed lines are reported in the map's recorded coordinates;
+a hunk whose code tokens are unchanged (comments, blank lines, docstrings) changes nothing.
 """
 
 from __future__ import annotations

@@ -166,8 +166,6 @@ class _Search:
         return sorted(groups, key=key)[:SWAP_GROUPS]
 
 
-
-
 def _stats(work: Workload, group: Sequence[int]) -> _GroupStats:
     counts: dict[int, int] = {}
     for t in group:

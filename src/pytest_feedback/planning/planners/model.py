@@ -171,9 +171,7 @@ class Workload:
         """All the work, the costliest single test (with start-up), and per fixture instance
         the own seconds of the tests that need it: `lower_bound`'s terms."""
         cost = self.resource_cost
-        largest = max(
-            own + sum(cost[r] for r in needs) for own, needs in zip(self.own, self.needs)
-        )
+        largest = max(own + sum(cost[r] for r in needs) for own, needs in zip(self.own, self.needs))
         needing = [0.0] * len(cost)
         for own, needs in zip(self.own, self.needs):
             for r in needs:
