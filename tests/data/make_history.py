@@ -12,6 +12,7 @@ then it compacts the file.
     history-v1.db  written with schema 1 (two runs)
     history-v2.db  written with schema 2 (three runs: budget_s, predicted_s, took_s filled)
     history-v3.db  written with schema 3 (three runs: start and CPU times filled)
+    history-v4.db  written with schema 4 (three runs; the map's table map_dists exists, empty)
 """
 
 from __future__ import annotations

@@ -25,7 +25,9 @@ from typing import Optional
 #:       fixture_runs.setup_start_s, fixture_runs.teardown_start_s, fixture_runs.setup_cpu_s;
 #:       the attempts of tests run more than once in a run (table attempts); the imports
 #:       that collection paid for (table collect_imports).
-SCHEMA_VERSION = 3
+#:   4 — the installed distributions each map context used (table map_dists), so that a
+#:       dependency upgrade selects the tests that used the upgraded distribution.
+SCHEMA_VERSION = 4
 
 SCHEMA = """
 -- Key/value facts about this file; 'schema_version' is the version of this schema.
@@ -281,6 +283,16 @@ CREATE TABLE IF NOT EXISTS map_imports (
     imported INTEGER NOT NULL REFERENCES map_files (id),
     PRIMARY KEY (importer, imported)
 ) WITHOUT ROWID;
+
+-- Installed distributions (names normalised as PEP 503 says: lower case, runs of "-_." as "-")
+-- whose files a context executed or imported; the versions they had are in the map's
+-- environment (`meta` key map_environment). Written with the context's other rows.
+CREATE TABLE IF NOT EXISTS map_dists (
+    context_id INTEGER NOT NULL REFERENCES map_contexts (id) ON DELETE CASCADE,
+    dist       TEXT NOT NULL,
+    PRIMARY KEY (context_id, dist)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS map_dists_dist ON map_dists (dist);
 """
 
 
@@ -319,6 +331,17 @@ CREATE TABLE IF NOT EXISTS collect_imports (
     PRIMARY KEY (run_id, worker, kind, name)
 ) WITHOUT ROWID;
 """,
+    3: """
+-- Installed distributions (names normalised as PEP 503 says: lower case, runs of "-_." as "-")
+-- whose files a context executed or imported; the versions they had are in the map's
+-- environment (`meta` key map_environment). Written with the context's other rows.
+CREATE TABLE IF NOT EXISTS map_dists (
+    context_id INTEGER NOT NULL REFERENCES map_contexts (id) ON DELETE CASCADE,
+    dist       TEXT NOT NULL,
+    PRIMARY KEY (context_id, dist)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS map_dists_dist ON map_dists (dist);
+""",
 }
 #: Per version N, the columns ``MIGRATIONS[N]`` adds, per table (a table it creates lists all of
 #: its columns): a file of version N lacks them, and reading one without migrating it (a merge
@@ -340,6 +363,7 @@ ADDED_COLUMNS: dict[int, dict[str, tuple[str, ...]]] = {
         ),
         "collect_imports": ("run_id", "worker", "kind", "name", "via", "seconds"),
     },
+    3: {"map_dists": ("context_id", "dist")},
 }
 
 
