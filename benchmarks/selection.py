@@ -604,9 +604,14 @@ def summarise(name: str, results: list[Result]) -> list[str]:
 
 def top_reasons(results: list[Result], count: int = 3) -> list[str]:
     """The rules that selected the most tests (first reason of each), so the next gap shows."""
+    return top_reasons_of([r.reasons for r in results], count)
+
+
+def top_reasons_of(counters: list[collections.Counter[str]], count: int = 3) -> list[str]:
+    """`top_reasons` of reason counters."""
     total: collections.Counter[str] = collections.Counter()
-    for r in results:
-        total.update(r.reasons)
+    for counter in counters:
+        total.update(counter)
     picks = sum(total.values()) or 1
     return [f"{'':15} {n / picks:6.1%}  {reason}" for reason, n in total.most_common(count)]
 

@@ -1,0 +1,387 @@
+"""Commit replay: is selection safe, and how much does it run, on real changes of real projects?
+
+The corpora of /tmp/pytest-feedback-corpora are PyPI source releases, each unpacked into a git
+repository of one commit: they hold no upstream history, and none can be fetched offline. So the
+"commits" replayed here are consecutive releases: the sdists of the last releases of each corpus
+are downloaded (`pip download`, cached in $PYTEST_FEEDBACK_RELEASES, default
+/tmp/pytest-feedback-releases), and each step goes from one release (the parent) to the next
+(the commit), on a copy of the corpus's tree, with the corpus's venv (its dependencies are those
+of the newest release; a test that cannot run on an older release fails on both sides and counts
+for nothing).
+
+For each step:
+
+- the parent's tree is put in place and committed; a full ``--feedback-cov`` run records our map
+  (and the parent's outcomes), a full ``--testmon`` run records pytest-testmon's data;
+- the commit's files are put in place (files the release removed are deleted), uncommitted;
+- ours: ``pytest --feedback-select --collect-only`` (the plugin's whole path: new test files are
+  collected, unaffected ones are left uncollected), its selection read from the plugin;
+- testmon: ``pytest --testmon --testmon-nocollect`` (the tests it runs are its selection);
+- the oracle: a full run at the commit; every test whose outcome differs from the parent's
+  (a module that stops collecting changes its tests), plus the tests the commit adds or whose
+  function source it edits. A test of the oracle a selector left out is a miss (goal 0); an
+  outcome difference is confirmed by running the test again on each side first (flaky tests
+  are not misses).
+
+It prints each step, then per corpus the steps, oracle sizes, misses and the mean selected
+fraction for us and testmon, and the reasons that selected the most tests.
+
+    python benchmarks/selection_replay.py [--corpora toolz:4,more-itertools:6,arrow:2]
+
+``NAME:N`` replays the last N releases of NAME (N+1 sdists, the last the corpus's own release).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import collections
+import dataclasses
+import json
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from typing import Optional
+
+from selection import (
+    CORPORA,
+    CRASHED,
+    OUTCOMES_PLUGIN,
+    Suite,
+    copy_suite,
+    link_dependencies,
+    template,
+    top_reasons_of,
+)
+
+RELEASES = Path(os.environ.get("PYTEST_FEEDBACK_RELEASES", "/tmp/pytest-feedback-releases"))
+#: Also dumps, after collection, the items left and the decision of --feedback-select.
+SELECTED_PLUGIN = (
+    OUTCOMES_PLUGIN
+    + """
+def pytest_collection_finish(session):
+    run = session.config.pluginmanager.get_plugin("feedback-select")
+    selection = getattr(run, "selection", None)
+    doc = {"items": [item.nodeid for item in session.items]}
+    if selection is not None:
+        doc["selected"] = selection.selected
+        doc["fallback"] = selection.fallback
+    with open(os.environ["BENCH_OUTCOMES"] + ".selected", "w") as f:
+        json.dump(doc, f)
+"""
+)
+KEEP = {".git", ".testmondata", ".testmondata-shm", ".testmondata-wal"}
+
+
+# -- releases -----------------------------------------------------------------------------------
+
+
+def installed_release(name: str) -> str:
+    """The corpus's own release, from its sdist's name (dl/NAME-VERSION.tar.gz)."""
+    sdist = next((CORPORA / name / "dl").glob("*.tar.gz"))
+    return sdist.name[: -len(".tar.gz")].rpartition("-")[2]
+
+
+def release_versions(name: str, python: str, steps: int) -> list[str]:
+    """The last ``steps + 1`` final releases up to the corpus's own, oldest first."""
+    proc = subprocess.run(
+        [python, "-m", "pip", "index", "versions", name], capture_output=True, text=True,
+        check=True,
+    )  # fmt: skip
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("Available versions:"))
+    versions = [v.strip() for v in line.partition(":")[2].split(",")]
+    own = installed_release(name)
+    newest_first = versions[versions.index(own) :]
+    return list(reversed(newest_first[: steps + 1]))
+
+
+def sdist(name: str, version: str, python: str) -> Path:
+    """The release's sdist, downloaded once into RELEASES/NAME."""
+    folder = RELEASES / name
+    stem = re.sub(r"[-_.]+", "_", name).lower()
+    found = [p for p in folder.glob("*.tar.gz") if _version_of(p, stem) == version]
+    if found:
+        return found[0]
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [python, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
+         f"{name}=={version}", "-d", str(folder)],
+        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    return next(p for p in folder.glob("*.tar.gz") if _version_of(p, stem) == version)
+
+
+def _version_of(path: Path, stem: str) -> Optional[str]:
+    base = path.name[: -len(".tar.gz")]
+    project, _, version = base.rpartition("-")
+    return version if re.sub(r"[-_.]+", "_", project).lower() == stem else None
+
+
+def put_in_place(archive: Path, root: Path, scratch: Path) -> None:
+    """Make ``root`` hold exactly the release's files (its .git and testmon data kept)."""
+    unpacked = scratch / archive.name
+    if not unpacked.exists():
+        with tarfile.open(archive) as tar:
+            tar.extractall(unpacked, filter="data")
+    top = next(unpacked.iterdir())
+    for entry in root.iterdir():
+        if entry.name not in KEEP:
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+    for entry in top.iterdir():
+        target = root / entry.name
+        if entry.is_dir():
+            shutil.copytree(entry, target, symlinks=True)
+        else:
+            shutil.copy2(entry, target)
+
+
+def git(root: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=b", "-c", "user.email=b@b", *args], cwd=root, check=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+# -- the oracle ---------------------------------------------------------------------------------
+
+
+def test_sources(root: Path, nodeids: set[str]) -> dict[str, str]:
+    """Node id (parameters left out) -> the source of its test function, for the given tests."""
+    wanted: dict[str, set[str]] = collections.defaultdict(set)
+    for nodeid in nodeids:
+        path, _, rest = nodeid.partition("::")
+        wanted[path].add(rest.split("[")[0])
+    sources: dict[str, str] = {}
+    for path, names in wanted.items():
+        try:
+            tree = ast.parse((root / path).read_text(encoding="utf-8"))
+        except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+            continue
+        stack: list[tuple[str, ast.AST]] = [("", tree)]
+        while stack:
+            prefix, node = stack.pop()
+            for child in ast.iter_child_nodes(node):
+                if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    key = f"{prefix}{child.name}"
+                    if key in names and not isinstance(child, ast.ClassDef):
+                        sources[f"{path}::{key}"] = ast.dump(child)
+                    if isinstance(child, ast.ClassDef):
+                        stack.append((f"{key}::", child))
+    return sources
+
+
+def added_or_edited(parent_root: Path, root: Path, before: set[str], now: set[str]) -> set[str]:
+    """The tests the commit adds, or whose own function it edits (its AST differs)."""
+    added = now - before
+    old = test_sources(parent_root, now & before)
+    new = test_sources(root, now & before)
+    edited = {n for n in now & before if new.get(_key(n)) != old.get(_key(n))}
+    return added | edited
+
+
+def _key(nodeid: str) -> str:
+    path, _, rest = nodeid.partition("::")
+    return f"{path}::{rest.split('[')[0]}"
+
+
+def outcome_changed(before: dict[str, str], now: dict[str, str]) -> set[str]:
+    """Tests of both runs whose outcome differs; a module that stops collecting changes its
+    tests, and a pytest that cannot start changes them all."""
+    tests = {n for n in now if not n.startswith("collect-error::")} & set(before)
+    if CRASHED in now:
+        return {n for n in before if not n.startswith("collect-error::")}
+    changed = {n for n in tests if now[n] != before[n]}
+    for key in now:
+        if key.startswith("collect-error::") and key not in before:
+            where = key[len("collect-error::") :]
+            changed |= {
+                n for n in before
+                if n.startswith(where) and not n.startswith("collect-error::")
+                and before[n] != "failed"
+            }  # fmt: skip
+    return changed
+
+
+# -- one corpus ---------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Step:
+    corpus: str
+    parent: str
+    commit: str
+    changed_files: int
+    total: int
+    oracle: set[str]
+    ours: set[str]
+    testmon: set[str]
+    #: how many of the commit's tests each selected
+    ours_count: int
+    testmon_count: int
+    fallback: Optional[str]
+    reasons: collections.Counter[str]
+
+    @property
+    def ours_missed(self) -> set[str]:
+        return self.oracle - self.ours
+
+    @property
+    def testmon_missed(self) -> set[str]:
+        return self.oracle - self.testmon
+
+
+def tests_of(outcomes: dict[str, str]) -> set[str]:
+    return {n for n in outcomes if not n.startswith("collect-error::")}
+
+
+def replay(suite: Suite, versions: list[str], plugin_dir: Path, work: Path) -> list[Step]:
+    archives = [sdist(suite.name, v, suite.python) for v in versions]
+    scratch = work / f"{suite.name}-unpacked"
+    root = suite.root
+    shutil.rmtree(root / ".git")
+    git(root, "init", "-q")
+    steps: list[Step] = []
+    outcomes_file = plugin_dir / "outcomes.json"
+    for i in range(1, len(versions)):
+        parent, commit = versions[i - 1], versions[i]
+        put_in_place(archives[i - 1], root, scratch)
+        git(root, "add", "-A")
+        git(root, "commit", "-qm", parent, "--allow-empty")
+        (root / ".testmondata").unlink(missing_ok=True)
+        db = work / f"{suite.name}-{parent}.db"
+        before, wall = suite.run("-p", "pytest_feedback.plugin", "--feedback-cov",
+                                 f"--feedback-db={db}", plugin_dir=plugin_dir)  # fmt: skip
+        print(f"  [{suite.name}] {parent}: map recorded in {wall:.0f} s", flush=True)
+        suite.run("--testmon", plugin_dir=plugin_dir)
+        parent_copy = work / f"{suite.name}-parent"
+        shutil.rmtree(parent_copy, ignore_errors=True)
+        shutil.copytree(root, parent_copy, symlinks=True, ignore=shutil.ignore_patterns(".git"))
+        put_in_place(archives[i], root, scratch)
+        changed = _changed_files(root)
+        collected, _ = suite.run(
+            "-p", "pytest_feedback.plugin", "--feedback-select", f"--feedback-db={db}",
+            "--feedback-no-record", "--collect-only", plugin_dir=plugin_dir,
+        )  # fmt: skip
+        decision = json.loads(Path(f"{outcomes_file}.selected").read_text())
+        tm, _ = suite.run("--testmon", "--testmon-nocollect", plugin_dir=plugin_dir)
+        now, _ = suite.run(plugin_dir=plugin_dir)
+        tests = tests_of(now)
+        chosen: dict[str, list[str]] = decision.get("selected") or {}
+        # a test whose module stops collecting is seen by a selector that collects the module
+        ours = set(chosen) & tests | shown_broken(before, collected)
+        testmon = tests_of(tm) & tests | shown_broken(before, tm)
+        differ = outcome_changed(before, now)
+        suspects = differ - (ours & testmon)
+        if suspects:  # confirm each on both sides: a flaky test is no miss
+            again, _ = suite.run(*sorted(suspects & tests), plugin_dir=plugin_dir)
+            if CRASHED not in again:
+                differ -= {n for n in suspects if n in again and again[n] != now.get(n)}
+            put_in_place(archives[i - 1], root, scratch)
+            back, _ = suite.run(*sorted(suspects & tests_of(before)), plugin_dir=plugin_dir)
+            put_in_place(archives[i], root, scratch)
+            if CRASHED not in back:
+                differ -= {n for n in suspects if n in back and back[n] != before.get(n)}
+        oracle = differ | added_or_edited(parent_copy, root, tests_of(before), tests)
+        reasons = collections.Counter(template(r[0]) for n, r in chosen.items() if r and n in tests)
+        steps.append(
+            Step(
+                suite.name,
+                parent,
+                commit,
+                changed,
+                len(tests),
+                oracle,
+                ours,
+                testmon,
+                len(ours & tests),
+                len(testmon & tests),
+                decision.get("fallback"),
+                reasons,
+            )
+        )
+        print_step(steps[-1])
+        git(root, "add", "-A")
+        git(root, "commit", "-qm", commit)
+    return steps
+
+
+def shown_broken(before: dict[str, str], outcomes: dict[str, str]) -> set[str]:
+    """The parent's tests in the modules that failed to collect in a selector's run."""
+    where = [k[len("collect-error::") :] for k in outcomes if k.startswith("collect-error::")]
+    return {n for n in tests_of(before) if any(n.startswith(w) for w in where if w)}
+
+
+def _changed_files(root: Path) -> int:
+    proc = subprocess.run(
+        ["git", "status", "--porcelain", "-uall"], cwd=root, capture_output=True, text=True,
+        check=True,
+    )  # fmt: skip
+    return len([ln for ln in proc.stdout.splitlines() if ln.strip()])
+
+
+def print_step(step: Step) -> None:
+    flag = "MISSED" if step.ours_missed else "ok"
+    print(
+        f"  [{step.corpus}] {flag:6} {step.parent} -> {step.commit}: {step.changed_files} files "
+        f"changed, oracle {len(step.oracle)} (testmon missed {len(step.testmon_missed)}), "
+        f"ours {step.ours_count}  testmon {step.testmon_count}  of {step.total}"
+        + (f"  (fallback: {step.fallback})" if step.fallback else ""),
+        flush=True,
+    )
+    for nodeid in sorted(step.ours_missed)[:5]:
+        print(f"      missed by ours: {nodeid}")
+
+
+def summarise(name: str, steps: list[Step]) -> list[str]:
+    if not steps:
+        return [f"{name}: no steps"]
+    ours = sum(s.ours_count / max(s.total, 1) for s in steps) / len(steps)
+    tm = sum(s.testmon_count / max(s.total, 1) for s in steps) / len(steps)
+    return [
+        f"{name:15} steps {len(steps):3}  oracle {sum(len(s.oracle) for s in steps):5}  "
+        f"missed: ours {sum(len(s.ours_missed) for s in steps):3}  "
+        f"testmon {sum(len(s.testmon_missed) for s in steps):3}  "
+        f"mean selected: ours {ours:6.1%}  testmon {tm:6.1%}",
+        *top_reasons_of([s.reasons for s in steps]),
+    ]
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--corpora", default="toolz:4,more-itertools:6,click:6,arrow:2,attrs:2")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir")
+    args = parser.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="select-replay-"))
+    plugin_dir = work / "plugin"
+    plugin_dir.mkdir()
+    (plugin_dir / "bench_outcomes.py").write_text(SELECTED_PLUGIN)
+    link_dependencies(plugin_dir)
+    start = time.perf_counter()
+    table: list[str] = []
+    everything: list[Step] = []
+    try:
+        for spec in [s for s in args.corpora.split(",") if s]:
+            name, _, count = spec.partition(":")
+            suite = copy_suite(name, work)
+            versions = release_versions(name, suite.python, int(count or 4))
+            print(f"{name}: replaying {' -> '.join(versions)}", flush=True)
+            steps = replay(suite, versions, plugin_dir, work)
+            everything.extend(steps)
+            table.extend(summarise(name, steps))
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    print()
+    for line in [*table, *summarise("total", everything)]:
+        print(line)
+    print(f"benchmark wall time {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
