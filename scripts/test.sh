@@ -22,7 +22,7 @@ OLDEST_COVERAGE=$(sed -n "s/^ *\"coverage>=\([0-9.]*\),<[0-9.]*; python_version 
 # The README's first command, read from the README itself (the first line of its first block).
 README_FIRST=$(sed -n '/^```bash$/{n;p;q;}' README.md)
 
-step() { printf '\n== %s\n' "$*"; }
+step() { printf '\n== [%ss] %s\n' "$SECONDS" "$*"; }
 
 # The HTML report's browser test (tests/test_report_browser.py) drives Debian's chromium through
 # Playwright (pip installs Playwright, never a browser of its own).
@@ -92,3 +92,4 @@ step "$(.venv-coverage-oldest/bin/python --version), oldest supported coverage.p
 
 step "$(.venv/bin/python --version): the docs' blocks and CI recipes (docs_tests/)"
 .venv/bin/pytest -p no:cacheprovider -n 2 -q docs_tests
+step "done: every step passed"

@@ -18,6 +18,7 @@ from pytest_feedback.history.estimates import (
     TestEstimate,
     budget_pace,
 )
+from pytest_feedback.history.records import RunRecord, TestRecord, WorkerRecord
 from pytest_feedback.history.store import Store
 from pytest_feedback.planning.budget import BudgetPlan, Candidate, plan_budget, risk
 from pytest_feedback.planning.pacer import Pacer
@@ -646,7 +647,31 @@ def test_the_select_command_gives_the_same_plan_for_scripts(
 
     from pytest_feedback.cli.commands import main
 
-    db = f"--db={_recorded_slow_suite(pytester, '--feedback-cov')}"
+    # A history written directly (no real run): its start-up and per-test costs are what the
+    # plan must fit in 0.35 s, whatever the load on this machine.
+    pytester.makepyfile(**SLOW_SUITE)
+    path = pytester.path / "history.db"
+    with Store(path) as store:
+        tests = {f"test_fast.py::test_{n}": TestRecord(f"test_fast.py::test_{n}") for n in "ab"}
+        tests.update(
+            {
+                f"test_slow.py::test_s{i}": TestRecord(f"test_slow.py::test_s{i}", call_s=0.15)
+                for i in range(6)
+            }
+        )
+        store.record_run(
+            RunRecord(
+                "r1",
+                started_at=1000.0,
+                finished_at=1001.0,
+                wall_s=1.0,
+                collect_s=0.02,
+                loop_s=0.95,
+                tests=tests,
+                worker_records=[WorkerRecord("", collect_s=0.02, tests=8)],
+            )
+        )
+    db = f"--db={path}"
     capsys.readouterr()
     assert main(["select", "--budget", "0.35", "--format", "json", db]) == 0
     document = json.loads(capsys.readouterr().out)
