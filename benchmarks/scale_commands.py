@@ -2,6 +2,8 @@
 
     python benchmarks/scale_commands.py                      # 10k and 50k (~5 minutes)
     python benchmarks/scale_commands.py --sizes 10000,100000 # the sizes (~15 minutes)
+    python benchmarks/scale_commands.py --keep /tmp/scale     # keep the generated histories
+                                                             # there and reuse them next time
 
 For each size it generates a history with the shape of a large real suite: a few hundred test
 files in 20 packages, parametrized families (1 to 40 cases a function, some in classes), fixtures
@@ -198,14 +200,23 @@ def measure(args: list[str], cwd: Path) -> tuple[float, float, float, str]:
     return float(user) + float(system), wall, int(rss_kb) / 1024, proc.stdout
 
 
-def bench(n: int, runs: int, root: Path) -> dict[str, tuple[float, float, float]]:
+def bench(
+    n: int, runs: int, root: Path, keep: Path | None = None
+) -> dict[str, tuple[float, float, float]]:
     shape = Shape(n)
     history = root / f"history-{n}.db"
-    generated = write_history(shape, history, runs)
+    kept = None if keep is None else keep / f"history-{n}-{runs}.db"
+    if kept is not None and kept.is_file():
+        shutil.copyfile(kept, history)  # the commands below change it: work on a copy
+        made = f"copied from {kept}"
+    else:
+        made = f"generated in {write_history(shape, history, runs):.0f} s"
+        if kept is not None:
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(history, kept)
     out: dict[str, tuple[float, float, float]] = {}
     print(
-        f"  {n:,} tests: history of {runs} runs generated in {generated:.0f} s "
-        f"({history.stat().st_size / 1e6:.0f} MB)",
+        f"  {n:,} tests: history of {runs} runs {made} ({history.stat().st_size / 1e6:.0f} MB)",
         flush=True,
     )
 
@@ -225,6 +236,7 @@ def bench(n: int, runs: int, root: Path) -> dict[str, tuple[float, float, float]
         "report text": ["report", *db],
         "report markdown": ["report", "--format", "markdown", *db],
         "report json": ["report", "--format", "json", *db],
+        "report html": ["report", "--format", "html", "-o", str(root / "report.html"), *db],
         "shards 50": ["shards", "50", "--format", "json", *db],
         "workers --target 5m": ["workers", "--target", "5m", *db],
         "select --budget 5m": ["select", "--budget", "5m", "--format", "json", *db],
@@ -255,10 +267,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,50000", help="comma-separated test counts")
     parser.add_argument("--runs", type=int, default=200, help="runs in each history")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        metavar="DIR",
+        help="keep each generated history in DIR and reuse it when it is there (generating "
+        "the 100,000-test one takes minutes)",
+    )
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     with tempfile.TemporaryDirectory(prefix="feedback-scale-") as tmp:
-        results = {n: bench(n, args.runs, Path(tmp)) for n in sizes}
+        results = {n: bench(n, args.runs, Path(tmp), args.keep) for n in sizes}
     small = sizes[0]
     print(f"\nCPU s (user + system), wall s, peak MB per command; x: CPU ratio to {small:,} tests")
     header = f"  {'command':<22}" + "".join(f"  {f'{n:,} tests':>30}" for n in sizes)

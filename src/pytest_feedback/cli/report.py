@@ -43,18 +43,25 @@ def add_report_command(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Print the report (text, markdown or json) from the history."""
+    from pytest_feedback.cli.selection import resolve_rootdir
     from pytest_feedback.history.store import Store
     from pytest_feedback.report import DEFAULT_TOP, build_report, write_report
+    from pytest_feedback.report.allowance import Allowance
     from pytest_feedback.report.details import add_details
 
-    with Store.open_existing(db_path(args)) as store:
+    db = db_path(args)
+    rootdir = resolve_rootdir(args, db)
+    with Store.open_existing(db) as store:
+        allowance = Allowance(store)
         report = build_report(
             store,
             top=args.top or DEFAULT_TOP,
             all_tests=args.format == "json" and args.top is None,
+            allowance=allowance,
+            rootdir=rootdir,
         )
         if args.format in ("text", "html", "trace"):
-            report = add_details(store, report, page=args.format == "html")
+            report = add_details(store, report, page=args.format == "html", allowance=allowance)
     with output(args) as out:
         write_report(report, args.format, out, top=args.top, color=out is sys.stdout)
     return 0

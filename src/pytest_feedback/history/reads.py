@@ -244,6 +244,23 @@ class HistoryReads:
         )
         return [(str(f), int(n), float(total)) for f, n, total in self._db.query(sql)]
 
+    def current_nodeids(self) -> list[str]:
+        """The current tests' node ids, in no particular order."""
+        sql = (
+            "SELECT t.nodeid FROM test_stats s CROSS JOIN tests t"  # noqa: S608
+            f" ON t.id = s.test_id WHERE {self._CURRENT}"
+        )
+        return [str(row[0]) for row in self._db.query(sql)]
+
+    def estimates_of(self, nodeids: Iterable[str]) -> list[TestEstimate]:
+        """The estimates of the given tests the history knows."""
+        out: list[TestEstimate] = []
+        for chunk in chunks(sorted(nodeids)):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT {self._ESTIMATE_COLUMNS} WHERE t.nodeid IN ({marks})"
+            out += [_test_estimate(row) for row in self._db.query(sql, tuple(chunk))]
+        return out
+
     def fixture_estimates(self) -> list[FixtureEstimate]:
         """Every known fixture (as in `load_estimates`)."""
         return [FixtureEstimate(*row[1:]) for row in self._fixture_rows()]

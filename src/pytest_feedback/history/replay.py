@@ -84,8 +84,9 @@ class HistoryReplay:
         self._commits = [r.clean_commit for r in self.runs]
 
     @classmethod
-    def load(cls, store: Store) -> HistoryReplay:
-        """Read the kept runs and what their tests did from an open store."""
+    def load(cls, store: Store, estimates: Optional[Estimates] = None) -> HistoryReplay:
+        """Read the kept runs and what their tests did from an open store (``estimates``: its
+        estimates, when the caller has loaded them already)."""
         db = store.db
         rows = db.query(
             "SELECT id, started_at, git_commit, git_dirty, exit_status, budget_s, shard, args"
@@ -131,7 +132,8 @@ class HistoryReplay:
             )
         ]
         seen = int(db.query("SELECT count(*) FROM run_index")[0][0])
-        return cls(runs, known, store.reads.load_estimates(), max(0, seen - len(runs)))
+        now = store.reads.load_estimates() if estimates is None else estimates
+        return cls(runs, known, now, max(0, seen - len(runs)))
 
     def tests_of(self, run: ReplayRun) -> list[str]:
         """The tests that ran in ``run`` (each test counts from its first kept run to its

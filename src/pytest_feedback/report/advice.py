@@ -3,12 +3,12 @@ the report's short block of the first three."""
 
 from __future__ import annotations
 
-from typing import TextIO
+from typing import Optional, TextIO
 
 from pytest_feedback.durations import format_duration
 from pytest_feedback.history.store import Store
 from pytest_feedback.planning.advice import Advice, Suggestion, advise
-from pytest_feedback.report.hints import MAX_TESTS
+from pytest_feedback.report.allowance import ADVICE_S, Allowance
 
 #: Suggestions in the report's block.
 REPORT_TOP = 3
@@ -66,13 +66,16 @@ def report_lines(advice: Advice) -> list[str]:
     ]
 
 
-def report_block(store: Store, max_tests: int = MAX_TESTS) -> tuple[str, ...]:
+def report_block(store: Store, allowance: Optional[Allowance] = None) -> tuple[str, ...]:
     """The report's lines of the first `REPORT_TOP` suggestions (the parallelism one left to
-    the planners' hint); none above ``max_tests`` known tests, or when the advice fails: the
+    the planners' hint); none without tests, when the report's ``allowance`` has no room for
+    reading the suite's recent runs (it then names the block), or when the advice fails: the
     block is optional, the report is not."""
     try:
-        if not 0 < store.reads.test_count() <= max_tests:
+        allowance = allowance or Allowance(store)
+        what = "advice (`pytest-feedback advise`)"
+        if allowance.tests == 0 or not allowance.take(what, ADVICE_S):
             return ()
-        return tuple(report_lines(advise(store, parallel=False)))
+        return tuple(report_lines(advise(store, parallel=False, estimates=allowance.estimates())))
     except Exception:
         return ()

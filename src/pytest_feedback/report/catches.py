@@ -18,8 +18,15 @@ from pytest_feedback.planning.simulate import (
     prepare,
     tally,
 )
+from pytest_feedback.report.allowance import (
+    REPLAY_S,
+    REPLAYED_RUN_FIXED_S,
+    REPLAYED_RUN_S,
+    Allowance,
+)
 
 if TYPE_CHECKING:
+    from pytest_feedback.history.estimates import Estimates
     from pytest_feedback.history.store import Store
 
 VERSION = 1
@@ -184,24 +191,30 @@ def document(sim: Simulation) -> dict[str, Any]:
 
 
 #: The report's block replays at most this many of the newest failing runs, and fewer on a big
-#: suite (`REPORT_TEST_RUNS` tests replayed in all, at least `MIN_FAILING_RUNS` runs): a
-#: report stays quick; ``pytest-feedback simulate`` replays them all.
+#: suite (as many as the report's allowance has room for, `allowance.Allowance`; below
+#: `MIN_FAILING_RUNS` the block is left out): a report stays quick; ``pytest-feedback simulate``
+#: replays them all.
 REPORT_FAILING_RUNS = 20
-REPORT_TEST_RUNS = 50_000
 #: The report's budgets when the suite is shorter than the first default budget: shares of it.
 REPORT_SHARES = (0.1, 0.25, 0.5)
+#: How the report names the block when it leaves it out.
+LEFT_OUT = "what a budget catches (`pytest-feedback simulate`)"
 
 
-def budget_catches(store: Store, rootdir: Path, tests: int = 0) -> Optional[Simulation]:
-    """The report's "what a budget catches" figures for a suite of about ``tests`` tests; None
-    when the history has too few failing runs. The default budgets shorter than the whole
-    suite, else shares of it."""
+def budget_catches(
+    store: Store,
+    rootdir: Path,
+    failing_runs: int = REPORT_FAILING_RUNS,
+    estimates: Optional[Estimates] = None,
+) -> Optional[Simulation]:
+    """The report's "what a budget catches" figures over the newest ``failing_runs`` failing
+    runs; None when the history has too few of them. The default budgets shorter than the
+    whole suite, else shares of it. ``estimates``: the store's, when the caller has them."""
     from pytest_feedback.selection.replay import replay_inputs
 
-    replay, change_of = replay_inputs(store, rootdir)
+    replay, change_of = replay_inputs(store, rootdir, estimates)
     result = Simulation([])
-    limit = min(REPORT_FAILING_RUNS, max(MIN_FAILING_RUNS, REPORT_TEST_RUNS // max(1, tests)))
-    prepared = prepare(replay, result, change_of, failing_limit=limit)
+    prepared = prepare(replay, result, change_of, failing_limit=failing_runs)
     if not result.enough:
         return None
     budgets = [b for b in DEFAULT_BUDGETS if b < result.suite_s] or [
@@ -210,15 +223,27 @@ def budget_catches(store: Store, rootdir: Path, tests: int = 0) -> Optional[Simu
     return tally(result, prepared, budgets)
 
 
-def report_catches(store: Store, runs: Sequence[Mapping[str, Any]]) -> Optional[Simulation]:
+def report_catches(
+    store: Store, runs: Sequence[Mapping[str, Any]], allowance: Optional[Allowance] = None
+) -> Optional[Simulation]:
     """The report's block from the history's ``runs`` (newest first, as `HistoryReads.runs`
-    gives them); None when fewer than `MIN_FAILING_RUNS` failed, or when the replay fails (the
-    report is never lost for it)."""
+    gives them); None when fewer than `MIN_FAILING_RUNS` failed, when the report's
+    ``allowance`` has no room for replaying that many (it then names the block), or when the
+    replay fails (the report is never lost for it)."""
     if sum(1 for run in runs if run.get("failed")) < MIN_FAILING_RUNS:
         return None  # not worth reading the history's results
     recorded = Path(str(runs[0].get("rootdir") or "."))
     try:
-        tests = int(runs[0].get("tests") or 0)
-        return budget_catches(store, recorded if recorded.is_dir() else Path.cwd(), tests)
+        allowance = allowance or Allowance(store)
+        replayed = allowance.replayable_runs(REPORT_FAILING_RUNS)
+        cost = REPLAY_S + replayed * REPLAYED_RUN_S
+        if replayed < MIN_FAILING_RUNS or not allowance.take(
+            LEFT_OUT, cost, replayed * REPLAYED_RUN_FIXED_S
+        ):
+            if LEFT_OUT not in allowance.left_out:
+                allowance.left_out.append(LEFT_OUT)
+            return None
+        rootdir = recorded if recorded.is_dir() else Path.cwd()
+        return budget_catches(store, rootdir, replayed, allowance.estimates())
     except Exception:  # the report's other sections matter more than this block
         return None

@@ -4,8 +4,9 @@ the plans into a `Report` (the text report asks for the timeline only; the HTML 
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
+from pytest_feedback.report.allowance import Allowance
 from pytest_feedback.report.model import Report
 from pytest_feedback.report.timeline import build_timeline
 from pytest_feedback.report.trends import build_plans, build_trends
@@ -14,8 +15,11 @@ if TYPE_CHECKING:
     from pytest_feedback.history.store import Store
 
 
-def add_details(store: Store, report: Report, *, page: bool = False) -> Report:
-    """``report`` with its last run's timeline; with ``page``, also the trends and the plans."""
+def add_details(
+    store: Store, report: Report, *, page: bool = False, allowance: Optional[Allowance] = None
+) -> Report:
+    """``report`` with its last run's timeline; with ``page``, also the trends and the plans
+    (within ``allowance``, what is left of `build_report`'s: the plans may be left out)."""
     run = report.last_run
     timeline = None
     if run is not None:
@@ -24,9 +28,16 @@ def add_details(store: Store, report: Report, *, page: bool = False) -> Report:
     if not page:
         return dataclasses.replace(report, timeline=timeline)
     workers = None if run is None else run.processes
+    allowance = allowance or Allowance(store)
+    plans = build_plans(store, workers, allowance)
     return dataclasses.replace(
         report,
         timeline=timeline,
         trends=tuple(build_trends(store)),
-        plans=build_plans(store, workers),
+        plans=plans,
+        left_out=_unique((*report.left_out, *allowance.left_out)),
     )
+
+
+def _unique(items: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(items))

@@ -131,3 +131,18 @@ def run_heading(run: RunSummary, quote: Callable[[str], str] = str) -> str:
     if run.shard:
         parts.append(f"shard {quote(run.shard)}")
     return " · ".join(parts)
+
+
+def gone_note(gone: int) -> str:
+    """What follows the history's test count when recorded tests are gone ("" when none)."""
+    if not gone:
+        return ""
+    return f" ({gone:,} recorded test{'s' * (gone != 1)} no longer in the working tree left out)"
+
+
+def left_out_line(left_out: Sequence[str], tests: int) -> str:
+    """The sentence naming the optional blocks the report left out for their cost ("" when
+    none was)."""
+    if not left_out:
+        return ""
+    return f"Left out (more than a report may cost on {tests:,} tests): " + "; ".join(left_out)

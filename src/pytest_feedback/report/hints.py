@@ -11,8 +11,8 @@ them (`planning.shards.report_hint`, `planning.budget.report_hint`), e.g.::
 The report shows the sentences joined on one line, and no hint line at all when no planner has
 anything to say. Providers compute from the history; they never invent figures: rather say
 nothing. A provider in trouble costs its sentence, never the report. Planning costs time in
-proportion to the suite, so above `MAX_TESTS` known tests the providers are not asked and the
-report stays fast.
+proportion to the suite: the providers are asked only when the report's allowance
+(`allowance.Allowance`) has room for it.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Callable, Optional
 
 from pytest_feedback.planning import budget, shards
+from pytest_feedback.report.allowance import HINT_S, Allowance
 
 if TYPE_CHECKING:
     from pytest_feedback.history.estimates import Estimates
@@ -35,14 +36,16 @@ def _budget_hint(estimates: Estimates, workers: Optional[int]) -> Optional[str]:
 
 #: The providers, in the order their sentences appear.
 PROVIDERS: tuple[HintProvider, ...] = (shards.report_hint, _budget_hint)
-#: Above this many known tests the hints are not computed (the report must stay under a second).
-MAX_TESTS = 20_000
 
 
 def planner_hint(
-    store: Store, workers: Optional[int], providers: Sequence[HintProvider] = PROVIDERS
+    store: Store,
+    workers: Optional[int],
+    providers: Sequence[HintProvider] = PROVIDERS,
+    allowance: Optional[Allowance] = None,
 ) -> str:
-    """The providers' sentences on one line ("" when none has anything to say).
+    """The providers' sentences on one line ("" when none has anything to say, or when the
+    report's ``allowance`` has no room for planning the suite: it then names the hint).
 
     ``workers``: xdist workers of the last recorded run (0: without xdist; None when nothing is
     recorded).
@@ -50,9 +53,12 @@ def planner_hint(
     if not providers:
         return ""
     try:
-        if not 0 < store.reads.test_count() <= MAX_TESTS:
+        allowance = allowance or Allowance(store)
+        n = workers if workers and workers > 1 else 4
+        what = f"the planners' hint (`pytest-feedback shards {n}`)"
+        if allowance.tests == 0 or not allowance.take(what, HINT_S):
             return ""
-        estimates = store.reads.load_estimates()
+        estimates = allowance.estimates()
     except Exception:
         return ""  # the hint is optional, the report is not
     said = [_ask(provider, estimates, workers) for provider in providers]

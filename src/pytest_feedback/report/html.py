@@ -86,8 +86,8 @@ def _heading(report: Report) -> str:
     lines = [fmt.run_heading(run), *fmt.run_figures(run)]
     lines.append(
         f"History: {report.runs:,} run{'s' * (report.runs != 1)} · {report.test_count:,} "
-        f"test{'s' * (report.test_count != 1)} · expected test time "
-        f"{fmt.seconds(report.total_estimate_s)}"
+        f"test{'s' * (report.test_count != 1)}{fmt.gone_note(report.gone)} · "
+        f"expected test time {fmt.seconds(report.total_estimate_s)}"
     )
     return "".join(f"<p>{esc(line)}</p>" for line in lines)
 
@@ -280,6 +280,12 @@ def hint_section(report: Report) -> Optional[str]:
     return f"<p>{prose(report.hint)}</p>" if report.hint else None
 
 
+def left_out_section(report: Report) -> Optional[str]:
+    """The optional blocks the report's allowance had no room for, with their commands."""
+    line = fmt.left_out_line(report.left_out, report.test_count)
+    return f"<p>{prose(line)}</p>" if line else None
+
+
 def _const(text: str) -> Callable[[Report], str]:
     return lambda report: text
 
@@ -306,4 +312,5 @@ SECTIONS: list[Section] = [
     Section("plans", _const("Shard plan and worker curve"), plans_section),
     Section("advice", _const("To get faster"), advice_section),
     Section("hint", _const("Plan"), hint_section),
+    Section("left-out", _const("Left out"), left_out_section),
 ]

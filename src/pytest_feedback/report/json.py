@@ -83,6 +83,8 @@ def document(report: Report, *, top: Optional[int] = None) -> dict[str, Any]:
         "hint": report.hint or None,
         "budget_catches": None if report.catches is None else catches_document(report.catches),
         "advice": list(report.advice),
+        "left_out": list(report.left_out),
+        "gone_tests": report.gone,
     }
 
 

@@ -112,6 +112,8 @@ def render(report: Report) -> str:
     if report.advice:
         lines += ["", "**To get faster** (`pytest-feedback advise`):", ""]
         lines += [plain(line) for line in report.advice]
+    if report.left_out:  # our own words, `code` spans meant
+        lines += ["", fmt.left_out_line(report.left_out, report.test_count)]
     return "\n".join(lines) + "\n"
 
 
@@ -123,8 +125,8 @@ def summary(report: Report) -> list[str]:
         f"**Last run:** {fmt.run_heading(run, code)}  ",
         f"{figures(run)}  ",
         f"**History:** {report.runs:,} run{'s' * (report.runs != 1)} · {report.test_count:,} "
-        f"test{'s' * (report.test_count != 1)} · expected test time "
-        f"{fmt.seconds(report.total_estimate_s)}",
+        f"test{'s' * (report.test_count != 1)}{fmt.gone_note(report.gone)} · "
+        f"expected test time {fmt.seconds(report.total_estimate_s)}",
     ]
 
 

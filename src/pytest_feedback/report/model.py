@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any, Optional
 
 from pytest_feedback.history.estimates import FixtureEstimate, TestEstimate
@@ -16,6 +17,7 @@ from pytest_feedback.history.store import Store
 from pytest_feedback.history.summaries import SLOWDOWN_RATIO, Sample, slowdown_medians
 from pytest_feedback.planning.simulate import Simulation
 from pytest_feedback.report.advice import report_block
+from pytest_feedback.report.allowance import Allowance
 from pytest_feedback.report.catches import report_catches
 from pytest_feedback.report.flaky import FlakySection, flaky_section
 from pytest_feedback.report.hints import planner_hint
@@ -149,6 +151,12 @@ class Report:
     #: What a budget catches, replayed over the history's failing runs (`catches`); None
     #: with too few of them.
     catches: Optional[Simulation] = None
+    #: The optional blocks the report's allowance had no room for, each "what (`command`)"
+    #: (`allowance.Allowance.left_out`).
+    left_out: tuple[str, ...] = ()
+    #: Recorded tests no longer in the working tree (renamed or deleted), left out of every
+    #: table and count (`selection.existing`).
+    gone: int = 0
 
 
 def build_report(
@@ -157,19 +165,28 @@ def build_report(
     top: int = DEFAULT_TOP,
     run_uuid: Optional[str] = None,
     all_tests: bool = False,
+    allowance: Optional[Allowance] = None,
+    rootdir: Optional[Path] = None,
 ) -> Report:
     """Read what the report shows from ``store``.
 
     The "last run" is the run with ``run_uuid`` (the one `pytest --feedback-report` just recorded)
     when given and still in the history, else the newest run. ``all_tests`` loads every current
     test into `Report.tests` (for json); otherwise only the `top` longest are read, so that the
-    report costs the same on 50 tests and on 50,000.
+    report costs the same on 50 tests and on 50,000. The optional blocks (hint, advice, what a
+    budget catches) are computed within ``allowance`` (a fresh `Allowance` when None). With
+    ``rootdir`` (the working tree the node ids are relative to), recorded tests no longer
+    there are left out.
     """
+    allowance = allowance or Allowance(store)
     runs = store.reads.runs()
     run = _pick_run(runs, run_uuid)
-    tests = store.reads.current_tests(None if all_tests else top)
+    gone = _gone(store, rootdir)
+    tests = store.reads.current_tests(None if all_tests else top + len(gone))
+    if gone:
+        tests = [t for t in tests if t.nodeid not in gone]
     slowest = tests[:top]
-    flagged = store.reads.flagged_tests(SLOWDOWN_RATIO)
+    flagged = [t for t in store.reads.flagged_tests(SLOWDOWN_RATIO) if t.nodeid not in gone]
     slowed = sorted((t for t in flagged if t.slowed_down), key=lambda t: (-t.slowdown, t.nodeid))
     flaky = sorted((t for t in flagged if t.flaky), key=lambda t: (-t.fail_rate, t.nodeid))
     shown = _unique(t.nodeid for t in (*slowest, *slowed, *flaky))
@@ -196,7 +213,7 @@ def build_report(
     def row(est: TestEstimate) -> TestRow:
         return make_row(est, last_phases.get(est.nodeid), samples.get(est.nodeid, ()))
 
-    files = file_rows(store.reads.file_totals())
+    files = file_rows(_without(store.reads.file_totals(), store.reads.estimates_of(gone)))
     fixtures = store.reads.fixture_estimates()
     return Report(
         runs=len(runs),
@@ -211,12 +228,43 @@ def build_report(
         files=files,
         slowed_down=[row(t) for t in slowed],
         flaky=[row(t) for t in flaky],
-        hint=planner_hint(store, None if last_run is None else last_run.workers),
-        advice=report_block(store),
+        hint=planner_hint(
+            store, None if last_run is None else last_run.workers, allowance=allowance
+        ),
+        advice=report_block(store, allowance),
         flakiness=flaky_section(store, run),
-        catches=report_catches(store, runs),
+        catches=report_catches(store, runs, allowance),
         top=top,
+        left_out=tuple(allowance.left_out),
+        gone=len(gone),
     )
+
+
+def _gone(store: Store, rootdir: Optional[Path]) -> set[str]:
+    """The current tests no longer in the working tree under ``rootdir`` (none without it)."""
+    if rootdir is None:
+        return set()
+    from pytest_feedback.selection.existing import split_present
+
+    return set(split_present(rootdir, store.reads.current_nodeids())[1])
+
+
+def _without(
+    totals: list[tuple[str, int, float]], gone: Iterable[TestEstimate]
+) -> list[tuple[str, int, float]]:
+    """Per-file totals without the ``gone`` tests (files left with none drop out)."""
+    minus: dict[str, tuple[int, float]] = {}
+    for est in gone:
+        n, s = minus.get(test_file(est.nodeid), (0, 0.0))
+        minus[test_file(est.nodeid)] = (n + 1, s + est.estimate_s)
+    if not minus:
+        return totals
+    out = []
+    for name, n, total in totals:
+        less, seconds = minus.get(name, (0, 0.0))
+        if n > less:
+            out.append((name, n - less, max(0.0, total - seconds)))
+    return out
 
 
 def make_row(

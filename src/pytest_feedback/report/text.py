@@ -107,6 +107,8 @@ class TextReport:
         if report.advice:
             parts += [Text(""), Text("To get faster (pytest-feedback advise):", style="bold")]
             parts += [Text(self.g(line)) for line in report.advice]
+        if report.left_out:
+            parts += [Text(""), Text(fmt.left_out_line(report.left_out, report.test_count))]
         return Group(*parts)
 
     # -- pieces ------------------------------------------------------------------------------
@@ -144,8 +146,8 @@ class TextReport:
                 ("History: ", "bold"),
                 self.g(
                     f"{report.runs:,} run{'s' * (report.runs != 1)} · {report.test_count:,} "
-                    f"test{'s' * (report.test_count != 1)} · expected test time "
-                    f"{fmt.seconds(report.total_estimate_s)}"
+                    f"test{'s' * (report.test_count != 1)}{fmt.gone_note(report.gone)} · "
+                    f"expected test time {fmt.seconds(report.total_estimate_s)}"
                 ),
             ),
         )

@@ -7,6 +7,8 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Optional
 
+from pytest_feedback.report.allowance import PLANS_S, Allowance
+
 if TYPE_CHECKING:
     from pytest_feedback.history.store import Store
 
@@ -14,8 +16,6 @@ if TYPE_CHECKING:
 TREND_RUNS = 50
 #: Worker counts the curve shows (planned with the fast LPT planner: the curve is a shape).
 CURVE_WORKERS = tuple(range(1, 9))
-#: Above this many known tests the plans are left out (planning costs time with the suite).
-PLAN_MAX_TESTS = 20_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,16 +68,21 @@ def build_trends(store: Store, limit: int = TREND_RUNS) -> list[RunPoint]:
     ]
 
 
-def build_plans(store: Store, workers: Optional[int]) -> Optional[Plans]:
+def build_plans(
+    store: Store, workers: Optional[int], allowance: Optional[Allowance] = None
+) -> Optional[Plans]:
     """The plans for the history's tests: ``workers`` shards (the last run's processes; 4 when
     it ran in one) as `pytest-feedback shards` plans them, and the curve for `CURVE_WORKERS`.
-    None without tests, or above `PLAN_MAX_TESTS` of them."""
+    None without tests, or when the report's ``allowance`` has no room for planning them (it
+    then names the block)."""
     from pytest_feedback.planning.planners import Workload
     from pytest_feedback.planning.shards import plan_workload
 
-    if not 0 < store.reads.test_count() <= PLAN_MAX_TESTS:
+    allowance = allowance or Allowance(store)
+    what = "the shard plan and worker curve (`pytest-feedback workers`)"
+    if allowance.tests == 0 or not allowance.take(what, PLANS_S):
         return None
-    estimates = store.reads.load_estimates()
+    estimates = allowance.estimates()
     work = Workload.build(estimates, sorted(estimates.tests))
     n = workers if workers and workers > 1 else 4
     if len(work) < n:

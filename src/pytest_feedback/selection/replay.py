@@ -133,12 +133,15 @@ class ChangeReplay:
         return dataclasses.replace(facts, assumed=DIRTY if run.dirty or before.dirty else None)
 
 
-def replay_inputs(store: Store, rootdir: Path) -> tuple[HistoryReplay, ChangeReplay]:
-    """What replaying the budget reads: the kept runs, and their changes from git and the map."""
+def replay_inputs(
+    store: Store, rootdir: Path, estimates: Optional[Estimates] = None
+) -> tuple[HistoryReplay, ChangeReplay]:
+    """What replaying the budget reads: the kept runs, and their changes from git and the map
+    (``estimates``: the store's, when the caller has loaded them already)."""
     from pytest_feedback.history.replay import HistoryReplay
     from pytest_feedback.selection.inputs import load_map
 
-    return HistoryReplay.load(store), ChangeReplay(rootdir, load_map(store))
+    return HistoryReplay.load(store, estimates), ChangeReplay(rootdir, load_map(store))
 
 
 def changes_between(repo: Repository, recorded: RecordedFiles, old: str, new: str) -> ChangeSet:

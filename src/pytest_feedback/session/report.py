@@ -40,11 +40,15 @@ def write_html_report(
     """Write the HTML report of ``db_path`` to ``path`` and say where it is."""
     from pytest_feedback.history.store import Store
     from pytest_feedback.report import html
+    from pytest_feedback.report.allowance import Allowance
     from pytest_feedback.report.details import add_details
 
+    rootdir = terminalreporter.config.rootpath
     try:
         with Store.open_existing(db_path) as store:
-            report = add_details(store, build_report(store, run_uuid=run_uuid), page=True)
+            allowance = Allowance(store)
+            report = build_report(store, run_uuid=run_uuid, allowance=allowance, rootdir=rootdir)
+            report = add_details(store, report, page=True, allowance=allowance)
         page = html.render(report)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(page, encoding="utf-8")
@@ -68,7 +72,8 @@ def write_terminal_report(
 
     try:
         with Store.open_existing(db_path) as store:
-            report = add_details(store, build_report(store, run_uuid=run_uuid))
+            rootdir = terminalreporter.config.rootpath
+            report = add_details(store, build_report(store, run_uuid=run_uuid, rootdir=rootdir))
         text = render_for_terminal(
             report,
             width=terminal_width(),

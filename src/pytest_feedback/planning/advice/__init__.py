@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from pytest_feedback.history.evidence import EvidenceReads, FixtureGroup
 from pytest_feedback.history.store import Store
@@ -23,6 +23,9 @@ from pytest_feedback.planning.advice.regressions import regression_suggestions
 from pytest_feedback.planning.advice.setups import setup_suggestions
 from pytest_feedback.planning.advice.waits import MIN_WAIT_S, wait_suggestions
 
+if TYPE_CHECKING:
+    from pytest_feedback.history.estimates import Estimates
+
 __all__ = ["Advice", "Suggestion", "advise"]
 
 #: Above this many current tests the planners' parallelism suggestion is left out (it plans the
@@ -32,8 +35,15 @@ MAX_PLANNED_TESTS = 20_000
 MIN_REGRESSION_ESTIMATE_S = 0.05
 
 
-def advise(store: Store, *, target_s: Optional[float] = 300.0, parallel: bool = True) -> Advice:
-    """Every suggestion the history supports, ranked."""
+def advise(
+    store: Store,
+    *,
+    target_s: Optional[float] = 300.0,
+    parallel: bool = True,
+    estimates: Optional[Estimates] = None,
+) -> Advice:
+    """Every suggestion the history supports, ranked (``estimates``: the store's, when the
+    caller has loaded them already)."""
     evidence = EvidenceReads(store.db)
     runs = evidence.recent_runs()
     if not runs:
@@ -67,7 +77,8 @@ def advise(store: Store, *, target_s: Optional[float] = 300.0, parallel: bool = 
     else:
         notes.append("no imports recorded while collecting: no import suggestions")
 
-    estimates = store.reads.load_estimates()
+    if estimates is None:
+        estimates = store.reads.load_estimates()
     current = store.reads.current_tests()
     fixtures = estimates.fixtures
     uses = {n: [fixtures[i] for i in idx] for n, idx in estimates.uses.items()}
