@@ -29,6 +29,13 @@ class AccessWatch:
         self._label = label
         self.reads: dict[str, set[str]] = {}
         self.spawns: dict[str, int] = {}
+        #: label -> absolute paths opened in the site directories (installed distributions' data)
+        self.outside: dict[str, set[str]] = {}
+        self._sites = tuple(
+            os.path.join(p, "")
+            for p in sys.path
+            if p and os.path.basename(p) in ("site-packages", "dist-packages")
+        )
 
     def listen(self) -> None:
         _listen(self)
@@ -62,6 +69,9 @@ class AccessWatch:
         if path.endswith((".py", ".pyc", ".pyo", ".pth")):
             return
         absolute = path if os.path.isabs(path) else os.path.join(os.getcwd(), path)
+        if self._sites and absolute.startswith(self._sites):
+            self.outside.setdefault(self._label(), set()).add(absolute)
+            return
         if not absolute.startswith(self._root_prefix):
             return
         absolute = os.path.normpath(absolute)

@@ -48,6 +48,8 @@ class TestDeps:
     spawned: int = 0  # processes started that may run project code
     measured: int = 0  # of them, measured
     outdated: bool = False  # a file it reached changed in a later partial run
+    #: installed distributions it used (and ``import:NAME``: looked for, not installed)
+    dists: set[str] = dataclasses.field(default_factory=set)
 
     __test__ = False
 
@@ -212,6 +214,7 @@ class DependencyMap:
             for _context, file_id in self._raw.reads_of_contexts([context_id, *others])
         }
         outdated = outdated or any(self._raw.contexts[c][4] for c in others)
+        dists = {dist for _c, dist in self._raw.dists_of_contexts([context_id, *others])}
         return TestDeps(
             files=files,
             reads=reads,
@@ -222,7 +225,29 @@ class DependencyMap:
             spawned=spawned,
             measured=measured,
             outdated=bool(outdated),
+            dists=dists,
         )
+
+    def tests_using_dists(self, dists: Iterable[str]) -> dict[str, set[str]]:
+        """Node id -> which of ``dists`` (map_dists values) it used: in its own run, while
+        pytest collected it, or while a module it uses was imported."""
+        found: dict[str, set[str]] = {}
+        using: dict[str, set[str]] = {}
+        for context_id, dist in self._raw.contexts_using(sorted(set(dists))):
+            kind, label = self._raw.contexts[context_id][:2]
+            if kind == "t":
+                nodeids: Iterable[str] = [label] if label in self._tests else []
+            elif kind == "c":
+                nodeids = self._governed(label)
+            elif kind == "i":
+                if label not in using:
+                    using[label] = self._tests_using(label)
+                nodeids = using[label]
+            else:
+                continue
+            for nodeid in nodeids:
+                found.setdefault(nodeid, set()).add(dist)
+        return found
 
     # -- functions ---------------------------------------------------------------------------
 

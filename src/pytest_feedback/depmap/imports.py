@@ -30,6 +30,8 @@ class Probe(Protocol):
 
     def leave_import(self) -> None: ...
 
+    def missing_import(self, name: str) -> None: ...
+
 
 #: Loaders of library modules whose import is run untraced (instances; never classes).
 _PLAIN_LOADERS = (importlib.machinery.SourceFileLoader, importlib.machinery.SourcelessFileLoader)
@@ -59,6 +61,8 @@ class ImportTracker:
         finally:
             self._finding = False
         if spec is None:
+            if path is None:
+                probe.missing_import(fullname)  # a top-level module not installed (yet)
             return None
         origin, loader = getattr(spec, "origin", None), getattr(spec, "loader", None)
         if (

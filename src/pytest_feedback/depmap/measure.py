@@ -33,6 +33,7 @@ from typing import Any, Callable, Optional
 from pytest_feedback.depmap import coverage_internals
 from pytest_feedback.depmap.access import AccessWatch
 from pytest_feedback.depmap.children import ChildMeasurement
+from pytest_feedback.depmap.dist_use import DistUse
 from pytest_feedback.depmap.imports import ImportTracker
 from pytest_feedback.depmap.payload import MapPayload
 
@@ -119,6 +120,7 @@ class Measurement:
         self._stack: list[str] = []
         self._active = False
         self._access = AccessWatch(self._root_prefix, options.omit, lambda: self._label)
+        self._dists: Optional[DistUse] = None
         self._imports: dict[str, set[str]] = {}
         self._edges: set[tuple[str, str]] = set()
         self._children = ChildMeasurement(
@@ -191,6 +193,7 @@ class Measurement:
             self._cov = self._mine = cov
             self._restart = coverage_internals.sysmon_restart(cov)
         self._active = True
+        self._dists = DistUse()
         self.switch("c:")
         self._children.start()
         self._access.listen()
@@ -235,6 +238,8 @@ class Measurement:
 
     def switch(self, label: str) -> None:
         """The code that runs from now on belongs to ``label`` (``t:``, ``c:`` or ``i:``)."""
+        if self._dists is not None:
+            self._dists.note(self._label)
         self._label = label
         if self._hands_off:
             return
@@ -277,6 +282,11 @@ class Measurement:
             self._imports.setdefault(outer, set()).add(path)
         self._stack.append(outer)
         self.switch("i:" + path)
+
+    def missing_import(self, name: str) -> None:
+        """An import of the top-level module ``name`` found nothing."""
+        if self._active and self._dists is not None:
+            self._dists.missed(self._label, name)
 
     def leave_import(self) -> None:
         if self._active and self._stack:
@@ -358,6 +368,7 @@ class Measurement:
         for label in {*spawns, *measured}:
             payload.spawns[label] = [spawns.get(label, 0), measured.get(label, 0)]
         payload.edges = [list(edge) for edge in sorted(self._edges)]
+        self._add_dists(payload)
         for name, module in list(sys.modules.items()):
             filename = getattr(module, "__file__", None)
             if isinstance(filename, str):
@@ -365,6 +376,28 @@ class Measurement:
                 if rel is not None and rel.endswith(".py"):
                     payload.modules.setdefault(rel, name)
         return payload
+
+    def _add_dists(self, payload: MapPayload) -> None:
+        """The installed distributions each context used, and the environment's facts
+        (`dist_use`); trouble here costs the dependency-upgrade rule, never the map."""
+        use = self._dists
+        if use is None:
+            return
+        use.note(self._label)
+        try:
+            from pytest_feedback.depmap.distributions import DistIndex
+
+            index = DistIndex()
+            used, early, edges = use.resolve(index, self.project_path, self._access.outside)
+            hooks = index.hooks([*sys.meta_path, *sys.path_hooks])
+        except Exception as exc:
+            payload.notes.append(
+                f"feedback: warning: the distributions tests use were not recorded ({exc!r})"
+            )
+            return
+        payload.dists = {label: sorted(names) for label, names in used.items()}
+        payload.dist_facts = index.facts(early, hooks)
+        payload.dist_facts["imports"] = sorted(edges)
 
     def _add_data(self, payload: MapPayload, data: Any, *, child: bool) -> set[str]:
         """Add one coverage.py data set's lines per context; returns the contexts seen."""

@@ -22,6 +22,10 @@ class MapPayload:
     #: [importer path, imported path] seen while importing
     edges: list[list[str]] = dataclasses.field(default_factory=list)
     notes: list[str] = dataclasses.field(default_factory=list)
+    #: context label -> installed distributions it used (`dist_use`; ``import:NAME``: not found)
+    dists: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    #: facts of the environment (`distributions.DistIndex.facts`): kind -> distribution names
+    dist_facts: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
     def to_plain(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -47,3 +51,7 @@ class MapPayload:
         self.modules.update(other.modules)
         self.edges.extend(other.edges)
         self.notes.extend(n for n in other.notes if n not in self.notes)
+        for label, names in other.dists.items():
+            self.dists[label] = sorted({*self.dists.get(label, ()), *names})
+        for kind, names in other.dist_facts.items():
+            self.dist_facts[kind] = sorted({*self.dist_facts.get(kind, ()), *names})

@@ -26,6 +26,7 @@ from coverage.numbits import numbits_to_nums, nums_to_numbits
 from pytest_feedback.depmap.environment import fingerprint
 from pytest_feedback.depmap.payload import MapPayload
 from pytest_feedback.depmap.source import analyse
+from pytest_feedback.depmap.upgrades import DISTS_KEY, merged_facts, outdate_upgraded
 from pytest_feedback.errors import HistoryError
 from pytest_feedback.history.connection import describe_sqlite_error
 from pytest_feedback.history.store import Store
@@ -74,6 +75,7 @@ class Refresh:
     affected: frozenset[str]
 
 
+_HAS_DISTS = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'map_dists'"
 #: Key in the ``meta`` table under which the map keeps the environment it was recorded in.
 ENVIRONMENT_KEY = "map_environment"
 
@@ -113,6 +115,8 @@ class MapReader:
             row = con.execute("SELECT value FROM meta WHERE key = ?", (ENVIRONMENT_KEY,)).fetchone()
             #: `environment.fingerprint` of the newest run that wrote the map ({}: not recorded).
             self.environment: dict[str, str] = json.loads(row[0]) if row else {}
+            #: Whether the file has table map_dists (a schema 3 file read without migrating).
+            self.has_dists = bool(con.execute(_HAS_DISTS).fetchone())
         except sqlite3.Error as exc:
             raise HistoryError(describe_sqlite_error(path, exc)) from exc
         self._path = path
@@ -129,7 +133,7 @@ class MapReader:
             "SELECT context_id, numbits FROM map_lines WHERE file_id = ?", (file_id,)
         )
 
-    def _query_in(self, select: str, column: str, ids: Sequence[int]) -> list[Any]:
+    def _query_in(self, select: str, column: str, ids: Sequence[object]) -> list[Any]:
         """The rows of ``select`` whose ``column`` is one of ``ids``, in chunks of placeholders
         (``select`` and ``column`` are constants of this class's callers)."""
         rows: list[Any] = []
@@ -160,6 +164,18 @@ class MapReader:
         return self._query_in(
             "SELECT context_id, file_id FROM map_reads", "context_id", context_ids
         )
+
+    def dists_of_contexts(self, context_ids: Sequence[int]) -> list[tuple[int, str]]:
+        """(context id, distribution) of the given contexts (`dist_use`)."""
+        if not self.has_dists:
+            return []
+        return self._query_in("SELECT context_id, dist FROM map_dists", "context_id", context_ids)
+
+    def contexts_using(self, dists: Sequence[str]) -> list[tuple[int, str]]:
+        """(context id, distribution) of the contexts that used any of ``dists``."""
+        if not self.has_dists:
+            return []
+        return self._query_in("SELECT context_id, dist FROM map_dists", "dist", dists)
 
     def source(self, file_id: int) -> Optional[str]:
         rows = self._query("SELECT source FROM map_files WHERE id = ?", (file_id,))
@@ -245,11 +261,16 @@ def _write(
         info = read_file_info(rootpath, path, payload.modules.get(path))
         if info is not None:
             infos[path] = info
-    labels = sorted({*payload.lines, *payload.reads, *payload.spawns})
+    labels = sorted({*payload.lines, *payload.reads, *payload.spawns, *payload.dists})
     outdated = 0
-    environment = json.dumps(fingerprint(rootpath, texts=True), sort_keys=True)
+    current = fingerprint(rootpath, texts=True)
     with store.db.transaction() as con:
         _ensure_tables(con)
+        row = con.execute("SELECT value FROM meta WHERE key = ?", (ENVIRONMENT_KEY,)).fetchone()
+        previous: dict[str, str] = json.loads(row[0]) if row else {}
+        if payload.dist_facts:
+            current[DISTS_KEY] = merged_facts(previous.get(DISTS_KEY), payload.dist_facts)
+        environment = json.dumps(current, sort_keys=True)
         con.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
             (ENVIRONMENT_KEY, environment),
@@ -310,6 +331,8 @@ def _write(
             outdated += len(stale)
         _replace_rows(con, payload, context_ids, file_ids)
         _write_imports(con, payload, analysed, file_ids, modules)
+        if refresh is None:
+            outdated += outdate_upgraded(con, previous, current, context_ids.values())
     tests = sum(1 for label in labels if label.startswith("t:"))
     return WriteSummary(len(labels), tests, len(infos), outdated)
 
@@ -398,6 +421,7 @@ def _replace_rows(
         marks = ",".join("?" * len(chunk))
         con.execute(f"DELETE FROM map_lines WHERE context_id IN ({marks})", chunk)  # noqa: S608
         con.execute(f"DELETE FROM map_reads WHERE context_id IN ({marks})", chunk)  # noqa: S608
+        con.execute(f"DELETE FROM map_dists WHERE context_id IN ({marks})", chunk)  # noqa: S608
     con.executemany(
         "INSERT INTO map_lines (context_id, file_id, numbits) VALUES (?, ?, ?)",
         [
@@ -414,6 +438,15 @@ def _replace_rows(
             for label, paths in payload.reads.items()
             for path in paths
             if path in file_ids
+        ],
+    )
+    con.executemany(
+        "INSERT OR IGNORE INTO map_dists (context_id, dist) VALUES (?, ?)",
+        [
+            (context_ids[label], dist)
+            for label, dists in payload.dists.items()
+            if label in context_ids
+            for dist in dists
         ],
     )
 

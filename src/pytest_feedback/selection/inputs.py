@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Optional, Protocol
 
 from pytest_feedback.depmap.environment import INPUT_PREFIX, PACKAGES_KEY, PYTHON_KEY, TEXT_PREFIX
+from pytest_feedback.depmap.upgrades import DISTS_KEY
 from pytest_feedback.selection.changes import RecordedFiles
 from pytest_feedback.selection.project_inputs import outcome_changes
 
@@ -57,6 +58,8 @@ def environment_changes(recorded: Mapping[str, str], current: Mapping[str, str])
     """Why the environment differs from the one the map was recorded in (empty: it does not).
 
     An empty ``recorded`` (a map from before environments were recorded) only checks the files.
+    A map that keeps the facts of its distributions (`upgrades.DISTS_KEY`) leaves a change of the
+    installed packages to the dependency-upgrade rule (`dependencies`).
     An input file counts only where a part that can change an outcome changed
     (`project_inputs.outcome_changes`, comparing the texts both sides keep).
     """
@@ -66,7 +69,7 @@ def environment_changes(recorded: Mapping[str, str], current: Mapping[str, str])
             reasons.append(
                 f"Python changed ({recorded.get(PYTHON_KEY)} -> {current.get(PYTHON_KEY)})"
             )
-        if recorded.get(PACKAGES_KEY) != current.get(PACKAGES_KEY):
+        if recorded.get(PACKAGES_KEY) != current.get(PACKAGES_KEY) and DISTS_KEY not in recorded:
             reasons.append(
                 "installed packages changed ("
                 + _package_delta(recorded.get(PACKAGES_KEY, ""), current.get(PACKAGES_KEY, ""))

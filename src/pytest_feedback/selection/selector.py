@@ -26,6 +26,11 @@ from pytest_feedback.selection.changes import (
     collect_changes,
     describe_lines,
 )
+from pytest_feedback.selection.dependencies import (
+    dependency_upgrade,
+    lock_not_installed,
+    upgrade_reasons,
+)
 from pytest_feedback.selection.inputs import (
     MapView,
     environment_changes,
@@ -61,6 +66,8 @@ class Selection:
     base: Optional[str]
     estimate_s: float
     deselected_s: float
+    #: Installed distributions that changed since the map (``name 1.0 → 1.1``).
+    changed_dists: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -71,9 +78,12 @@ class Selection:
         if self.fallback is not None:
             return f"feedback: running all {self.total:,} tests: {self.fallback}"
         files = len(self.changed)
+        dists = len(self.changed_dists)
+        shown = ", ".join(self.changed_dists[:3]) + (", ..." if dists > 3 else "")
+        also = f" and {dists:,} changed distribution{'s' * (dists != 1)} ({shown})" if dists else ""
         return (
             f"feedback: {len(self.selected):,} of {self.total:,} tests affected by "
-            f"{files:,} changed file{'' if files == 1 else 's'} "
+            f"{files:,} changed file{'' if files == 1 else 's'}{also} "
             f"(est. {format_estimate(self.estimate_s)}); {len(self.deselected):,} deselected"
         )
 
@@ -87,6 +97,7 @@ class Selection:
             "estimate_s": round(self.estimate_s, 3),
             "fallback": self.fallback,
             "changed_files": self.changed,
+            "changed_distributions": self.changed_dists,
         }
 
 
@@ -125,6 +136,7 @@ class Selector:
         self._conftest_dirs: list[tuple[str, str]] = []
         self._mapped: set[str] = set()
         self.changed: list[str] = []
+        self.changed_dists: list[str] = []
         if self.fallback is None and (dmap is None or changes is None):
             self.fallback = "no coverage map yet: record one with `pytest --feedback-cov`"
         if self.fallback is None and dmap is not None and changes is not None:
@@ -141,6 +153,12 @@ class Selector:
         env = environment_changes(recorded_environment(dmap), current_env)
         if inputs and not any(r.startswith("project-wide") for r in env):
             env.append("project-wide input changed: " + ", ".join(inputs))
+        recorded = recorded_environment(dmap)
+        locked = lock_not_installed(recorded, current_env)
+        env.extend([locked] if locked else [])
+        upgrade = None if env else dependency_upgrade(recorded, current_env)
+        if upgrade is not None and upgrade.everything is not None:
+            env.append("installed packages changed: " + upgrade.everything)
         if env:
             self.fallback = "; ".join(env)
             return
@@ -159,6 +177,11 @@ class Selector:
                 self._add(nodeid, "runs child processes, and project code changed")
         for nodeid in dmap.outdated_tests():
             self._add(nodeid, "its map is outdated: a file it reached changed after it ran")
+        if upgrade is not None:
+            self.changed_dists = [upgrade.describe(d) for d in upgrade.changed]
+            for nodeid, reasons in upgrade_reasons(dmap, upgrade).items():
+                for reason in reasons:
+                    self._add(nodeid, reason)
 
     def _inputs_that_matter(self, dmap: MapView, paths: list[str]) -> list[str]:
         """The changed project-wide input files whose change can alter an outcome, each with
@@ -277,7 +300,7 @@ class Selector:
             selected = {n: [f"everything runs: {self.fallback}"] for n in nodeids}
             return Selection(
                 selected, [], self.changed, self.fallback, self.base,
-                self.estimates.run_cost(nodeids), 0.0,
+                self.estimates.run_cost(nodeids), 0.0, self.changed_dists,
             )  # fmt: skip
         chosen: dict[str, list[str]] = {}
         dropped: list[str] = []
@@ -295,6 +318,7 @@ class Selector:
             self.base,
             self.estimates.run_cost(chosen),
             self.estimates.run_cost(dropped),
+            self.changed_dists,
         )
 
     def changed_lines(self, nodeid: str) -> int:
@@ -375,9 +399,11 @@ class Selector:
         if not near:
             count = len(self.changed)
             total = len(deps.files) + len(deps.reads)
+            used, dists = len(getattr(deps, "dists", ())), len(self.changed_dists)
+            also = f", nor the changed distributions (it used {used:,})" if dists else ""
             return (
                 f"reaches none of the {count:,} changed file{'' if count == 1 else 's'} "
-                f"(it depends on {total:,} file{'' if total == 1 else 's'})"
+                f"(it depends on {total:,} file{'' if total == 1 else 's'}){also}"
             )
         parts = []
         for change in near:

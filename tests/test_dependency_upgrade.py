@@ -1,0 +1,256 @@
+"""A dependency upgrade selects the tests that used the upgraded distribution (issue 24).
+
+Two small distributions, ``alpha`` and ``beta`` (beta requires and imports alpha), and a pytest
+plugin ``pytest-gamma`` are installed into a virtual environment the way an installer does it
+(the package, its ``.dist-info`` with METADATA and RECORD); the environment sees this project's
+own environment through a ``.pth`` file. A suite whose tests use alpha, beta (so alpha only
+through beta), both, neither, or look for a distribution not installed is mapped there once with
+``pytest --feedback-cov``; then each distribution is upgraded in turn and `select` decides in
+this process, which sees the same installed distributions (its ``sys.path`` gets the
+environment's site directory).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import sysconfig
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_feedback.cli.commands import main
+
+ALPHA = {"1.0": 'def greet():\n    return "hello"\n', "1.1": 'def greet():\n    return "hi"\n'}
+BETA = "import alpha\n\n\ndef shout():\n    return alpha.greet().upper()\n"
+TESTS = {
+    "tests/test_alpha.py": "import alpha\n\ndef test_alpha():\n    assert alpha.greet()\n",
+    "tests/test_beta.py": "import beta\n\ndef test_beta():\n    assert beta.shout()\n",
+    "tests/test_both.py": (
+        "import alpha\nimport beta\n\n"
+        "def test_both():\n    assert beta.shout() == alpha.greet().upper()\n"
+    ),
+    "tests/test_lazy.py": (
+        "from proj.helpers import lazy_greeting\n\ndef test_lazy():\n    assert lazy_greeting()\n"
+    ),
+    "tests/test_neither.py": (
+        "def test_neither():\n    assert sum([1, 2]) == 3\n\n"
+        "def test_fails():\n    assert False, 'always'\n"
+    ),
+    "tests/test_optional.py": (
+        "try:\n    import delta\nexcept ImportError:\n    delta = None\n\n"
+        "def test_optional():\n    assert delta is None or delta.VALUE\n"
+    ),
+    # alpha is imported (by test_alpha.py) before this module's function imports it.
+    "proj/__init__.py": "",
+    "proj/helpers.py": "def lazy_greeting():\n    import alpha\n\n    return alpha.greet()\n",
+    "requirements.txt": "alpha==1.0\nbeta==1.0\n",
+}
+ALWAYS = {"tests/test_neither.py::test_fails"}  # failed in its last run
+
+
+def install(site: Path, name: str, version: str, files: dict[str, str], **meta: str) -> None:
+    """Install a distribution as an installer does: its files and a dist-info with RECORD."""
+    for old in site.glob(f"{name.replace('-', '_')}-*.dist-info"):
+        for line in (old / "RECORD").read_text().splitlines():
+            target = site / line.split(",")[0]
+            if target.is_file():
+                target.unlink()
+        shutil.rmtree(old)
+    info = site / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir()
+    headers = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    headers += [f"Requires-Dist: {r}" for r in meta.get("requires", "").split()]
+    (info / "METADATA").write_text("\n".join(headers) + "\n")
+    written = dict(files)
+    if "entry_points" in meta:
+        (info / "entry_points.txt").write_text(meta["entry_points"])
+        written[f"{info.name}/entry_points.txt"] = meta["entry_points"]
+    for path, text in files.items():
+        (site / path).parent.mkdir(parents=True, exist_ok=True)
+        (site / path).write_text(text)
+    record = [f"{p},," for p in [*written, f"{info.name}/METADATA", f"{info.name}/RECORD"]]
+    (info / "RECORD").write_text("\n".join(record) + "\n")
+
+
+def install_alpha(site: Path, version: str) -> None:
+    install(site, "alpha", version, {"alpha/__init__.py": ALPHA[version]})
+
+
+def install_beta(site: Path, version: str) -> None:
+    install(site, "beta", version, {"beta/__init__.py": BETA}, requires="alpha")
+
+
+def install_gamma(site: Path, version: str) -> None:
+    plugin = {"gamma_plugin.py": f"GAMMA = {version!r}\n"}
+    install(
+        site, "pytest-gamma", version, plugin, entry_points="[pytest11]\ngamma = gamma_plugin\n"
+    )
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(project, site directory) of a suite mapped in a virtual environment."""
+    root = tmp_path_factory.mktemp("upgrade")
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    site = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
+    ours = sysconfig.get_paths()["purelib"]
+    (site / "_feedback_test_env.pth").write_text(f"import site; site.addsitedir({ours!r})\n")
+    install_alpha(site, "1.0")
+    install_beta(site, "1.0")
+    install_gamma(site, "1.0")
+    project = root / "project"
+    for path, text in TESTS.items():
+        (project / path).parent.mkdir(parents=True, exist_ok=True)
+        (project / path).write_text(textwrap.dedent(text))
+    (project / "pytest.ini").write_text("[pytest]\npythonpath = .\n")
+    run = subprocess.run(
+        [str(python), "-m", "pytest", "--feedback-cov", "-p", "no:cacheprovider", "-q"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+    )
+    assert "1 failed, 6 passed" in run.stdout, run.stdout
+    return project, site
+
+
+@pytest.fixture
+def select(
+    recorded: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Any:
+    project, site = recorded
+    monkeypatch.syspath_prepend(str(site))
+
+    def decide(*extra: str) -> dict[str, Any]:
+        capsys.readouterr()
+        db = project / ".pytest-feedback" / "history.db"
+        assert main(["select", "--format", "json", "--db", str(db), *extra]) == 0
+        return dict(json.loads(capsys.readouterr().out))
+
+    return decide
+
+
+def chosen(document: dict[str, Any]) -> dict[str, list[str]]:
+    return {entry["nodeid"]: entry["reasons"] for entry in document["selected"]}
+
+
+def test_each_upgrade_selects_the_tests_that_used_it(
+    recorded: tuple[Path, Path], select: Any
+) -> None:
+    project, site = recorded
+    db = project / ".pytest-feedback" / "history.db"
+    with sqlite3.connect(db) as con:
+        rows = con.execute(
+            "SELECT c.label, d.dist FROM map_dists d JOIN map_contexts c ON c.id = d.context_id"
+        ).fetchall()
+    used: dict[str, set[str]] = {label: set() for label, _ in rows}
+    for label, dist in rows:
+        used[label].add(dist)
+    assert "alpha" in used["tests/test_alpha.py"]
+    assert "beta" in used["tests/test_beta.py"]
+    assert "import:delta" in used["tests/test_optional.py"]
+    assert not any("alpha" in dists for label, dists in used.items() if "neither" in label)
+
+    nothing = select()
+    assert nothing["fallback"] is None
+    assert set(chosen(nothing)) == ALWAYS
+
+    try:
+        install_alpha(site, "1.1")
+        upgraded = select()
+        assert upgraded["changed_distributions"] == ["alpha 1.0 → 1.1"]
+        reasons = chosen(upgraded)
+        assert set(reasons) == ALWAYS | {
+            "tests/test_alpha.py::test_alpha",
+            "tests/test_beta.py::test_beta",
+            "tests/test_both.py::test_both",
+            "tests/test_lazy.py::test_lazy",
+        }
+        assert reasons["tests/test_alpha.py::test_alpha"] == ["uses alpha 1.0 → 1.1"]
+        assert (
+            "uses beta, which depends on alpha 1.0 → 1.1"
+            in reasons["tests/test_beta.py::test_beta"]
+        )
+    finally:
+        install_alpha(site, "1.0")
+    try:
+        install_beta(site, "1.1")
+        reasons = chosen(select())
+        assert set(reasons) == ALWAYS | {
+            "tests/test_beta.py::test_beta",
+            "tests/test_both.py::test_both",
+        }
+    finally:
+        install_beta(site, "1.0")
+    try:
+        install(site, "delta", "1.0", {"delta.py": "VALUE = 1\n"})
+        reasons = chosen(select())
+        assert set(reasons) == ALWAYS | {"tests/test_optional.py::test_optional"}
+        assert reasons["tests/test_optional.py::test_optional"] == [
+            "imported delta, not installed then; now delta 1.0 (added)"
+        ]
+    finally:
+        shutil.rmtree(site / "delta-1.0.dist-info")
+        (site / "delta.py").unlink()
+    try:
+        install_gamma(site, "1.1")
+        everything = select()
+        assert everything["fallback"] == (
+            "installed packages changed: pytest-gamma 1.0 → 1.1: it is a pytest plugin"
+            " (pytest11 entry point)"
+        )
+        assert len(everything["selected"]) == 7
+    finally:
+        install_gamma(site, "1.0")
+    assert set(chosen(select())) == ALWAYS
+
+
+def test_a_lock_file_change_asks_for_the_install_and_python_runs_everything(
+    recorded: tuple[Path, Path], select: Any
+) -> None:
+    project, site = recorded
+    requirements = project / "requirements.txt"
+    before = requirements.read_text()
+    try:
+        requirements.write_text("alpha==1.1\nbeta==1.0\n")
+        pending = select()
+        assert pending["fallback"].startswith(
+            "requirements.txt changed since the map was recorded, but the installed packages did"
+            " not: install the environment it pins first"
+        )
+        install_alpha(site, "1.1")
+        assert len(chosen(select())) == 5
+    finally:
+        requirements.write_text(before)
+        install_alpha(site, "1.0")
+    db = project / ".pytest-feedback" / "history.db"
+    with sqlite3.connect(db) as con:
+        (value,) = con.execute("SELECT value FROM meta WHERE key = 'map_environment'").fetchone()
+        environment = json.loads(value)
+        other = {**environment, "python": "CPython 3.99.0"}
+        con.execute("UPDATE meta SET value = ? WHERE key = 'map_environment'", (json.dumps(other),))
+    try:
+        everything = select()
+        assert everything["fallback"].startswith("Python changed (CPython 3.99.0 -> ")
+        assert len(everything["selected"]) == 7
+    finally:
+        with sqlite3.connect(db) as con:
+            con.execute(
+                "UPDATE meta SET value = ? WHERE key = 'map_environment'",
+                (json.dumps(environment),),
+            )
