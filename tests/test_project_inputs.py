@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 
+from pytest_feedback.depmap.environment import fingerprint
 from pytest_feedback.selection.inputs import environment_changes
 from pytest_feedback.selection.project_inputs import outcome_changes
 
@@ -100,3 +102,53 @@ def test_the_environment_compares_the_texts_the_map_kept() -> None:
     assert environment_changes(recorded, counts) == [
         "project-wide input changed: tox.ini [pytest.addopts]"
     ]
+
+
+SETUP_PY = """\
+from setuptools import setup
+
+setup(
+    name="pkg",
+    version="1.0",
+    python_requires=">=3.8",
+    classifiers=["Programming Language :: Python :: 3.8"],
+    packages=["pkg"],
+    entry_points={"pytest11": ["pkg = pkg.plugin"]},
+    long_description=open("README.rst").read(),
+)
+"""
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "counts"),
+    [
+        ('version="1.0"', 'version="1.1"', False),
+        ('">=3.8"', '">=3.9"', False),
+        ('"Programming Language :: Python :: 3.8"', '"Programming Language :: Python"', False),
+        ('open("README.rst").read()', 'open("README.md").read()', False),
+        ('packages=["pkg"]', 'packages=["pkg", "pkg.sub"]', True),
+        ("pkg.plugin", "pkg.other", True),
+        ("from setuptools import setup", "import os\nfrom setuptools import setup", True),
+        ('    version="1.0",\n', '    version="1.0",\n    zip_safe=False,\n', True),
+    ],
+    ids=["version", "python-requires", "classifier", "readme", "packages", "entry-point",
+         "other-code", "new-keyword"],
+)  # fmt: skip
+def test_setup_py_counts_unless_only_metadata_keywords_changed(
+    old: str, new: str, counts: bool
+) -> None:
+    new_text = SETUP_PY.replace(old, new)
+    assert new_text != SETUP_PY
+    assert (outcome_changes("setup.py", SETUP_PY, new_text) == "setup.py") is counts
+
+
+def test_coverage_settings_are_harmless() -> None:
+    cfg = "[coverage:run]\nbranch = true\n\n[coverage:report]\nfail_under = 90\n"
+    assert outcome_changes("setup.cfg", cfg, cfg.replace("90", "95")) is None
+    assert outcome_changes("setup.cfg", cfg, cfg.replace("true", "false")) is None
+
+
+def test_the_map_keeps_the_text_of_setup_py(tmp_path: Path) -> None:
+    (tmp_path / "setup.py").write_text(SETUP_PY)
+    recorded = fingerprint(tmp_path, texts=True)
+    assert recorded["text:setup.py"] == SETUP_PY

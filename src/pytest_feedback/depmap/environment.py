@@ -37,7 +37,9 @@ INPUT_PREFIX = "input:"
 #: ``text:PATH``: the text of a settings file, kept so that selection can tell which of its parts
 #: changed (`selection.project_inputs`).
 TEXT_PREFIX = "text:"
-_TEXT_NAMES = frozenset({"pyproject.toml", "setup.cfg", "tox.ini", "pytest.ini", ".pytest.ini"})
+_TEXT_NAMES = frozenset(
+    {"pyproject.toml", "setup.cfg", "tox.ini", "pytest.ini", ".pytest.ini", "setup.py"}
+)
 _MAX_TEXT_BYTES = 256 * 1024
 
 

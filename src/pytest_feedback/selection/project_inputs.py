@@ -9,8 +9,11 @@ key by key (so comments and formatting never count):
 - dependency declarations (``dependencies``, extras, dependency groups, requirements and lock
   files, ``.python-version``): they change nothing until they are installed, and then the
   installed packages (or the Python version) differ and the environment rule decides;
-- the sections of linters, formatters, type checkers and release tools, and tox's own settings
-  of which environments to build with which dependencies.
+- the sections of linters, formatters, type checkers, coverage reports and release tools, and
+  tox's own settings of which environments to build with which dependencies;
+- in ``setup.py``, the metadata and dependency keywords of its ``setup()`` call, when the rest of
+  the file is the same statement for statement (`setup_py_changes`): setup.py runs when the
+  project is built, and the metadata it passes cannot change what a test does.
 
 Anything not known to be harmless counts; so does a file whose old text is unknown or that does
 not parse.
@@ -18,6 +21,7 @@ not parse.
 
 from __future__ import annotations
 
+import ast
 import configparser
 import fnmatch
 from collections.abc import Iterable
@@ -36,6 +40,15 @@ _TOOLS = (
     "interrogate", "cibuildwheel", "semantic_release", "pyproject-fmt", "typos", "doc8",
     "rstcheck", "vulture", "bandit", "pycln", "autoflake", "refurb", "darglint", "yapf",
     "scriv", "repo-review", "ty", "pyrefly", "gh-actions", "gh",
+    # coverage.py's settings decide what is measured and reported, never what a test does
+    "coverage", "coverage:*",
+)  # fmt: skip
+#: Keywords of ``setup()`` that only declare metadata or dependencies (`setup_py_changes`).
+_SETUP_HARMLESS = frozenset(
+    {"version", "description", "long_description", "long_description_content_type", "author",
+     "author_email", "maintainer", "maintainer_email", "url", "download_url", "project_urls",
+     "license", "license_files", "classifiers", "keywords", "platforms", "python_requires",
+     "install_requires", "extras_require", "tests_require", "setup_requires"}
 )  # fmt: skip
 #: ``pyproject.toml`` keys (dotted prefixes) that cannot change an outcome.
 _TOML_HARMLESS = (
@@ -74,6 +87,8 @@ def outcome_changes(path: str, old: Optional[str], new: Optional[str]) -> Option
     if harmless_path(path):
         return None
     name = path.rsplit("/", 1)[-1]
+    if name == "setup.py" and old is not None and new is not None:
+        return setup_py_changes(old, new)
     parse = _toml if name == "pyproject.toml" else _ini if name.endswith((".cfg", ".ini")) else None
     if old is None or new is None or parse is None:
         return path
@@ -138,3 +153,32 @@ def _ini(text: str) -> Optional[dict[str, Any]]:
     except configparser.Error:
         return None
     return {section: dict(parser.items(section)) for section in parser.sections()}
+
+
+def setup_py_changes(old: str, new: str) -> Optional[str]:
+    """``setup.py`` when an edit of it can change an outcome; None when the file is the same but
+    for the values of metadata and dependency keywords (`_SETUP_HARMLESS`) of its one
+    ``setup()`` call (the order of the keywords kept)."""
+    before, after = _setup_shape(old), _setup_shape(new)
+    return None if before is not None and before == after else "setup.py"
+
+
+def _setup_shape(text: str) -> Optional[str]:
+    """The file's syntax tree with the harmless keywords' values blanked (None: no parse, or
+    not one ``setup()`` call)."""
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return None
+    calls = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and (getattr(node.func, "id", None) or getattr(node.func, "attr", None)) == "setup"
+    ]
+    if len(calls) != 1:
+        return None
+    for keyword in calls[0].keywords:
+        if keyword.arg in _SETUP_HARMLESS:
+            keyword.value = ast.Constant(None)
+    return ast.dump(tree)
