@@ -59,8 +59,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional, Union
 
+from budget_mutations import covered_lines, pick_capped
 from budget_simulated import SimulatedHistory
 from budget_suite import generated_suite
 from selection import (
@@ -116,6 +117,8 @@ class Row:
     caught_ours: int = 0
     caught_fastest: int = 0
     caught_random: float = 0.0
+    #: Per breaking mutation, in order: whether the budget run caught it.
+    verdicts: list[bool] = dataclasses.field(default_factory=list)
     #: The budget's history: the suite's, with one recorded budget run of this size.
     db: Optional[Path] = None
     #: That recorded run, planned from the suite's history alone (no pace learnt yet).
@@ -219,7 +222,7 @@ class Paper:
 
 def measure(
     suite: Suite,
-    mutations: list[Mutation],
+    mutations: Union[list[Mutation], Callable[[Path], list[Mutation]]],
     plugin_dir: Path,
     history: int,
     cov_runs: int,
@@ -243,6 +246,8 @@ def measure(
         full += ["-n", str(workers)]
     # What a mutation breaks: a full run, on more workers when the suite is a long one.
     find = [*full, "-n", str(find_workers)] if find_workers > 1 and workers <= 1 else full
+    if callable(mutations):  # chosen on the lines the map of the first run says ran
+        mutations = mutations(db)
     walls = [suite.run(*full, plugin_dir=plugin_dir)[1] for _ in range(2)]
     total_s = statistics.median(walls)
     log.append(f"{suite.name}: full suite T = {total_s:.2f} s (median of {len(walls)})")
@@ -279,22 +284,26 @@ def measure(
     for mutation in mutations:
         path = suite.root / mutation.path
         original = path.read_text(encoding="utf-8")
+        # Simulating, the mutation is committed and its finding run is the history's failing run.
+        finding = sim.apply(mutation) if sim is not None else find
         path.write_text(mutation.text, encoding="utf-8")
+        broken: set[str] = set()
         try:
             # A mutation can make a test loop forever (cattrs: a changed default argument).
-            now, _ = suite.run(*find, plugin_dir=plugin_dir, timeout=max(60.0, 4 * total_s))
+            now, _ = suite.run(*finding, plugin_dir=plugin_dir, timeout=max(60.0, 4 * total_s))
             broken = broken_by(now, baseline)
             runs = [measured_run(suite, row, plugin_dir, workers) for row in rows] if broken else []
         except subprocess.TimeoutExpired:
             print(f"  [{suite.name}] hangs, skipped  {mutation.describe()}", flush=True)
+            broken = set()
             continue
         finally:
             path.write_text(original, encoding="utf-8")
+            if sim is not None:
+                sim.restore(bool(broken), timeout=max(60.0, 4 * total_s))
         if not broken:
             print(f"  [{suite.name}] breaks nothing  {mutation.describe()}", flush=True)
             continue
-        if sim is not None:
-            sim.add(mutation, timeout=max(60.0, 4 * total_s))
         marks = []
         for row, run in zip(rows, runs):
             row.runs.append(run)
@@ -308,6 +317,7 @@ def measure(
                 rng.shuffle(order)
                 hits += bool(paper[row.share].fill(order, row.budget_s) & broken)
             row.caught_ours += ours
+            row.verdicts.append(ours)
             row.caught_fastest += fast
             row.caught_random += hits / RANDOM_DRAWS
             marks.append(
@@ -384,10 +394,51 @@ def table(rows: list[Row]) -> list[str]:
     return lines
 
 
+def chosen(spec: str) -> list[str]:
+    """The paths of ``--tests SUITE=PATH,PATH``."""
+    return [p for p in spec.partition("=")[2].split(",") if p]
+
+
+def capped(
+    suite: Suite,
+    count: int,
+    rng: random.Random,
+    seconds: float,
+    log: list[str],
+    kinds: Optional[set[str]],
+) -> Callable[[Path], list[Mutation]]:
+    """`budget_mutations.pick_capped` once the suite's history holds its map."""
+
+    def pick(db: Path) -> list[Mutation]:
+        mutations, said = pick_capped(
+            suite, count, rng, seconds, covered_lines(db), kinds_wanted=kinds
+        )
+        print(f"  {said}", flush=True)
+        log.append(said)
+        return mutations
+
+    return pick
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--corpora", default="arrow,attrs")
     parser.add_argument("--per-kind", type=int, default=1, help="mutations per kind per suite")
+    parser.add_argument(
+        "--mutations",
+        type=int,
+        help="instead of --per-kind: at most N mutations per suite, on lines the map of the first "
+        "history run says ran, chosen in a seeded order within --choose-seconds",
+    )
+    parser.add_argument("--choose-seconds", type=float, default=60.0)
+    parser.add_argument("--kinds", help="with --mutations: only these kinds (comma-separated)")
+    parser.add_argument(
+        "--tests",
+        action="append",
+        default=[],
+        metavar="SUITE=PATH[,PATH...]",
+        help="run only these test paths of a corpus (a suite of minutes made shorter)",
+    )
     parser.add_argument("--history", type=int, default=3, help="recorded full runs")
     parser.add_argument(
         "--cov-runs", type=int, default=1, help="how many of them with --feedback-cov"
@@ -396,8 +447,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument(
         "--find-workers",
         type=int,
-        default=4,
-        help="-n for the full runs that find what a mutation breaks (generated suite only)",
+        help="-n for the full runs that find what a mutation breaks (default: 4 for the generated "
+        "suite, 1 for the corpora)",
     )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
@@ -423,7 +474,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         for name in [n for n in args.corpora.split(",") if n]:
             generated = name == "generated"
             suite = generated_suite(work, args.seed) if generated else copy_suite(name, work)
-            mutations = pick_mutations(suite, args.per_kind, rng)
+            suite.args += [p for s in args.tests if s.startswith(f"{name}=") for p in chosen(s)]
+            mutations: Union[list[Mutation], Callable[[Path], list[Mutation]]]
+            if args.mutations is None:
+                mutations = pick_mutations(suite, args.per_kind, rng)
+            else:
+                kinds = set(args.kinds.split(",")) if args.kinds else None
+                mutations = capped(suite, args.mutations, rng, args.choose_seconds, log, kinds)
             rows += measure(
                 suite,
                 mutations,
@@ -433,7 +490,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                 args.workers,
                 args.seed,
                 log,
-                args.find_workers if generated else 1,
+                args.find_workers or (4 if generated else 1),
                 args.simulate,
             )
     finally:

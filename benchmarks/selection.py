@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import Optional
 
 HERE = Path(__file__).resolve().parent
-SRC = HERE.parent / "src"
+#: Our code; PYTEST_FEEDBACK_SRC names another copy (a snapshot, while the checkout is edited).
+SRC = Path(os.environ.get("PYTEST_FEEDBACK_SRC", HERE.parent / "src"))
 CORPORA = Path(os.environ.get("PYTEST_FEEDBACK_CORPORA", "/tmp/pytest-feedback-corpora"))
 KINDS = (
     "compare", "return", "constant", "default", "class-attr", "delete",
@@ -192,6 +193,14 @@ class Mutation:
         lines[self.line - 1] = self.after
         return "".join(lines)
 
+    def parses(self) -> bool:
+        """Whether the mutated file is still Python."""
+        try:
+            ast.parse(self.text)
+        except SyntaxError:
+            return False
+        return True
+
     def describe(self) -> str:
         return (
             f"{self.kind:10} {self.path}:{self.line}: {self.before.strip()} -> {self.after.strip()}"
@@ -247,8 +256,10 @@ def _replace(lines: list[str], node: ast.AST, new: str) -> Optional[tuple[str, s
     return line, changed
 
 
-def mutations_of(path: Path, rel: str) -> dict[str, list[Mutation]]:
-    """Every single-line mutation of each kind that still parses."""
+def mutations_of(path: Path, rel: str, checked: bool = True) -> dict[str, list[Mutation]]:
+    """Every single-line mutation of each kind that still parses; ``checked=False``: without
+    parsing each mutated file (a candidate is then checked with `Mutation.parses` when drawn:
+    sqlglot's 11,000-line parser has thousands of candidates)."""
     text = path.read_text(encoding="utf-8")
     try:
         tree = ast.parse(text)
@@ -272,14 +283,9 @@ def mutations_of(path: Path, rel: str) -> dict[str, list[Mutation]]:
         if pair is None or pair[0] == pair[1]:
             return
         lineno = node.lineno  # type: ignore[attr-defined]
-        new_lines = [*lines]
-        new_lines[lineno - 1] = pair[1]
-        new_text = "".join(new_lines)
-        try:
-            ast.parse(new_text)
-        except SyntaxError:
-            return
-        found[kind].append(Mutation(kind, rel, lineno, pair[0], pair[1], original=lines))
+        mutation = Mutation(kind, rel, lineno, pair[0], pair[1], original=lines)
+        if not checked or mutation.parses():
+            found[kind].append(mutation)
 
     for node in ast.walk(tree):
         if isinstance(node, ast.Compare) and len(node.ops) == 1 and in_function(node):
