@@ -26,6 +26,9 @@ from typing import Any
 import pytest
 
 from pytest_feedback.cli.commands import main
+from pytest_feedback.depmap.distributions import DistIndex
+from pytest_feedback.depmap.upgrades import DISTS_KEY, compare
+from pytest_feedback.selection.dependencies import lock_not_installed
 
 ALPHA = {"1.0": 'def greet():\n    return "hello"\n', "1.1": 'def greet():\n    return "hi"\n'}
 BETA = "import alpha\n\n\ndef shout():\n    return alpha.greet().upper()\n"
@@ -254,3 +257,68 @@ def test_a_lock_file_change_asks_for_the_install_and_python_runs_everything(
                 "UPDATE meta SET value = ? WHERE key = 'map_environment'",
                 (json.dumps(environment),),
             )
+
+
+def environment(packages: str, **facts: list[str]) -> dict[str, str]:
+    return {"python": "CPython 3.12.3", "packages": packages, DISTS_KEY: json.dumps(facts)}
+
+
+BEFORE = "alpha==1.0\nbeta==1.0\nboto==2.0"
+
+
+@pytest.mark.parametrize(
+    ("facts", "why"),
+    [
+        ({"early": ["alpha"]}, "was imported before the map's measurement started"),
+        ({"pth": ["alpha"]}, "installs a .pth file"),
+        ({"hooks": ["alpha"]}, "installs an import hook"),
+        (
+            {"plugins": ["pytest-x"], "requires": ["pytest-x>alpha"]},
+            "dependency of a pytest plugin",
+        ),
+        ({"requires": ["pytest-feedback>beta", "beta>alpha"]}, "pytest-feedback or one of its"),
+        ({"seen": ["alpha"]}, "cannot follow every use"),
+        ({"seen": ["alpha"], "named": ["beta"], "requires": ["beta>alpha"]}, None),
+    ],
+)
+def test_the_safety_rules_run_everything(facts: dict[str, list[str]], why: str | None) -> None:
+    now = environment(BEFORE.replace("alpha==1.0", "alpha==1.1"))
+    upgrade = compare(environment(BEFORE, **facts), now, DistIndex([]))
+    assert upgrade is not None
+    if why is None:
+        assert upgrade.everything is None
+        assert upgrade.reaches == {"alpha": {"alpha"}, "beta": {"alpha"}}
+    else:
+        assert upgrade.everything is not None
+        assert upgrade.everything.startswith("alpha 1.0 → 1.1: it ")
+        assert why in upgrade.everything
+    assert compare(environment(BEFORE), environment(BEFORE), DistIndex([])) is None
+    assert compare({"packages": BEFORE}, now, DistIndex([])) is None  # a map without the facts
+
+
+def test_a_lock_file_counts_only_while_the_packages_are_unchanged() -> None:
+    recorded = {"packages": "a==1", "input:uv.lock": "x", "input:pyproject.toml": "p"}
+    assert lock_not_installed(recorded, recorded) is None
+    assert lock_not_installed(recorded, {**recorded, "input:pyproject.toml": "q"}) is None
+    pending = lock_not_installed(recorded, {**recorded, "input:uv.lock": "y"})
+    assert pending is not None
+    assert pending.startswith("uv.lock changed since the map was recorded")
+    assert (
+        lock_not_installed(recorded, {**recorded, "input:uv.lock": "y", "packages": "a==2"}) is None
+    )
+
+
+def test_files_map_to_their_distribution_also_in_a_shared_namespace(tmp_path: Path) -> None:
+    import importlib.metadata
+
+    install(tmp_path, "ns-one", "1.0", {"nsp/one/__init__.py": "", "one_extra.py": ""})
+    install(tmp_path, "ns-two", "2.0", {"nsp/two/__init__.py": ""}, requires="ns-one")
+    dists = importlib.metadata.distributions(path=[str(tmp_path)])
+    index = DistIndex(dists)
+    assert index.owners(str(tmp_path / "nsp" / "one" / "__init__.py")) == ("ns-one",)
+    assert index.owners(str(tmp_path / "nsp" / "two" / "__init__.py")) == ("ns-two",)
+    assert index.owners(str(tmp_path / "one_extra.py")) == ("ns-one",)
+    assert index.owners(str(tmp_path / "elsewhere.py")) == ()
+    assert index.provided_by("ns-one") == ["nsp", "one_extra"]
+    assert index.requires["ns-two"] == {"ns-one"}
+    assert index.versions == {"ns-one": "1.0", "ns-two": "2.0"}

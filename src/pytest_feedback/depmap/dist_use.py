@@ -67,12 +67,14 @@ class DistUse:
         index: DistIndex,
         project_path: Callable[[str], Optional[str]],
         opened: dict[str, set[str]],
-    ) -> tuple[dict[str, set[str]], set[str], set[str]]:
-        """Per label, the distributions it used; the distributions imported before the start;
-        the edges ``a>b`` between distributions seen in library modules' namespaces."""
+    ) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+        """Per label, the distributions it used; and the facts: ``early`` (imported before the
+        start), ``imports`` (edges ``a>b`` seen in library modules' namespaces), ``named`` (what
+        project modules name: every user of those is known through the import graph)."""
         owners = _Owners(index)
         used: dict[str, set[str]] = {}
         edges: set[str] = set()
+        named: set[str] = set()
         for label, modules in self._new.items():
             found = used.setdefault(label, set())
             for module in modules:
@@ -80,8 +82,9 @@ class DistUse:
                 if not isinstance(filename, str):
                     continue
                 if project_path(filename) is not None:
-                    for name in _names(module, deep=True):
-                        found.update(owners.of_module(name))
+                    names = {d for n in _names(module, deep=True) for d in owners.of_module(n)}
+                    named.update(names)
+                    found.update(names)
                     continue
                 mine = index.owners(filename)
                 found.update(mine)
@@ -93,7 +96,8 @@ class DistUse:
         for label, names in self.missing.items():
             used.setdefault(label, set()).update(MISSING_PREFIX + n for n in names)
         early = {d for m in self.early.values() for d in owners.of_file(m)}
-        return {k: v for k, v in used.items() if v}, early, edges
+        facts = {"early": early, "imports": edges, "named": named}
+        return {k: v for k, v in used.items() if v}, facts
 
 
 class _Owners:

@@ -388,7 +388,7 @@ class Measurement:
             from pytest_feedback.depmap.distributions import DistIndex
 
             index = DistIndex()
-            used, early, edges = use.resolve(index, self.project_path, self._access.outside)
+            used, facts = use.resolve(index, self.project_path, self._access.outside)
             hooks = index.hooks([*sys.meta_path, *sys.path_hooks])
         except Exception as exc:
             payload.notes.append(
@@ -396,8 +396,10 @@ class Measurement:
             )
             return
         payload.dists = {label: sorted(names) for label, names in used.items()}
-        payload.dist_facts = index.facts(early, hooks)
-        payload.dist_facts["imports"] = sorted(edges)
+        payload.dist_facts = index.facts(facts.pop("early"), hooks)
+        payload.dist_facts.update({kind: sorted(names) for kind, names in facts.items()})
+        seen = {d for names in used.values() for d in names if ":" not in d}
+        payload.dist_facts["seen"] = sorted(seen)
 
     def _add_data(self, payload: MapPayload, data: Any, *, child: bool) -> set[str]:
         """Add one coverage.py data set's lines per context; returns the contexts seen."""

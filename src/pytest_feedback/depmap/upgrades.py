@@ -147,6 +147,11 @@ def _safety(
             set(facts.get("early", ())),
             "was imported before the map's measurement started, so its use is not attributed",
         ),
+        (
+            set(facts.get("seen", ())) - _closure(facts.get("named", ()), requires),
+            "is used where the map cannot follow every use (imported without an import statement"
+            " of the project naming it, or its files read through a cache)",
+        ),
     )
     for names, why in rules:
         for dist in upgrade.changed:

@@ -86,6 +86,11 @@ def why_lines(
     lines.extend(f"    {path}{state(path)}" for path in sorted(deps.collection_time))
     lines.append(f"  reads ({len(deps.reads)} files):")
     lines.extend(f"    {path}{state(path)}" for path in sorted(deps.reads))
+    installed = sorted(d for d in deps.dists if ":" not in d)
+    missing = sorted(d.partition(":")[2] for d in deps.dists if ":" in d)
+    lines.append(f"  installed distributions ({len(installed)}): {', '.join(installed) or '-'}")
+    if missing:
+        lines.append(f"  imports it looked for, not installed: {', '.join(missing)}")
     if deps.spawned:
         verdict = (
             "depends on all project code (not all could be measured)" if deps.spawns else "measured"
@@ -108,6 +113,7 @@ def why_json(nodeid: str, deps: TestDeps) -> dict[str, Any]:
         "measured": deps.measured,
         "spawns": deps.spawns,
         "outdated": deps.outdated,
+        "distributions": sorted(deps.dists),
     }
 
 
