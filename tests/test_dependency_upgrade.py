@@ -50,12 +50,18 @@ TESTS = {
         "try:\n    import delta\nexcept ImportError:\n    delta = None\n\n"
         "def test_optional():\n    assert delta is None or delta.VALUE\n"
     ),
+    # A child process's imports are not recorded: any change of the distributions selects it.
+    "tests/test_child.py": (
+        "import subprocess, sys\n\n"
+        "def test_child():\n    subprocess.run([sys.executable, '-c', 'pass'], check=True)\n"
+    ),
     # alpha is imported (by test_alpha.py) before this module's function imports it.
     "proj/__init__.py": "",
     "proj/helpers.py": "def lazy_greeting():\n    import alpha\n\n    return alpha.greet()\n",
     "requirements.txt": "alpha==1.0\nbeta==1.0\n",
 }
 ALWAYS = {"tests/test_neither.py::test_fails"}  # failed in its last run
+CHILD = "tests/test_child.py::test_child"
 
 
 def install(site: Path, name: str, version: str, files: dict[str, str], **meta: str) -> None:
@@ -128,7 +134,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         capture_output=True,
         text=True,
     )
-    assert "1 failed, 6 passed" in run.stdout, run.stdout
+    assert "1 failed, 7 passed" in run.stdout, run.stdout
     return project, site
 
 
@@ -179,6 +185,7 @@ def test_each_upgrade_selects_the_tests_that_used_it(
         assert upgraded["changed_distributions"] == ["alpha 1.0 → 1.1"]
         reasons = chosen(upgraded)
         assert set(reasons) == ALWAYS | {
+            CHILD,
             "tests/test_alpha.py::test_alpha",
             "tests/test_beta.py::test_beta",
             "tests/test_both.py::test_both",
@@ -195,6 +202,7 @@ def test_each_upgrade_selects_the_tests_that_used_it(
         install_beta(site, "1.1")
         reasons = chosen(select())
         assert set(reasons) == ALWAYS | {
+            CHILD,
             "tests/test_beta.py::test_beta",
             "tests/test_both.py::test_both",
         }
@@ -203,7 +211,7 @@ def test_each_upgrade_selects_the_tests_that_used_it(
     try:
         install(site, "delta", "1.0", {"delta.py": "VALUE = 1\n"})
         reasons = chosen(select())
-        assert set(reasons) == ALWAYS | {"tests/test_optional.py::test_optional"}
+        assert set(reasons) == ALWAYS | {CHILD, "tests/test_optional.py::test_optional"}
         assert reasons["tests/test_optional.py::test_optional"] == [
             "imported delta, not installed then; now delta 1.0 (added)"
         ]
@@ -217,7 +225,7 @@ def test_each_upgrade_selects_the_tests_that_used_it(
             "installed packages changed: pytest-gamma 1.0 → 1.1: it is a pytest plugin"
             " (pytest11 entry point)"
         )
-        assert len(everything["selected"]) == 7
+        assert len(everything["selected"]) == 8
     finally:
         install_gamma(site, "1.0")
     assert set(chosen(select())) == ALWAYS
@@ -237,7 +245,7 @@ def test_a_lock_file_change_asks_for_the_install_and_python_runs_everything(
             " not: install the environment it pins first"
         )
         install_alpha(site, "1.1")
-        assert len(chosen(select())) == 5
+        assert len(chosen(select())) == 6
     finally:
         requirements.write_text(before)
         install_alpha(site, "1.0")
@@ -250,7 +258,7 @@ def test_a_lock_file_change_asks_for_the_install_and_python_runs_everything(
     try:
         everything = select()
         assert everything["fallback"].startswith("Python changed (CPython 3.99.0 -> ")
-        assert len(everything["selected"]) == 7
+        assert len(everything["selected"]) == 8
     finally:
         with sqlite3.connect(db) as con:
             con.execute(

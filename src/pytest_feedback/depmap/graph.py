@@ -105,6 +105,10 @@ class DependencyMap:
             if self._raw.contexts[context_id][2] > self._raw.contexts[context_id][3]
         }
 
+    def starting_tests(self) -> set[str]:
+        """Tests that started processes that may run project code (measured or not)."""
+        return {label for label, c in self._tests.items() if self._raw.contexts[c][2]}
+
     def outdated_tests(self) -> set[str]:
         """Tests whose map predates a change (recorded by a later partial run) they reached."""
         out: set[str] = set()

@@ -54,6 +54,9 @@ def upgrade_reasons(dmap: MapView, upgrade: Upgrade) -> dict[str, list[str]]:
     if query is None or not upgrade.reaches:
         return {}
     out: dict[str, list[str]] = {}
+    # What a child process imports is not recorded: it may use any distribution.
+    for nodeid in getattr(dmap, "starting_tests", set)():
+        out[nodeid] = ["runs child processes, and installed distributions changed"]
     for nodeid, values in query(upgrade.reaches).items():
         reasons = out.setdefault(nodeid, [])
         for value in sorted(values):
