@@ -68,9 +68,10 @@ def replay_of(db: Path) -> HistoryReplay:
 
 def test_a_known_history_gives_the_expected_curve_exactly(tmp_path: Path) -> None:
     # Run 2: a fails (all tests alike so far: cheapest first). Run 4: d fails, but a's failure
-    # history ranks it first and d, the longest, fits only the whole suite. Run 6: b and c fail;
-    # a and d have failed once in five runs (risk per second: a, d, b, c), so 1 s runs a alone,
-    # 3 s adds b (d does not fit), 7 s adds c.
+    # history ranks it first (a, b, c, d) and d, the longest, fits only the whole suite. Run 6:
+    # b and c fail; a and d have failed once in five runs (risk per second: a, d, b, c), so up to
+    # 8 s a runs alone (d, next, does not fit, and a budget takes a prefix of the order), 11 s
+    # adds d and b, 15 s c.
     db = tmp_path / "h.db"
     fail = "failed"
     record(
@@ -78,18 +79,32 @@ def test_a_known_history_gives_the_expected_curve_exactly(tmp_path: Path) -> Non
         [{}, {"t.py::a": fail}, {}, {"t.py::d": fail}, {}, {"t.py::b": fail, "t.py::c": fail}],
         KNOWN,
     )
-    sim = simulate(replay_of(db), [1, 3, 7, 15])
+    sim = simulate(replay_of(db), [1, 3, 7, 11, 15])
     assert (sim.considered, sim.passed, sim.failing_runs, sim.failing_tests) == (6, 3, 3, 4)
     assert [(r.budget_s, r.ours.runs, r.ours.tests) for r in sim.rows] == [
         (1, 1, 1),
-        (3, 2, 2),
-        (7, 2, 3),
+        (3, 1, 1),
+        (7, 1, 1),
+        (11, 2, 2),
         (15, 3, 4),
     ]
     assert sim.suite_s == pytest.approx(15.0)
-    # Fastest first takes a, b, c, d: the same here, budget by budget.
-    assert [(r.fastest.runs, r.fastest.tests) for r in sim.rows] == [(1, 1), (2, 2), (2, 3), (3, 4)]
-    assert [round(sim.mean_predicted(r), 6) for r in sim.rows] == [1.0, 3.0, 7.0, 15.0]
+    # Fastest first takes a, b, c, d: on this history it catches run 6 sooner.
+    assert [(r.fastest.runs, r.fastest.tests) for r in sim.rows] == [
+        (1, 1),
+        (2, 2),
+        (2, 3),
+        (2, 3),
+        (3, 4),
+    ]
+    # Runs 2 and 4 take a, b, c at 7 s and 11 s; run 6 takes a, then a, d, b.
+    assert [round(sim.mean_predicted(r), 6) for r in sim.rows] == [
+        1.0,
+        round(7 / 3, 6),
+        5.0,
+        round(25 / 3, 6),
+        15.0,
+    ]
     assert not sim.enough  # 3 failing runs: counts, but no percentage
     assert "%" not in "\n".join(text_lines(sim))
     assert f"({MIN_FAILING_RUNS} needed)" in text_lines(sim)[0]
@@ -116,9 +131,9 @@ def test_the_curve_never_falls_and_the_whole_suite_catches_every_failing_run(
     durations = random_history(tmp_path / "h.db", seed)
     replay = replay_of(tmp_path / "h.db")
     whole = sum(durations.values())
-    # Doubling budgets: between close ones the planner's tail (the small tests it packs into
-    # what is left of a budget) can differ, and a run caught at one may be missed at the next.
-    budgets = [whole / 2**k for k in range(6, -1, -1)]
+    # Any budgets, close ones too: a larger budget's choice holds a smaller one's.
+    rng = random.Random(seed)
+    budgets = sorted({whole * rng.random() for _ in range(40)} | {whole / 64, whole})
     sim = simulate(replay, budgets)
     assert sim.enough
     runs = [r.ours.runs for r in sim.rows]
@@ -379,6 +394,43 @@ def test_a_planner_updated_with_new_facts_plans_as_a_new_one() -> None:
         for budget in (2.0, 5.0, 9.0, 15.0):
             assert updated.choose(budget) == fresh.choose(budget)
         assert updated.affected == fresh.affected
+
+
+def test_a_larger_budget_runs_what_a_smaller_one_runs() -> None:
+    from pytest_feedback.history.estimates import Estimates, FixtureEstimate, TestEstimate
+    from pytest_feedback.planning.budget import BudgetPlanner, Candidate
+
+    rng = random.Random(11)
+    names = [f"m{i % 6}.py::t{i}" for i in range(120)]
+    tests = {
+        n: TestEstimate(n, rng.lognormvariate(-2, 1.5), 0, 0, 0, 3, 0.0, False, 1.0, "passed")
+        for n in names
+    }
+    fixtures = [
+        FixtureEstimate("db", "module", "c.py::db", 2.0, 0.1, 1, 60),
+        FixtureEstimate("web", "session", "c.py::web", 3.0, 0.1, 1, 30),
+    ]
+    uses = {n: [0] if i % 3 == 0 else [1] if i % 4 == 0 else [] for i, n in enumerate(names)}
+    est = Estimates(tests, fixtures, uses, startup_s=0.5)
+    facts = [
+        Candidate(
+            n,
+            affected=rng.random() < 0.15,
+            runs=3,
+            last_outcome=rng.choice(["passed", "passed", "failed"]),
+            changed_lines=rng.choice([0, 0, 3]),
+        )
+        for n in names
+    ]
+    planner = BudgetPlanner(facts, est, affected_known=True)
+    whole = planner.predict(range(len(names)))
+    budgets = sorted([rng.uniform(0.4, whole) for _ in range(80)] + [whole])
+    chosen = [planner.choose(b) for b in budgets]
+    for budget, tests_chosen in zip(budgets, chosen):
+        assert not tests_chosen or planner.predict(tests_chosen) <= budget + 1e-9
+    for smaller, larger in zip(chosen, chosen[1:]):
+        assert larger[: len(smaller)] == smaller
+    assert len(chosen[0]) < len(chosen[-1]) == len(names)
 
 
 def test_the_ini_twin_takes_a_share_too(pytester: pytest.Pytester) -> None:

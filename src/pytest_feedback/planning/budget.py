@@ -234,11 +234,10 @@ class BudgetPlanner:
             for own, needs in zip(work.own, work.needs)
         ]
         self._queue = self._first_queue()
+        self._order: Optional[tuple[list[int], list[float]]] = None
 
     def _first_queue(self) -> list[tuple[int, float, str, int]]:
-        """Greedy by (tier, value per marginal second), lazily re-evaluated: a test's marginal
-        cost only falls as the fixture instances it needs get paid for by tests chosen before
-        it. Nothing is paid for at first: the queue every budget starts from."""
+        """The queue `order` starts from: by (tier, value per second), nothing paid for yet."""
         tier, risks, alone = self.tier, self.risks, self._alone
         queue = [
             (tier[t], -risks[t] / max(alone[t], 1e-6), n, t)
@@ -260,56 +259,85 @@ class BudgetPlanner:
             new.tier[t] = 0 if c.affected else 1
         new.affected = new.tier.count(0) if affected_known else None
         new._queue = new._first_queue()
+        new._order = None
         return new
 
-    def choose(self, budget_s: float) -> list[int]:
-        """The tests (indexes into ``work``) that fit ``budget_s``, in the order chosen."""
-        work, model, workers, bringup = self.work, self.model, self.workers, self.bringup
-        risks, own = self.risks, work.own
-        fixed = bringup + work.startup_s
-        end_rate, covered = max(0.0, model.end_rate), model.covered_s
-        paid: set[int] = set()
-
+    def order(self) -> tuple[list[int], list[float]]:
+        """Every test in the order budgets take them, and the work (seconds, own and fixture
+        instances) of each prefix: greedy by (tier, value per marginal second), where a test's
+        marginal cost falls once the tests before it have paid for the fixture instances it
+        needs (their other users are queued again at their new value). Worked out once; every
+        budget takes a prefix of it."""
+        if self._order is not None:
+            return self._order
+        work, risks, tier = self.work, self.risks, self.tier
+        own, needs, resource_cost, nodeids = work.own, work.needs, work.resource_cost, work.nodeids
+        users: dict[int, list[int]] = {}
+        for t, rs in enumerate(needs):
+            for r in rs:
+                users.setdefault(r, []).append(t)
         heap = list(self._queue)
-        chosen: list[int] = []
-        work_s = 0.0
-        needs, resource_cost = work.needs, work.resource_cost
+        paid: set[int] = set()
+        taken = [False] * len(own)
+        order: list[int] = []
+        cumulative = [0.0]
         pop, push = heapq.heappop, heapq.heappush
-        # The most a test may add and still fit: a test adds at least its own time, and the
-        # session end does not shrink, so a test that costs more on its own never fits again.
-        # When it has halved, the queue keeps only the tests below it.
-        room = (budget_s - fixed) * workers
-        pruned_at = room
-        while heap:
-            level, neg_value, nodeid, t = pop(heap)
-            cost = own[t]  # `Workload.added_cost` and `CostModel.end`, inlined: this loop runs
-            for r in needs[t]:  # for every test
+
+        def added(t: int) -> float:  # `Workload.added_cost`, inlined: this runs for every test
+            cost = own[t]
+            for r in needs[t]:
                 if r not in paid:
                     cost += resource_cost[r]
-            cost = cost if cost > 1e-6 else 1e-6
-            value = -risks[t] / cost
-            if value < neg_value - 1e-12:  # it got cheaper since it was queued: queue it again
-                push(heap, (level, value, nodeid, t))
+            return cost if cost > 1e-6 else 1e-6
+
+        while heap:
+            level, neg_value, nodeid, t = pop(heap)
+            if taken[t]:
+                continue  # queued again at a better value, and taken there
+            cost = added(t)
+            if -risks[t] / cost < neg_value - 1e-12:  # cheaper since queued: not its place yet
+                push(heap, (level, -risks[t] / cost, nodeid, t))
                 continue
-            # The parallel bound (total work spread evenly, and no test longer than the budget)
-            # is optimistic; the real plan is checked once below.
-            total = work_s + cost
-            end = end_rate * (total - covered) if total > covered else 0.0
-            # Or alone, on one process, it would not fit (serial: implied by the first check).
-            if fixed + (total + end) / workers > budget_s or (
-                workers > 1 and bringup + work.cost([t]) > budget_s
-            ):
-                room = (budget_s - fixed) * workers - work_s
-                if room < pruned_at / 2:
-                    heap = [entry for entry in heap if own[entry[3]] <= room]
-                    heapq.heapify(heap)
-                    pruned_at = room
-                continue
-            chosen.append(t)
-            work_s = total
-            paid.update(needs[t])
-        # The even spread was optimistic: keep the longest prefix (in priority order) whose real
-        # plan fits.
+            taken[t] = True
+            order.append(t)
+            cumulative.append(cumulative[-1] + cost)
+            fresh = [r for r in needs[t] if r not in paid]
+            paid.update(fresh)
+            for r in fresh:
+                for u in users[r]:
+                    if not taken[u]:
+                        push(heap, (tier[u], -risks[u] / added(u), nodeids[u], u))
+        self._order = (order, cumulative)
+        return self._order
+
+    def choose(self, budget_s: float) -> list[int]:
+        """The tests (indexes into ``work``) that fit ``budget_s``, in the order chosen: the
+        longest prefix of `order` that fits. A larger budget's choice holds a smaller one's
+        (the catch rate of `simulate` never falls as the budget grows); the price is the tail:
+        the first test that does not fit ends the choice, where packing smaller tests after it
+        could fill the last seconds (docs/contract.md, "Budget")."""
+        order, cumulative = self.order()
+        work, model, workers, bringup = self.work, self.model, self.workers, self.bringup
+        fixed = bringup + work.startup_s
+
+        # The parallel bound (total work spread evenly, and no test longer than the budget)
+        # is optimistic; the real plan is checked below. Both grow with the prefix: bisect.
+        def fits(n: int) -> bool:
+            total = cumulative[n]
+            return fixed + (total + model.end(total)) / workers <= budget_s
+
+        lo, hi = 0, len(order)  # prefix lo fits
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if fits(mid):
+                lo = mid
+            else:
+                hi = mid - 1
+        if workers > 1:  # a test that alone, on one process, would not fit ends it too
+            lo = next(
+                (i for i, t in enumerate(order[:lo]) if bringup + work.cost([t]) > budget_s), lo
+            )
+        chosen = order[:lo]
         return chosen[: _longest_fitting_prefix(work, chosen, workers, budget_s, bringup)]
 
     def predict(self, tests: Sequence[int]) -> float:
