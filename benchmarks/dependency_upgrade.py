@@ -3,11 +3,11 @@
 On a copy of a corpus from ../shared/corpora (default: arrow, whose tests use python-dateutil,
 pytz, simplejson, dateparser, tzdata), records the coverage map (`--feedback-cov`) and
 pytest-testmon's data with the versions installed, then for each ``--change NAME==VERSION`` in
-turn installs that released version into the corpus's venv (pip, from PyPI, without its
-dependencies), runs the full suite to find the tests whose outcome changed, asks
-`pytest-feedback select` and runs `pytest --testmon` (counting the tests it runs), and puts the
-original version back. Prints per change the tests each selects (fraction of the suite) and the
-outcome changes selection missed (must be 0).
+turn installs that released version into the corpus's venv (pip, from PyPI, with what it
+requires, as an upgrade pull request would), runs the full suite to find the tests whose outcome
+changed, asks `pytest-feedback select` and runs `pytest --testmon` (counting the tests it runs),
+and puts the venv back as it was. Prints per change the tests each selects (fraction of the
+suite) and the outcome changes selection missed (must be 0).
 
     ../shared/corpora/setup.sh arrow
     .venv/bin/python benchmarks/dependency_upgrade.py [--corpus arrow]
@@ -27,24 +27,34 @@ import time
 from pathlib import Path
 
 from _common import CORPORA
-from selection import OUTCOMES_PLUGIN, Suite, copy_suite, link_dependencies
+from selection import CRASHED, OUTCOMES_PLUGIN, Suite, copy_suite, link_dependencies
 
 DEFAULT_CHANGES = ("python-dateutil==2.9.0.post0", "pytz==2024.1")
 
 
-def installed_version(suite: Suite, name: str) -> str:
-    proc = subprocess.run(
-        [suite.python, "-c", f"import importlib.metadata as m; print(m.version({name!r}))"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return proc.stdout.strip()
+def installed(suite: Suite) -> dict[str, str]:
+    """Distribution -> version of the corpus's venv."""
+    script = (
+        "import importlib.metadata as m\n"
+        "for d in m.distributions(): print(d.metadata['Name'], d.version)"
+    )
+    proc = subprocess.run([suite.python, "-c", script], capture_output=True, text=True, check=True)
+    return dict(line.split(" ", 1) for line in proc.stdout.splitlines() if " " in line)
 
 
-def pip_install(suite: Suite, requirement: str) -> None:
-    subprocess.run(
-        [suite.python, "-m", "pip", "install", "-q", "--no-deps", requirement],
-        check=True, capture_output=True,
-    )  # fmt: skip
+def pip(suite: Suite, *args: str) -> None:
+    subprocess.run([suite.python, "-m", "pip", *args], check=True, capture_output=True)
+
+
+def restore(suite: Suite, before: dict[str, str]) -> None:
+    """Put the venv back as it was: the versions it had, nothing added."""
+    now = installed(suite)
+    changed = [f"{n}=={v}" for n, v in before.items() if now.get(n) != v]
+    added = [n for n in now if n not in before]
+    if changed:
+        pip(suite, "install", "-q", "--no-deps", *changed)
+    if added:
+        pip(suite, "uninstall", "-q", "-y", *added)
 
 
 def tests_of(outcomes: dict[str, str]) -> dict[str, str]:
@@ -55,17 +65,20 @@ def measure_change(
     suite: Suite, requirement: str, db: Path, plugin_dir: Path, baseline: dict[str, str]
 ) -> list[str]:
     name = requirement.partition("==")[0]
-    original = installed_version(suite, name)
-    lines = [f"{requirement} (installed: {original})"]
-    pip_install(suite, requirement)
+    before = installed(suite)
+    original = next((v for n, v in before.items() if n.lower() == name.lower()), "none")
+    lines = [f"{requirement} (installed: {original}; its dependencies installed too)"]
+    pip(suite, "install", "-q", requirement)
     try:
         now, wall = suite.run(plugin_dir=plugin_dir)
+        if CRASHED in now:
+            lines.append("  pytest did not start after the change: every outcome changed")
         changed = {n for n, o in tests_of(now).items() if baseline.get(n) != o}
         changed |= {n for n in baseline if n not in now}
         chosen, fallback, select_s = suite.select(db, plugin_dir)
         ran, testmon_s = suite.run("--testmon", plugin_dir=plugin_dir)
     finally:
-        pip_install(suite, f"{name}=={original}")
+        restore(suite, before)
     total = len(baseline)
     ours, theirs = set(chosen) & set(baseline), set(tests_of(ran))
     missed = sorted(changed - ours)

@@ -28,7 +28,7 @@ import pytest
 from pytest_feedback.cli.commands import main
 from pytest_feedback.depmap.distributions import DistIndex
 from pytest_feedback.depmap.upgrades import DISTS_KEY, compare
-from pytest_feedback.selection.dependencies import lock_not_installed
+from pytest_feedback.selection.dependencies import lock_not_installed, read_pins
 
 ALPHA = {"1.0": 'def greet():\n    return "hello"\n', "1.1": 'def greet():\n    return "hi"\n'}
 BETA = "import alpha\n\n\ndef shout():\n    return alpha.greet().upper()\n"
@@ -241,8 +241,8 @@ def test_a_lock_file_change_asks_for_the_install_and_python_runs_everything(
         requirements.write_text("alpha==1.1\nbeta==1.0\n")
         pending = select()
         assert pending["fallback"].startswith(
-            "requirements.txt changed since the map was recorded, but the installed packages did"
-            " not: install the environment it pins first"
+            "requirements.txt (pins alpha 1.1, installed 1.0) changed, but the installed packages"
+            " are not the ones it pins: install the environment first"
         )
         install_alpha(site, "1.1")
         assert len(chosen(select())) == 6
@@ -310,7 +310,7 @@ def test_a_lock_file_counts_only_while_the_packages_are_unchanged() -> None:
     assert lock_not_installed(recorded, {**recorded, "input:pyproject.toml": "q"}) is None
     pending = lock_not_installed(recorded, {**recorded, "input:uv.lock": "y"})
     assert pending is not None
-    assert pending.startswith("uv.lock changed since the map was recorded")
+    assert pending.startswith("uv.lock changed, but the installed packages are not the ones")
     assert (
         lock_not_installed(recorded, {**recorded, "input:uv.lock": "y", "packages": "a==2"}) is None
     )
@@ -330,3 +330,25 @@ def test_files_map_to_their_distribution_also_in_a_shared_namespace(tmp_path: Pa
     assert index.provided_by("ns-one") == ["nsp", "one_extra"]
     assert index.requires["ns-two"] == {"ns-one"}
     assert index.versions == {"ns-one": "1.0", "ns-two": "2.0"}
+
+
+def test_pins_are_read_from_requirements_and_lock_files(tmp_path: Path) -> None:
+    files = {
+        "requirements.txt": "# pins\nAlpha_Pkg[x] == 1.0 ; python_version > '3'\n-e .\nbeta>=2\n",
+        "uv.lock": '[[package]]\nname = "alpha-pkg"\nversion = "1.0"\n',
+        "Pipfile.lock": json.dumps({"default": {"alpha-pkg": {"version": "==1.0"}}}),
+        "weird.lock": "not a lock file we know",
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    for name in ("requirements.txt", "uv.lock", "Pipfile.lock"):
+        assert read_pins(tmp_path / name) == {"alpha-pkg": "1.0"}, name
+    assert read_pins(tmp_path / "weird.lock") is None
+    recorded = {"packages": "alpha-pkg==1.0", "input:uv.lock": "x"}
+    moved = {"packages": "alpha-pkg==1.0", "input:uv.lock": "y"}
+    # The lock changed and pins what is installed: nothing to install.
+    assert lock_not_installed(recorded, moved, (), tmp_path) is None
+    (tmp_path / "uv.lock").write_text('[[package]]\nname = "alpha-pkg"\nversion = "1.1"\n')
+    pending = lock_not_installed(recorded, recorded, ["uv.lock"], tmp_path)
+    assert pending is not None
+    assert pending.startswith("uv.lock (pins alpha-pkg 1.1, installed 1.0) changed")

@@ -384,6 +384,7 @@ class Measurement:
         if use is None:
             return
         use.note(self._label)
+        self._access.stop()  # reading the distributions' metadata is no test's
         try:
             from pytest_feedback.depmap.distributions import DistIndex
 

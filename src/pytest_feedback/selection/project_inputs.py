@@ -89,13 +89,19 @@ def outcome_changes(path: str, old: Optional[str], new: Optional[str]) -> Option
     name = path.rsplit("/", 1)[-1]
     if name == "setup.py" and old is not None and new is not None:
         return setup_py_changes(old, new)
-    parse = _toml if name == "pyproject.toml" else _ini if name.endswith((".cfg", ".ini")) else None
+    parse = (
+        parse_toml
+        if name == "pyproject.toml"
+        else _ini
+        if name.endswith((".cfg", ".ini"))
+        else None
+    )
     if old is None or new is None or parse is None:
         return path
     before, after = parse(old), parse(new)
     if before is None or after is None:
         return path
-    harmless = _TOML_HARMLESS if parse is _toml else _ini_harmless(name)
+    harmless = _TOML_HARMLESS if parse is parse_toml else _ini_harmless(name)
     changed = [k for k in _changed_keys(before, after) if not _matches(k, harmless)]
     if not changed:
         return None
@@ -131,7 +137,7 @@ def _changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") ->
     return out
 
 
-def _toml(text: str) -> Optional[dict[str, Any]]:
+def parse_toml(text: str) -> Optional[dict[str, Any]]:
     try:
         import tomllib  # type: ignore[import-not-found,unused-ignore]
     except ImportError:  # Python < 3.11

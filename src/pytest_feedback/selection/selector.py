@@ -154,7 +154,7 @@ class Selector:
         if inputs and not any(r.startswith("project-wide") for r in env):
             env.append("project-wide input changed: " + ", ".join(inputs))
         recorded = recorded_environment(dmap)
-        locked = lock_not_installed(recorded, current_env)
+        locked = lock_not_installed(recorded, current_env, changes.files, self.rootdir)
         env.extend([locked] if locked else [])
         upgrade = None if env else dependency_upgrade(recorded, current_env)
         if upgrade is not None and upgrade.everything is not None:
