@@ -58,6 +58,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Callable, Optional, Union
 
@@ -231,16 +232,23 @@ def measure(
     log: list[str],
     find_workers: int = 1,
     simulated: bool = False,
+    history_walls: bool = False,
+    fix_runs: str = "full",
+    test_paths: Sequence[str] = (),
 ) -> list[Row]:
+    """``history_walls``: T is the median of the recorded history runs without coverage, not
+    of two more full runs; ``fix_runs``: see `SimulatedHistory.restore`."""
     db = plugin_dir / f"{suite.name}.db"
     record = ["-p", "pytest_feedback.plugin", "--feedback", f"--feedback-db={db}"]
     baseline: dict[str, str] = {}
+    all_walls: list[float] = []
     for i in range(history):
         # The first run maps coverage; the others time the tests as they run without tracing.
         cov = ["--feedback-cov"] if i < cov_runs else []
         outcomes, wall = suite.run(*record, *cov, plugin_dir=plugin_dir)
         baseline = baseline or outcomes
         log.append(f"{suite.name}: history run {i + 1} {' '.join(cov)}: {wall:.1f} s")
+        all_walls.append(wall)
     full = ["-p", "pytest_feedback.plugin", f"--feedback-db={db}", "--feedback-no-record"]
     if workers > 1:
         full += ["-n", str(workers)]
@@ -248,7 +256,10 @@ def measure(
     find = [*full, "-n", str(find_workers)] if find_workers > 1 and workers <= 1 else full
     if callable(mutations):  # chosen on the lines the map of the first run says ran
         mutations = mutations(db)
-    walls = [suite.run(*full, plugin_dir=plugin_dir)[1] for _ in range(2)]
+    if history_walls and history > cov_runs and workers <= 1:
+        walls = all_walls[cov_runs:]  # recorded, as the budget runs are
+    else:
+        walls = [suite.run(*full, plugin_dir=plugin_dir)[1] for _ in range(2)]
     total_s = statistics.median(walls)
     log.append(f"{suite.name}: full suite T = {total_s:.2f} s (median of {len(walls)})")
     tests = sorted(n for n in baseline if not n.startswith("collect-error::"))
@@ -280,7 +291,9 @@ def measure(
     timing = "  ".join(f"{row.share:.0%}: {timing_mark(row.runs[0], row)}" for row in rows)
     print(f"  [{suite.name}] clean tree  wall/budget, predicted/wall  {timing}", flush=True)
     # The same mutations committed into a history of their own, replayed by the simulation.
-    sim = SimulatedHistory(suite, db, plugin_dir, find[len(full) :]) if simulated else None
+    sim = None
+    if simulated:
+        sim = SimulatedHistory(suite, db, plugin_dir, find[len(full) :], test_paths)
     for mutation in mutations:
         path = suite.root / mutation.path
         original = path.read_text(encoding="utf-8")
@@ -300,7 +313,7 @@ def measure(
         finally:
             path.write_text(original, encoding="utf-8")
             if sim is not None:
-                sim.restore(bool(broken), timeout=max(60.0, 4 * total_s))
+                sim.restore(broken, max(60.0, 4 * total_s), fixed_only=fix_runs == "broken")
         if not broken:
             print(f"  [{suite.name}] breaks nothing  {mutation.describe()}", flush=True)
             continue
@@ -457,6 +470,18 @@ def main(argv: Optional[list[str]] = None) -> int:
         help="also commit each mutation into a history of its own and print the simulated "
         "catch rate (`pytest-feedback simulate`) beside the measured one",
     )
+    parser.add_argument(
+        "--history-walls",
+        action="store_true",
+        help="T from the history runs without coverage (recorded), not two more full runs",
+    )
+    parser.add_argument(
+        "--fix-runs",
+        choices=("full", "broken"),
+        default="full",
+        help="with --simulate: after each failing run, a full run of the restored code, or a run "
+        "of the tests the mutation broke only",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")
     args = parser.parse_args(argv)
     # Without pyc files pytest rewrites every test module's asserts on every run: a start-up
@@ -474,7 +499,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         for name in [n for n in args.corpora.split(",") if n]:
             generated = name == "generated"
             suite = generated_suite(work, args.seed) if generated else copy_suite(name, work)
-            suite.args += [p for s in args.tests if s.startswith(f"{name}=") for p in chosen(s)]
+            paths = [p for s in args.tests if s.startswith(f"{name}=") for p in chosen(s)]
+            suite.args += paths
             mutations: Union[list[Mutation], Callable[[Path], list[Mutation]]]
             if args.mutations is None:
                 mutations = pick_mutations(suite, args.per_kind, rng)
@@ -492,6 +518,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                 log,
                 args.find_workers or (4 if generated else 1),
                 args.simulate,
+                args.history_walls,
+                args.fix_runs,
+                paths,
             )
     finally:
         if not args.keep:

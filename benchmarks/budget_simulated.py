@@ -4,15 +4,17 @@
 ``--simulate`` it also writes a history a team would have: the suite's history, then for every
 mutation that breaks something a commit of the mutation and a recorded full run (which fails:
 the run that finds what the mutation breaks, recorded), then a commit restoring the code and a
-recorded full run (which passes). A mutation that breaks nothing leaves its two commits and no
-run. It replays that history
+recorded run of it (which passes: a full run, or with ``--fix-runs broken`` the broken tests
+only). A mutation that breaks nothing leaves its two commits and no run. It replays that history
 with the simulation the command runs (`planning.simulate`, the change between the runs' commits
 from git and the coverage map) at the same budgets, and prints the simulated catch rate next to
-the rate the real budget runs measured on the same mutations (goal: within 10 points).
+the rate the real budget runs measured on the same mutations (goal: within 10 points), with the
+runs each rests on and on how many runs the two verdicts agree.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import subprocess
 from collections.abc import Sequence
@@ -50,8 +52,17 @@ def _git(root: Path, *args: str) -> None:
 class SimulatedHistory:
     """The history with the mutations committed and run, built beside the real runs."""
 
-    def __init__(self, suite: Suite, history: Path, plugin_dir: Path, extra: list[str]) -> None:
-        """``extra``: a full run's arguments beyond the plugin's (``-n 4``)."""
+    def __init__(
+        self,
+        suite: Suite,
+        history: Path,
+        plugin_dir: Path,
+        extra: list[str],
+        paths: Sequence[str] = (),
+    ) -> None:
+        """``extra``: a full run's arguments beyond the plugin's (``-n 4``); ``paths``: the test
+        paths among the suite's arguments (``--tests``)."""
+        self.paths = set(paths)
         self.suite = suite
         self.db = plugin_dir / f"{suite.name}-simulated.db"
         with sqlite3.connect(history) as src, sqlite3.connect(self.db) as dst:
@@ -75,17 +86,24 @@ class SimulatedHistory:
             src.backup(dst)
         return [*self.record[:-1], f"--feedback-db={scratch}", *self.full]
 
-    def restore(self, broke: bool, timeout: float) -> None:
+    def restore(self, broken: set[str], timeout: float, fixed_only: bool = False) -> None:
         """Commit the code back; when the mutation broke a test, keep its recorded run and
-        record a full run of the restored code (it passes)."""
+        record a full run of the restored code (it passes); ``fixed_only``: a run of the
+        ``broken`` tests only, as a developer checks a fix (the next failing run is compared
+        with it either way; the other tests' last outcomes stay those of the failing run, where
+        they passed)."""
         path, original = self._restore
         path.write_text(original, encoding="utf-8")
         _git(self.suite.root, "commit", "-q", "-a", "--allow-empty", "-m", "bench: restore")
         scratch = self.db.with_suffix(".scratch.db")
-        if broke:
+        if broken:
             with sqlite3.connect(scratch) as src, sqlite3.connect(self.db) as dst:
                 src.backup(dst)
-            self.suite.run(*self.record, *self.full, plugin_dir=self.plugin_dir, timeout=timeout)
+            suite, tests, full = self.suite, [], self.full
+            if fixed_only:  # the broken tests, not the paths the suite's arguments name
+                kept = [a for a in suite.args if a not in self.paths]
+                suite, tests, full = dataclasses.replace(suite, args=kept), sorted(broken), []
+            suite.run(*self.record, *full, *tests, plugin_dir=self.plugin_dir, timeout=timeout)
             self.mutations += 1
         scratch.unlink(missing_ok=True)
 
