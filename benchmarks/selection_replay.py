@@ -23,12 +23,21 @@ For each step:
   outcome difference is confirmed by running the test again on each side first (flaky tests
   are not misses).
 
+With ``--files``, the last release's edits are replayed file by file instead (code files first,
+then test files; the files that are neither go with the first step), in the edit-run loop: the
+map and testmon's data are recorded once on the older release, then after each edit
+``pytest --feedback-select`` and ``pytest --testmon`` run what they select (each keeping its data
+current, as a developer uses them), and a full run is the oracle. These steps are real upstream
+edits, but not upstream commits: an intermediate state may break tests that the release's test
+edits fix later, and such breaks must be selected like any other.
+
 It prints each step, then per corpus the steps, oracle sizes, misses and the mean selected
 fraction for us and testmon, and the reasons that selected the most tests.
 
     python benchmarks/selection_replay.py [--corpora toolz:4,more-itertools:6,arrow:2]
 
-``NAME:N`` replays the last N releases of NAME (N+1 sdists, the last the corpus's own release).
+``NAME:N`` replays the last N releases of NAME (N+1 sdists, the last the corpus's own release),
+or with ``--files`` the first N edits. PYTEST_FEEDBACK_SRC names the copy of our code to run.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ import argparse
 import ast
 import collections
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -46,7 +56,7 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from selection import (
     CORPORA,
@@ -54,6 +64,7 @@ from selection import (
     OUTCOMES_PLUGIN,
     Suite,
     copy_suite,
+    failing,
     link_dependencies,
     template,
     top_reasons_of,
@@ -122,13 +133,18 @@ def _version_of(path: Path, stem: str) -> Optional[str]:
     return version if re.sub(r"[-_.]+", "_", project).lower() == stem else None
 
 
-def put_in_place(archive: Path, root: Path, scratch: Path) -> None:
-    """Make ``root`` hold exactly the release's files (its .git and testmon data kept)."""
+def unpack(archive: Path, scratch: Path) -> Path:
+    """The release's top folder, unpacked once under ``scratch``."""
     unpacked = scratch / archive.name
     if not unpacked.exists():
         with tarfile.open(archive) as tar:
             tar.extractall(unpacked, filter="data")
-    top = next(unpacked.iterdir())
+    return next(unpacked.iterdir())
+
+
+def put_in_place(archive: Path, root: Path, scratch: Path) -> None:
+    """Make ``root`` hold exactly the release's files (its .git and testmon data kept)."""
+    top = unpack(archive, scratch)
     for entry in root.iterdir():
         if entry.name not in KEEP:
             shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
@@ -256,7 +272,11 @@ def replay(suite: Suite, versions: list[str], plugin_dir: Path, work: Path) -> l
         db = work / f"{suite.name}-{parent}.db"
         before, wall = suite.run("-p", "pytest_feedback.plugin", "--feedback-cov",
                                  f"--feedback-db={db}", plugin_dir=plugin_dir)  # fmt: skip
-        print(f"  [{suite.name}] {parent}: map recorded in {wall:.0f} s", flush=True)
+        print(
+            f"  [{suite.name}] {parent}: map recorded in {wall:.0f} s ({len(tests_of(before))} "
+            f"tests, {len(failing(before))} failing)",
+            flush=True,
+        )
         suite.run("--testmon", plugin_dir=plugin_dir)
         parent_copy = work / f"{suite.name}-parent"
         shutil.rmtree(parent_copy, ignore_errors=True)
@@ -270,44 +290,164 @@ def replay(suite: Suite, versions: list[str], plugin_dir: Path, work: Path) -> l
         decision = json.loads(Path(f"{outcomes_file}.selected").read_text())
         tm, _ = suite.run("--testmon", "--testmon-nocollect", plugin_dir=plugin_dir)
         now, _ = suite.run(plugin_dir=plugin_dir)
-        tests = tests_of(now)
-        chosen: dict[str, list[str]] = decision.get("selected") or {}
-        # a test whose module stops collecting is seen by a selector that collects the module
-        ours = set(chosen) & tests | shown_broken(before, collected)
-        testmon = tests_of(tm) & tests | shown_broken(before, tm)
-        differ = outcome_changed(before, now)
-        suspects = differ - (ours & testmon)
-        if suspects:  # confirm each on both sides: a flaky test is no miss
-            again, _ = suite.run(*sorted(suspects & tests), plugin_dir=plugin_dir)
-            if CRASHED not in again:
-                differ -= {n for n in suspects if n in again and again[n] != now.get(n)}
-            put_in_place(archives[i - 1], root, scratch)
-            back, _ = suite.run(*sorted(suspects & tests_of(before)), plugin_dir=plugin_dir)
-            put_in_place(archives[i], root, scratch)
-            if CRASHED not in back:
-                differ -= {n for n in suspects if n in back and back[n] != before.get(n)}
-        oracle = differ | added_or_edited(parent_copy, root, tests_of(before), tests)
-        reasons = collections.Counter(template(r[0]) for n, r in chosen.items() if r and n in tests)
-        steps.append(
-            Step(
-                suite.name,
-                parent,
-                commit,
-                changed,
-                len(tests),
-                oracle,
-                ours,
-                testmon,
-                len(ours & tests),
-                len(testmon & tests),
-                decision.get("fallback"),
-                reasons,
-            )
-        )
+        back = functools.partial(put_in_place, archives[i - 1], root, scratch)
+        forth = functools.partial(put_in_place, archives[i], root, scratch)
+        confirm = Confirm(suite, plugin_dir, back, forth)
+        selectors = (collected, decision, tm)
+        what = (parent, commit, changed)
+        steps.append(judge(suite.name, what, (before, now), selectors, parent_copy, confirm))
         print_step(steps[-1])
         git(root, "add", "-A")
         git(root, "commit", "-qm", commit)
     return steps
+
+
+@dataclasses.dataclass
+class Confirm:
+    """Runs some tests again at the commit, and at the parent (``back``, then ``forth``)."""
+
+    suite: Suite
+    plugin_dir: Path
+    back: Callable[[], None]
+    forth: Callable[[], None]
+
+    def flaky(self, suspects: set[str], before: dict[str, str], now: dict[str, str]) -> set[str]:
+        """The suspects whose outcome does not repeat on one side or the other."""
+        found: set[str] = set()
+        again, _ = self.suite.run(*sorted(suspects & tests_of(now)), plugin_dir=self.plugin_dir)
+        if CRASHED not in again:
+            found |= {n for n in suspects if n in again and again[n] != now.get(n)}
+        self.back()
+        try:
+            old, _ = self.suite.run(
+                *sorted(suspects & tests_of(before)), plugin_dir=self.plugin_dir
+            )
+        finally:
+            self.forth()
+        if CRASHED not in old:
+            found |= {n for n in suspects if n in old and old[n] != before.get(n)}
+        return found
+
+
+def judge(
+    corpus: str,
+    what: tuple[str, str, int],
+    runs: tuple[dict[str, str], dict[str, str]],
+    selectors: tuple[dict[str, str], dict[str, object], dict[str, str]],
+    parent_copy: Path,
+    confirm: Confirm,
+) -> Step:
+    """One step's figures: ``runs`` are the full runs at the parent and at the commit;
+    ``selectors`` our run's outcomes, our decision (`SELECTED_PLUGIN`) and testmon's outcomes."""
+    before, now = runs
+    collected, decision, tm = selectors
+    tests = tests_of(now)
+    chosen = decision.get("selected") or {}
+    assert isinstance(chosen, dict)
+    # a test whose module stops collecting is seen by a selector that collects the module
+    ours = set(chosen) & tests | shown_broken(before, collected)
+    testmon = tests_of(tm) & tests | shown_broken(before, tm)
+    differ = outcome_changed(before, now)
+    suspects = differ - (ours & testmon)
+    if suspects:  # confirm each on both sides: a flaky test is no miss
+        differ -= confirm.flaky(suspects, before, now)
+    oracle = differ | added_or_edited(parent_copy, confirm.suite.root, tests_of(before), tests)
+    reasons = collections.Counter(template(r[0]) for n, r in chosen.items() if r and n in tests)
+    fallback = decision.get("fallback")
+    return Step(
+        corpus, *what, len(tests), oracle, ours, testmon, len(ours & tests),
+        len(testmon & tests), fallback if isinstance(fallback, str) else None, reasons,
+    )  # fmt: skip
+
+
+# -- one release's edits, file by file, in the edit-run loop -------------------------------------
+
+#: Files whose edit is replayed as a step of its own; the others go with the first step.
+_CODE = re.compile(r"\.py$|(^|/)(pyproject\.toml|setup\.cfg|tox\.ini|pytest\.ini)$")
+
+
+def differing_files(old: Path, new: Path) -> list[str]:
+    """Files that differ between two trees, code before tests (as a developer edits)."""
+    rels = {
+        p.relative_to(tree).as_posix()
+        for tree in (old, new)
+        for p in tree.rglob("*")
+        if p.is_file() and not p.is_symlink()
+    }
+    changed = [
+        r for r in rels
+        if not ((old / r).is_file() and (new / r).is_file()
+                and (old / r).read_bytes() == (new / r).read_bytes())
+    ]  # fmt: skip
+    return sorted(changed, key=lambda r: ("test" in r.rsplit("/", 1)[-1], r))
+
+
+def take(root: Path, tree: Path, rel: str) -> None:
+    """Make ``root``'s file ``rel`` that of ``tree`` (deleted when ``tree`` has none)."""
+    source, target = tree / rel, root / rel
+    if source.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+    else:
+        target.unlink(missing_ok=True)
+
+
+def replay_files(
+    suite: Suite, versions: list[str], count: int, plugin_dir: Path, work: Path
+) -> list[Step]:
+    """The last release's edits file by file (code first, tests last), each a step of the
+    edit-run loop: ``pytest --feedback-select`` and ``pytest --testmon`` run what they select
+    and so keep their data current; the oracle is a full run after each edit."""
+    old_v, new_v = versions[-2], versions[-1]
+    archives = [sdist(suite.name, v, suite.python) for v in (old_v, new_v)]
+    scratch = work / f"{suite.name}-unpacked"
+    root = suite.root
+    shutil.rmtree(root / ".git")
+    git(root, "init", "-q")
+    put_in_place(archives[0], root, scratch)
+    old, new = unpack(archives[0], scratch), unpack(archives[1], scratch)
+    files = differing_files(old, new)
+    code = [f for f in files if _CODE.search(f)]
+    groups = [[f for f in files if not _CODE.search(f)] + code[:1], *[[f] for f in code[1:]]]
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", old_v)
+    db = work / f"{suite.name}-loop.db"
+    before, _ = suite.run("-p", "pytest_feedback.plugin", "--feedback-cov",
+                          f"--feedback-db={db}", plugin_dir=plugin_dir)  # fmt: skip
+    suite.run("--testmon", plugin_dir=plugin_dir)
+    print(
+        f"  [{suite.name}] {old_v}: map and testmon data recorded ({len(tests_of(before))} "
+        f"tests, {len(failing(before))} failing); {len(code)} code files of {len(files)} "
+        f"changed files on the way to {new_v}",
+        flush=True,
+    )
+    steps: list[Step] = []
+    parent_copy = work / f"{suite.name}-parent"
+    outcomes_file = plugin_dir / "outcomes.json"
+    for group in groups[:count]:
+        shutil.rmtree(parent_copy, ignore_errors=True)
+        shutil.copytree(root, parent_copy, symlinks=True, ignore=shutil.ignore_patterns(".git"))
+        for rel in group:
+            take(root, new, rel)
+        collected, _ = suite.run("-p", "pytest_feedback.plugin", "--feedback-select",
+                                 f"--feedback-db={db}", plugin_dir=plugin_dir)  # fmt: skip
+        decision = json.loads(Path(f"{outcomes_file}.selected").read_text())
+        tm, _ = suite.run("--testmon", plugin_dir=plugin_dir)
+        now, _ = suite.run(plugin_dir=plugin_dir)
+        back = functools.partial(_take_all, root, parent_copy, group)
+        forth = functools.partial(_take_all, root, new, group)
+        what = (f"{old_v}+", group[-1], len(group))
+        step = judge(suite.name, what, (before, now), (collected, decision, tm), parent_copy,
+                     Confirm(suite, plugin_dir, back, forth))  # fmt: skip
+        steps.append(step)
+        print_step(step)
+        before = now
+    return steps
+
+
+def _take_all(root: Path, tree: Path, rels: list[str]) -> None:
+    for rel in rels:
+        take(root, tree, rel)
 
 
 def shown_broken(before: dict[str, str], outcomes: dict[str, str]) -> set[str]:
@@ -342,11 +482,13 @@ def summarise(name: str, steps: list[Step]) -> list[str]:
         return [f"{name}: no steps"]
     ours = sum(s.ours_count / max(s.total, 1) for s in steps) / len(steps)
     tm = sum(s.testmon_count / max(s.total, 1) for s in steps) / len(steps)
+    narrowed = [s for s in steps if s.fallback is None]
     return [
         f"{name:15} steps {len(steps):3}  oracle {sum(len(s.oracle) for s in steps):5}  "
         f"missed: ours {sum(len(s.ours_missed) for s in steps):3}  "
         f"testmon {sum(len(s.testmon_missed) for s in steps):3}  "
-        f"mean selected: ours {ours:6.1%}  testmon {tm:6.1%}",
+        f"mean selected: ours {ours:6.1%}  testmon {tm:6.1%}  "
+        f"everything ran (ours) on {len(steps) - len(narrowed)}",
         *top_reasons_of([s.reasons for s in steps]),
     ]
 
@@ -355,6 +497,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpora", default="toolz:4,more-itertools:6,click:6,arrow:2,attrs:2")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")
+    parser.add_argument(
+        "--files", action="store_true",
+        help="replay the last release's edits file by file in the edit-run loop (NAME:N steps)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="select-replay-"))
     plugin_dir = work / "plugin"
@@ -368,9 +514,15 @@ def main(argv: Optional[list[str]] = None) -> int:
         for spec in [s for s in args.corpora.split(",") if s]:
             name, _, count = spec.partition(":")
             suite = copy_suite(name, work)
-            versions = release_versions(name, suite.python, int(count or 4))
-            print(f"{name}: replaying {' -> '.join(versions)}", flush=True)
-            steps = replay(suite, versions, plugin_dir, work)
+            steps_asked = int(count or 4)
+            if args.files:
+                versions = release_versions(name, suite.python, 1)
+                print(f"{name}: replaying {' -> '.join(versions)} file by file", flush=True)
+                steps = replay_files(suite, versions, steps_asked, plugin_dir, work)
+            else:
+                versions = release_versions(name, suite.python, steps_asked)
+                print(f"{name}: replaying {' -> '.join(versions)}", flush=True)
+                steps = replay(suite, versions, plugin_dir, work)
             everything.extend(steps)
             table.extend(summarise(name, steps))
     finally:
