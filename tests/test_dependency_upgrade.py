@@ -154,14 +154,25 @@ def select(
     return decide
 
 
+def explainer(project: Path, capsys: pytest.CaptureFixture[str]) -> Any:
+    def explain(nodeid: str) -> str:
+        capsys.readouterr()
+        db = project / ".pytest-feedback" / "history.db"
+        assert main(["why", nodeid, "--db", str(db)]) == 0
+        return capsys.readouterr().out
+
+    return explain
+
+
 def chosen(document: dict[str, Any]) -> dict[str, list[str]]:
     return {entry["nodeid"]: entry["reasons"] for entry in document["selected"]}
 
 
 def test_each_upgrade_selects_the_tests_that_used_it(
-    recorded: tuple[Path, Path], select: Any
+    recorded: tuple[Path, Path], select: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     project, site = recorded
+    explain = explainer(project, capsys)
     db = project / ".pytest-feedback" / "history.db"
     with sqlite3.connect(db) as con:
         rows = con.execute(
@@ -192,6 +203,12 @@ def test_each_upgrade_selects_the_tests_that_used_it(
             "tests/test_lazy.py::test_lazy",
         }
         assert reasons["tests/test_alpha.py::test_alpha"] == ["uses alpha 1.0 → 1.1"]
+        why = explain("tests/test_beta.py::test_beta")
+        assert "  installed distributions (3): beta, pytest, pytest-feedback" in why
+        assert "  - uses beta, which depends on alpha 1.0 → 1.1" in why
+        assert "not selected: reaches none of the 0 changed files (it depends on" in explain(
+            "tests/test_neither.py::test_neither"
+        )
         assert (
             "uses beta, which depends on alpha 1.0 → 1.1"
             in reasons["tests/test_beta.py::test_beta"]
@@ -352,3 +369,28 @@ def test_pins_are_read_from_requirements_and_lock_files(tmp_path: Path) -> None:
     pending = lock_not_installed(recorded, recorded, ["uv.lock"], tmp_path)
     assert pending is not None
     assert pending.startswith("uv.lock (pins alpha-pkg 1.1, installed 1.0) changed")
+
+
+def test_a_partial_recording_outdates_the_users_of_a_changed_distribution(tmp_path: Path) -> None:
+    from pytest_feedback.depmap.upgrades import outdate_upgraded
+    from pytest_feedback.history.store import Store
+
+    recorded = environment(BEFORE, named=["alpha", "beta"], requires=["beta>alpha"])
+    now = environment(BEFORE.replace("alpha==1.0", "alpha==1.1"))
+    with Store(tmp_path / "history.db") as store, store.db.transaction() as con:
+        for n, label in enumerate(["a", "b", "c", "d"], 1):
+            con.execute(
+                "INSERT INTO map_contexts (id, kind, label, run_uuid, recorded_at, spawned,"
+                " measured, outdated) VALUES (?, 't', ?, 'r', 0, 0, 0, 0)",
+                (n, label),
+            )
+        con.executemany(
+            "INSERT INTO map_dists (context_id, dist) VALUES (?, ?)",
+            [(1, "alpha"), (2, "beta"), (3, "boto"), (4, "alpha")],
+        )
+        # d ran again under the new versions; a used alpha, b used beta (which requires it).
+        assert outdate_upgraded(con, recorded, now, [4]) == 2
+        stale = {r[0] for r in con.execute("SELECT label FROM map_contexts WHERE outdated = 1")}
+        assert stale == {"a", "b"}
+        other = {**now, "python": "CPython 3.13.0"}
+        assert outdate_upgraded(con, recorded, other, [4]) == 1  # c: everything else
