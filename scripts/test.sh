@@ -16,7 +16,8 @@ cd "$(dirname "$0")/.."
 
 MAP_TESTS=(tests/test_coverage_internals.py tests/test_coverage_map.py tests/test_map_units.py)
 SELECTION_TESTS=(tests/test_select.py tests/test_selection_plugin.py tests/test_selection_real.py
-  tests/test_changes.py tests/test_narrowing.py tests/test_affinity.py tests/test_faults_selection.py)
+  tests/test_changes.py tests/test_narrowing.py tests/test_affinity.py tests/test_faults_selection.py
+  tests/test_dependency_upgrade.py)
 # The lower bound of the pin for Python 3.10+ (Python 3.9 has a pin of its own).
 OLDEST_COVERAGE=$(sed -n "s/^ *\"coverage>=\([0-9.]*\),<[0-9.]*; python_version >= '3.10'\",/\1/p" pyproject.toml)
 [ -n "$OLDEST_COVERAGE" ] || { echo "scripts/test.sh: no coverage pin for Python 3.10+ in pyproject.toml" >&2; exit 1; }
