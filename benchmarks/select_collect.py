@@ -7,7 +7,7 @@ pytest-testmon's data on the clean tree, change one line of a function body of t
 then time each command (best of ``--repeat``). Our selection leaves uncollected the test files
 that hold no affected test (docs/selection.md, "Collection").
 
-    python benchmarks/select_collect.py [--corpora attrs,click] [--repeat 3]
+    python benchmarks/select_collect.py [--corpora attrs,click,sqlglot] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from selection import SRC, Suite, copy_suite, link_dependencies, pick_mutations
+from selection import SRC, Mutation, Suite, copy_suite, link_dependencies, mutations_of
 
 
 def timed(suite: Suite, plugin_dir: Path, *args: str) -> float:
@@ -38,9 +38,26 @@ def timed(suite: Suite, plugin_dir: Path, *args: str) -> float:
     return time.perf_counter() - start
 
 
+def one_line_change(suite: Suite, rng: random.Random) -> Mutation:
+    """A flipped comparison in a function of the package: files in random order, candidates
+    parsed only when drawn (sqlglot's biggest files have thousands)."""
+    package = next(p for p in (suite.root / suite.package, suite.root / "src" / suite.package)
+                   if p.is_dir())  # fmt: skip
+    files = sorted(p for p in package.rglob("*.py") if not p.name.startswith("test_"))
+    rng.shuffle(files)
+    for path in files:
+        found = mutations_of(path, path.relative_to(suite.root).as_posix(), checked=False)
+        candidates = found.get("compare", [])
+        rng.shuffle(candidates)
+        for mutation in candidates:
+            if mutation.parses():
+                return mutation
+    raise RuntimeError(f"{suite.name}: no comparison to flip")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--corpora", default="attrs,click")
+    parser.add_argument("--corpora", default="attrs,click,sqlglot")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
@@ -56,7 +73,7 @@ def main() -> int:
             ours = ("-p", "pytest_feedback.plugin", "--feedback-db", db)
             timed(suite, plugin_dir, *ours, "--feedback-cov", "-p", "no:randomly")
             timed(suite, plugin_dir, "--testmon", "-p", "no:randomly")
-            mutation = pick_mutations(suite, 1, random.Random(args.seed))[0]  # a `compare`
+            mutation = one_line_change(suite, random.Random(args.seed))
             (suite.root / mutation.path).write_text(mutation.text, encoding="utf-8")
             runs = {
                 "plain": ("--collect-only", "-p", "no:cacheprovider"),
