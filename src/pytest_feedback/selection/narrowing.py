@@ -29,38 +29,29 @@ differ in any way (a statement added, removed or renamed), nothing is narrowed f
 from __future__ import annotations
 
 import ast
-import builtins
 import dataclasses
 from collections.abc import Iterable
 from typing import Optional, Union
 
-from pytest_feedback.selection.names import FileNames, literal, target, value_of
-from pytest_feedback.selection.names import NameIndex as NameIndex
-
-FunctionNode = Union[ast.FunctionDef, ast.AsyncFunctionDef]
-Scope = Union[ast.Module, ast.ClassDef]
-#: Calls that read attributes without naming them.
-_INTROSPECTION = frozenset(
-    {"vars", "dir", "getattr", "hasattr", "setattr", "__dict__", "getmembers", "__annotations__"}
+from pytest_feedback.selection.import_safety import (
+    PLAIN_DECORATORS,
+    FunctionNode,
+    bound_before,
+    dotted,
+    evaluated,
+    plain_class,
+    postponed,
+    safe_annotation,
 )
+from pytest_feedback.selection.names import NameIndex as NameIndex
+from pytest_feedback.selection.names import literal, target, value_of
+
+Scope = Union[ast.Module, ast.ClassDef]
 #: Dunder names that are plain data (others, like ``__all__`` or ``__slots__``, mean more).
 _PLAIN_DUNDERS = frozenset(
     {"__version__", "__author__", "__email__", "__license__", "__copyright__", "__title__",
      "__summary__", "__uri__", "__url__", "__description__", "__maintainer__", "__status__"}
 )  # fmt: skip
-_PLAIN_BASES = frozenset({"object", "Exception", "BaseException", "ValueError", "TypeError"})
-#: Bases and metaclasses whose class creation does not read the values of class attributes:
-#: ``ABCMeta`` looks for ``__isabstractmethod__`` (no literal has it), ``Protocol`` and
-#: ``Generic`` record attribute names and type parameters, ``type`` is the default.
-HARMLESS_BASES = frozenset(
-    {"abc.ABC", "typing.Protocol", "typing_extensions.Protocol", "typing.Generic",
-     "typing_extensions.Generic"}
-)  # fmt: skip
-HARMLESS_METACLASSES = frozenset({"abc.ABCMeta", "type"})
-#: Decorators that do not read a function's annotations.
-_PLAIN_DECORATORS = frozenset(
-    {"staticmethod", "classmethod", "property", "abstractmethod", "abc.abstractmethod"}
-)
 _SCALARS = (str, bytes, int, float, complex, bool, type(None))
 
 
@@ -237,42 +228,27 @@ def _shape(node: FunctionNode, *, annotations: bool = True) -> str:
     return f"{node.name}|{ast.dump(shape)}|{decorators}|{returns}"
 
 
-def _annotations(node: FunctionNode) -> list[ast.expr]:
-    args = node.args
-    every = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
-    found = [a.annotation for a in every if a is not None and a.annotation is not None]
-    return [*found, *([node.returns] if node.returns else [])]
-
-
 def _annotations_local(where: _Where, stmt: FunctionNode, new_stmt: FunctionNode) -> bool:
     """Whether an edit of the annotations changes nothing but ``__annotations__``."""
     names = where.index.file(where.path)
     if names is None:
         return False
     for decorator in stmt.decorator_list:
-        if _dotted(decorator, names) not in _PLAIN_DECORATORS:
+        if dotted(decorator, names) not in PLAIN_DECORATORS:
             return False  # a decorator may read the annotations (singledispatch, a CLI builder)
     if isinstance(where.scope, ast.ClassDef) and (
         "." in where.qualname or not plain_class(where.index, where.path, where.scope)
     ):
         return False  # a metaclass or class decorator may read its methods' annotations
-    if _postponed(where.source.tree):
+    if postponed(where.source.tree):
         return True  # annotations are strings, never evaluated at import
-    bound = _bound_before(where.source.tree, stmt.lineno)
+    bound = bound_before(where.source.tree.body, stmt.lineno)
+    known = evaluated(where.source.tree)
     for before, annotation in zip(_slots(stmt), _slots(new_stmt)):
         if annotation is None or (before is not None and ast.dump(before) == ast.dump(annotation)):
             continue  # removed, or unchanged: it evaluated before, with the same names bound
-        for node in ast.walk(annotation):
-            if isinstance(node, ast.Name):
-                if node.id not in bound and not isinstance(getattr(builtins, node.id, None), type):
-                    return False  # may not exist when the def runs
-            elif isinstance(node, ast.Constant):
-                if not isinstance(node.value, (str, type(None))):
-                    return False
-            elif not isinstance(node, (ast.Attribute, ast.Load)):
-                return False  # a subscript or ``|`` may fail on this Python version
-            elif isinstance(node, ast.Attribute) and ast.dump(node) not in _evaluated(where):
-                return False  # an attribute the module never used may not exist
+        if not safe_annotation(annotation, bound, known):
+            return False
     return True
 
 
@@ -281,94 +257,6 @@ def _slots(node: FunctionNode) -> list[Optional[ast.expr]]:
     args = node.args
     every = [*args.posonlyargs, *args.args, args.vararg, *args.kwonlyargs, args.kwarg]
     return [a.annotation if a is not None else None for a in every] + [node.returns]
-
-
-def _postponed(tree: ast.Module) -> bool:
-    return any(
-        isinstance(s, ast.ImportFrom)
-        and s.module == "__future__"
-        and any(a.name == "annotations" for a in s.names)
-        for s in tree.body
-    )
-
-
-def _bound_before(tree: ast.Module, line: int) -> set[str]:
-    """Names the module binds at its top level before ``line`` (imports, defs, assignments)."""
-    bound: set[str] = set()
-    for stmt in tree.body:
-        if stmt.lineno >= line:
-            break
-        if isinstance(stmt, (ast.Import, ast.ImportFrom)):
-            bound.update((a.asname or a.name.split(".")[0]) for a in stmt.names)
-        elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            bound.add(stmt.name)
-        elif (name := target(stmt)) is not None:
-            bound.add(name)
-    return bound
-
-
-def _evaluated(where: _Where) -> set[str]:
-    """Attribute expressions the recorded module already evaluates at import (its annotations
-    and top-level code outside function bodies), as `ast.dump` strings."""
-    parts: list[ast.AST] = []
-
-    def walk(body: list[ast.stmt]) -> None:
-        for stmt in body:
-            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                parts.extend([*_annotations(stmt), *stmt.decorator_list])
-                parts.extend(d for d in [*stmt.args.defaults, *stmt.args.kw_defaults] if d)
-            elif isinstance(stmt, ast.ClassDef):
-                parts.extend([*stmt.bases, *stmt.keywords, *stmt.decorator_list])
-                walk(stmt.body)
-            else:
-                parts.append(stmt)
-
-    walk(where.source.tree.body)
-    return {ast.dump(n) for part in parts for n in ast.walk(part) if isinstance(n, ast.Attribute)}
-
-
-def _dotted(node: ast.expr, names: FileNames) -> str:
-    """``abc.ABC`` for ``ABC`` imported from ``abc`` or for ``abc.ABC`` itself; else its text."""
-    if isinstance(node, ast.Subscript):
-        node = node.value  # Generic[T], Protocol[T]
-    if isinstance(node, ast.Name):
-        return names.origins.get(node.id, node.id)
-    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
-        return f"{names.origins.get(node.value.id, node.value.id)}.{node.attr}"
-    return ast.dump(node)
-
-
-def plain_class(
-    index: NameIndex, path: str, node: ast.ClassDef, seen: Optional[set[str]] = None
-) -> bool:
-    """No decorators, no keywords but a harmless metaclass, no introspecting
-    ``__init_subclass__``, and only plain project, builtin or harmless base classes."""
-    names = index.file(path)
-    seen = seen or set()
-    if names is None or node.decorator_list or node.name in seen:
-        return False
-    seen.add(node.name)
-    for keyword in node.keywords:
-        if keyword.arg != "metaclass" or _dotted(keyword.value, names) not in HARMLESS_METACLASSES:
-            return False
-    for stmt in node.body:
-        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and stmt.name in (
-            "__init_subclass__",
-            "__class_getitem__",
-        ):
-            used = {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name)}
-            used |= {n.attr for n in ast.walk(stmt) if isinstance(n, ast.Attribute)}
-            if used & _INTROSPECTION:
-                return False
-    for base in node.bases:
-        if isinstance(base, ast.Name) and base.id in _PLAIN_BASES and base.id not in names.origins:
-            continue
-        if _dotted(base, names) in HARMLESS_BASES:
-            continue
-        found = index.classes(base.id) if isinstance(base, ast.Name) else []
-        if len(found) != 1 or not plain_class(index, found[0][0], found[0][1], seen):
-            return False
-    return True
 
 
 def _display_edit(old: Optional[ast.expr], new: Optional[ast.expr]) -> bool:
