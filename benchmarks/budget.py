@@ -31,11 +31,17 @@ repository, run with this checkout's venv. Its full runs that find what a mutati
 With the default 6 mutations it takes about 20 minutes.
 
     python benchmarks/budget.py [--corpora arrow,attrs|generated] [--per-kind 1] [--workers 1]
-                                [--simulate]
+                                [--simulate] [--mutations N] [--tests SUITE=PATHS] ...
 
 ``--simulate`` also replays the mutations with `pytest-feedback simulate`'s code and prints the
-simulated catch rates beside the measured ones (`benchmarks/budget_simulated.py`; two more full
-runs per mutation).
+simulated catch rates beside the measured ones (`benchmarks/budget_simulated.py`; one more run
+per mutation: the run of the fixed code).
+
+For corpora of minutes (sqlglot, cattrs) on a shared machine: ``--mutations 14`` chooses that
+many within ``--choose-seconds`` on the lines the map covers (`budget_mutations.py`), ``--tests``
+runs a part of a corpus, ``--history-walls`` takes T from the history runs, ``--fix-runs broken``
+makes the simulated history's fix runs run the broken tests only, ``--minutes`` stops starting
+mutations after a while.
 
 The corpora come from /tmp/pytest-feedback-corpora; our code is loaded from this checkout's ``src``
 with PYTHONPATH, nothing is installed into the corpus venvs. History runs are recorded; the
@@ -235,6 +241,7 @@ def measure(
     history_walls: bool = False,
     fix_runs: str = "full",
     test_paths: Sequence[str] = (),
+    stop_at: Optional[float] = None,
 ) -> list[Row]:
     """``history_walls``: T is the median of the recorded history runs without coverage, not
     of two more full runs; ``fix_runs``: see `SimulatedHistory.restore`."""
@@ -294,7 +301,10 @@ def measure(
     sim = None
     if simulated:
         sim = SimulatedHistory(suite, db, plugin_dir, find[len(full) :], test_paths)
-    for mutation in mutations:
+    for done, mutation in enumerate(mutations):
+        if stop_at is not None and time.monotonic() > stop_at:
+            print(f"  [{suite.name}] --minutes used up: {len(mutations) - done} left", flush=True)
+            break
         path = suite.root / mutation.path
         original = path.read_text(encoding="utf-8")
         # Simulating, the mutation is committed and its finding run is the history's failing run.
@@ -482,6 +492,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         help="with --simulate: after each failing run, a full run of the restored code, or a run "
         "of the tests the mutation broke only",
     )
+    parser.add_argument(
+        "--minutes",
+        type=float,
+        help="per suite, from its first run: start no mutation after this many minutes (the "
+        "figures rest on the mutations done)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")
     args = parser.parse_args(argv)
     # Without pyc files pytest rewrites every test module's asserts on every run: a start-up
@@ -521,6 +537,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                 args.history_walls,
                 args.fix_runs,
                 paths,
+                None if args.minutes is None else time.monotonic() + 60 * args.minutes,
             )
     finally:
         if not args.keep:
