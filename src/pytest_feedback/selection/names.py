@@ -85,6 +85,11 @@ class FileNames:
     star_imports: dict[str, set[int]] = dataclasses.field(default_factory=dict)
     #: lines that name a reader of annotations (`ANNOTATION_READERS`)
     annotation_readers: set[int] = dataclasses.field(default_factory=set)
+    #: lines in function bodies that list or test attribute names (``dir()``, ``hasattr`` or
+    #: ``delattr`` with a computed name): they see a name added
+    listing: set[int] = dataclasses.field(default_factory=set)
+    #: such lines that run at import time
+    listing_at_import: set[int] = dataclasses.field(default_factory=set)
 
 
 def analyse_names(text: str) -> Optional[FileNames]:
@@ -111,6 +116,9 @@ def analyse_names(text: str) -> Optional[FileNames]:
             ident = node.attr
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             _imports(node, out)
+        if isinstance(node, ast.Call) and lists_names(node):
+            where = out.listing if node.lineno in in_function else out.listing_at_import
+            where.add(node.lineno)
         if isinstance(node, (ast.Call, ast.Attribute)):
             for name in names_in_strings(node):
                 if name == "exec":
@@ -184,6 +192,18 @@ def names_in_strings(node: ast.expr) -> set[str]:
         else:
             found.add("*")
     return found
+
+
+def lists_names(node: ast.Call) -> bool:
+    """``dir(...)``, or ``hasattr``/``delattr`` with a computed name: a call whose answer
+    depends on which names an object has (a name added to it changes the answer)."""
+    func = node.func
+    called = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+    if called == "dir":
+        return True
+    if called in ("hasattr", "delattr"):
+        return not _constant_names(node.args[1:2])
+    return False
 
 
 def _constant_names(args: list[ast.expr]) -> set[str]:
@@ -317,6 +337,17 @@ class NameIndex:
         found: dict[str, set[int]] = {}
         for where, names in self._files("dynamic", _DYNAMIC_WORDS.search, _DYNAMIC_PLAIN):
             lines = names.dynamic | (names.dynamic_at_import if where == path else set())
+            if lines:
+                found[where] = set(lines)
+        return found
+
+    def listing_lines(self, path: str) -> dict[str, set[int]]:
+        """Lines that list or test attribute names (`lists_names`), which see a name added to
+        the module at ``path`` or to one of its classes; those at import time only in ``path``
+        itself, like `dynamic_lines`."""
+        found: dict[str, set[int]] = {}
+        for where, names in self._files("dynamic", _DYNAMIC_WORDS.search, _DYNAMIC_PLAIN):
+            lines = names.listing | (names.listing_at_import if where == path else set())
             if lines:
                 found[where] = set(lines)
         return found

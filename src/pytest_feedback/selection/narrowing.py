@@ -33,6 +33,7 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Optional, Union
 
+from pytest_feedback.selection.additions import Definition, align, narrow_added
 from pytest_feedback.selection.import_safety import (
     PLAIN_DECORATORS,
     FunctionNode,
@@ -71,20 +72,6 @@ class Narrowed:
     readers: dict[str, set[int]] = dataclasses.field(default_factory=dict)
 
 
-def _signature(scope: Scope) -> list[tuple[str, str]]:
-    """What a scope's body defines at import time, in order: (statement kind, name or dump)."""
-    out: list[tuple[str, str]] = []
-    for stmt in scope.body:
-        name = target(stmt)
-        if name is not None:
-            out.append(("assign", name))
-        elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            out.append((type(stmt).__name__, stmt.name))
-        else:
-            out.append((type(stmt).__name__, ast.dump(stmt)))
-    return out
-
-
 @dataclasses.dataclass
 class _Source:
     tree: ast.Module
@@ -117,23 +104,46 @@ def _parse(text: str) -> Optional[_Source]:
 
 
 def narrow(
-    path: str, old_text: str, new_text: str, changed: set[int], index: NameIndex
+    path: str,
+    old_text: str,
+    new_text: str,
+    changed: set[int],
+    index: NameIndex,
+    *,
+    insertions: bool = False,
 ) -> Optional[Narrowed]:
-    """Explain the changed import-time lines of ``path`` by narrower reach, where provable."""
+    """Explain the changed import-time lines of ``path`` by narrower reach, where provable.
+
+    With ``insertions`` (``changed`` is exactly the diff of ``old_text`` to ``new_text``), the
+    changed lines of statements that did not change at all are the neighbours the diff marks
+    around an insertion (`changes.diff_lines`), and are explained with it.
+    """
     old = _parse(old_text)
     new = _parse(new_text)
     if old is None or new is None:
         return None
-    if set(old.scopes) != set(new.scopes) or any(
-        _signature(scope) != _signature(new.scopes[q]) for q, scope in old.scopes.items()
-    ):
+    aligned = _aligned(old, new)
+    if aligned is None:
         return None
     result = Narrowed(set(), {}, set())
     for qualname, scope in old.scopes.items():
         new_scope = new.scopes[qualname]
-        for stmt, new_stmt in zip(scope.body, new_scope.body):
+        pairs, added = aligned[qualname]
+        if added:
+            found = narrow_added(path, qualname, scope, new_scope, new.tree, old.tree, added, index)
+            if found is None:
+                return None
+            result.names |= found.names
+            for into, reach in ((result.reach, found.reach), (result.dynamic, found.dynamic)):
+                for path_, lines in reach.items():
+                    into.setdefault(path_, set()).update(lines)
+        for stmt, new_stmt in pairs:
             span = set(range(stmt.lineno, (stmt.end_lineno or stmt.lineno) + 1))
             if not span & changed:
+                continue
+            if insertions and ast.dump(stmt) == ast.dump(new_stmt):
+                # unchanged: its lines are marked only as the neighbours of an insertion
+                result.lines |= span & changed
                 continue
             if isinstance(stmt, ast.ClassDef):
                 continue  # its body is a scope of its own; the header itself stays plain
@@ -144,7 +154,29 @@ def narrow(
                 _narrow_assignment(
                     path, qualname, scope, stmt, new_stmt, span, changed, index, result
                 )
-    return result if result.lines else None
+    return result if result.lines or result.names else None
+
+
+def _aligned(
+    old: _Source, new: _Source
+) -> Optional[dict[str, tuple[list[tuple[ast.stmt, ast.stmt]], list[Definition]]]]:
+    """Each old scope's statements paired with the new ones, and the definitions the new
+    source adds to it (`additions.align`); None when anything else was added, removed, renamed
+    or moved, or a new scope is not inside an added class."""
+    aligned: dict[str, tuple[list[tuple[ast.stmt, ast.stmt]], list[Definition]]] = {}
+    new_classes: list[str] = []
+    for qualname, scope in old.scopes.items():
+        new_scope = new.scopes.get(qualname)
+        found = None if new_scope is None else align(scope.body, new_scope.body)
+        if found is None:
+            return None
+        aligned[qualname] = found
+        prefix = f"{qualname}." if qualname else ""
+        new_classes += [prefix + d.name for d in found[1] if isinstance(d, ast.ClassDef)]
+    for qualname in set(new.scopes) - set(old.scopes):
+        if not any(qualname == c or qualname.startswith(c + ".") for c in new_classes):
+            return None
+    return aligned
 
 
 @dataclasses.dataclass(frozen=True)

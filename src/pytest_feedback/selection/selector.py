@@ -248,7 +248,8 @@ class Selector:
                 if text is not None:
                     sources[path] = text
             self._names = NameIndex(sources)
-        narrowed = narrow(change.recorded_path, old, new, lines, self._names)
+        unbased = self.changes is None or self.changes.base_commit is None
+        narrowed = narrow(change.recorded_path, old, new, lines, self._names, insertions=unbased)
         if narrowed is None or not self._base_agrees(change, new, narrowed.names):
             return lines
         what = ", ".join(sorted(narrowed.names))
