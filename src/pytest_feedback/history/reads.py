@@ -261,6 +261,16 @@ class HistoryReads:
             out += [_test_estimate(row) for row in self._db.query(sql, tuple(chunk))]
         return out
 
+    def tests_with_outcome(self, run_id: int, outcomes: Iterable[str]) -> set[str]:
+        """The tests of one run whose outcome is one of ``outcomes``."""
+        wanted = tuple(outcomes)
+        marks = ",".join("?" * len(wanted))
+        sql = (
+            "SELECT t.nodeid FROM results r JOIN tests t ON t.id = r.test_id"  # noqa: S608
+            f" WHERE r.run_id = ? AND r.outcome IN ({marks})"
+        )
+        return {str(row[0]) for row in self._db.query(sql, (run_id, *wanted))}
+
     def fixture_estimates(self) -> list[FixtureEstimate]:
         """Every known fixture (as in `load_estimates`)."""
         return [FixtureEstimate(*row[1:]) for row in self._fixture_rows()]

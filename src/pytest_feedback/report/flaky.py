@@ -79,11 +79,17 @@ class FlakySection:
         )
 
 
-def flaky_tests(store: Store, last_run_id: Optional[int] = None) -> list[FlakyTest]:
+def flaky_tests(
+    store: Store,
+    last_run_id: Optional[int] = None,
+    failing: Optional[dict[str, tuple[float, list[list[Any]]]]] = None,
+) -> list[FlakyTest]:
     """The history's flaky tests with their evidence, those ``last_run_id`` made flaky first,
-    then by failure rate."""
+    then by failure rate (``failing``: `HistoryReads.samples_of_failing_tests`, when read)."""
     found = []
-    for nodeid, (rate, rows) in store.reads.samples_of_failing_tests().items():
+    if failing is None:
+        failing = store.reads.samples_of_failing_tests()
+    for nodeid, (rate, rows) in failing.items():
         judged = [r for r in rows if r[1] != "skipped"]
         evidence = flaky_evidence(judged)
         if evidence is None:
@@ -104,7 +110,6 @@ def flaky_section(store: Store, run: Optional[dict[str, Any]]) -> FlakySection:
     if run_id is not None:
         for nodeid, rows in store.reads.attempts(run_id).items():
             attempts.append(Attempts(nodeid, rows[-1][1], tuple(r[2] for r in rows)))
-        failed_now = {r["nodeid"] for r in store.reads.results(run_id) if r["outcome"] in FAILING}
     absorbed: list[Absorbed] = []
     expired: list[quarantine.Entry] = []
     problem = None
@@ -114,11 +119,14 @@ def flaky_section(store: Store, run: Optional[dict[str, Any]]) -> FlakySection:
         except ConfigError as exc:
             entries, problem = {}, str(exc)
         active, old = quarantine.split(entries, quarantine.today())
+        if active and run_id is not None:
+            failed_now = store.reads.tests_with_outcome(run_id, FAILING)
         absorbed = [
             Absorbed(n, e.reason, e.expires) for n, e in sorted(active.items()) if n in failed_now
         ]
         expired = [old[n] for n in sorted(old)]
-    return FlakySection(flaky_tests(store, run_id), unstable, attempts, absorbed, expired, problem)
+    found = flaky_tests(store, run_id, failing)
+    return FlakySection(found, unstable, attempts, absorbed, expired, problem)
 
 
 def _file(rootdir: Path) -> Path:

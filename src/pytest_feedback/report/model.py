@@ -181,7 +181,8 @@ def build_report(
     allowance = allowance or Allowance(store)
     runs = store.reads.runs()
     run = _pick_run(runs, run_uuid)
-    gone = _gone(store, rootdir)
+    totals = store.reads.file_totals()
+    gone = _gone(store, rootdir, [name for name, _, _ in totals])
     tests = store.reads.current_tests(None if all_tests else top + len(gone))
     if gone:
         tests = [t for t in tests if t.nodeid not in gone]
@@ -213,7 +214,7 @@ def build_report(
     def row(est: TestEstimate) -> TestRow:
         return make_row(est, last_phases.get(est.nodeid), samples.get(est.nodeid, ()))
 
-    files = file_rows(_without(store.reads.file_totals(), store.reads.estimates_of(gone)))
+    files = file_rows(_without(totals, store.reads.estimates_of(gone)))
     fixtures = store.reads.fixture_estimates()
     return Report(
         runs=len(runs),
@@ -240,9 +241,10 @@ def build_report(
     )
 
 
-def _gone(store: Store, rootdir: Optional[Path]) -> set[str]:
-    """The current tests no longer in the working tree under ``rootdir`` (none without it)."""
-    if rootdir is None:
+def _gone(store: Store, rootdir: Optional[Path], files: Sequence[str]) -> set[str]:
+    """The current tests (in ``files``) no longer in the working tree under ``rootdir`` (none
+    without it, or when none of the files is there: the history is read away from its tree)."""
+    if rootdir is None or not any((rootdir / name).is_file() for name in files):
         return set()
     from pytest_feedback.selection.existing import split_present
 
