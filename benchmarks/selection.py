@@ -34,7 +34,7 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 HERE = Path(__file__).resolve().parent
 #: Our code; PYTEST_FEEDBACK_SRC names another copy (a snapshot, while the checkout is edited).
@@ -45,7 +45,12 @@ KINDS = (
     # the narrowing rules of docs/selection.md: classes with a harmless metaclass, a scalar
     # element of a display, a function's annotations
     "abc-attr", "display", "annotation",
+    # added definitions: a function nothing calls, and a method that overrides an inherited one
+    # (its callers break)
+    "added-def", "override",
 )  # fmt: skip
+#: Kinds drawn with their own random generator, so that adding them changes no other draw.
+OWN_DRAW = ("added-def", "override")
 #: Bases and metaclasses (as written) whose classes narrow like plain ones.
 HARMLESS = ("ABC", "abc.ABC", "ABCMeta", "abc.ABCMeta", "Protocol", "Generic")
 SWAP = {
@@ -327,6 +332,8 @@ def mutations_of(path: Path, rel: str, checked: bool = True) -> dict[str, list[M
             )
             if annotated is not None and ast.unparse(annotated) != "object":
                 add("annotation", annotated, _replace(lines, annotated, "object"))
+        if isinstance(node, ast.Module):
+            _additions(node, lines, add)
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and len(node.body) >= 2:
             for stmt in node.body[1:]:
                 simple = (ast.Assign, ast.AugAssign, ast.Expr, ast.If, ast.For, ast.Return)
@@ -334,6 +341,47 @@ def mutations_of(path: Path, rel: str, checked: bool = True) -> dict[str, list[M
                     indent = lines[stmt.lineno - 1][: stmt.col_offset]
                     add("delete", stmt, (lines[stmt.lineno - 1], indent + "pass\n"))
     return found
+
+
+def _additions(
+    tree: ast.Module,
+    lines: list[str],
+    add: Callable[[str, ast.AST, Optional[tuple[str, str]]], None],
+) -> None:
+    """``added-def``: a new function after a top-level one; ``override``: a method returning
+    None added to a class whose base class (in the same file) has a method of that name."""
+    classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+    for node in tree.body:
+        last = lines[(node.end_lineno or node.lineno) - 1]
+        if not last.endswith("\n"):
+            continue
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            added = "\n\ndef _added_by_the_benchmark():\n    return None\n"
+            add("added-def", _At(node.end_lineno or node.lineno), (last, last + added))
+        elif isinstance(node, ast.ClassDef):
+            own = {
+                s.name for s in node.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))
+            }
+            for base in node.bases:
+                parent = classes.get(base.id) if isinstance(base, ast.Name) else None
+                methods = [
+                    s.name for s in (parent.body if parent else [])
+                    if isinstance(s, ast.FunctionDef) and not s.name.startswith("__")
+                    and s.name not in own and not s.decorator_list
+                ]  # fmt: skip
+                if methods:
+                    indent = " " * (node.body[0].col_offset)
+                    method = (f"\n{indent}def {methods[0]}(self, *args, **kwargs):\n"
+                              f"{indent}    return None\n")  # fmt: skip
+                    add("override", _At(node.end_lineno or node.lineno), (last, last + method))
+                    break
+
+
+@dataclasses.dataclass
+class _At:
+    """Where an addition goes (the line it follows)."""
+
+    lineno: int
 
 
 def pick_mutations(suite: Suite, per_kind: int, rng: random.Random) -> list[Mutation]:
@@ -352,7 +400,8 @@ def pick_mutations(suite: Suite, per_kind: int, rng: random.Random) -> list[Muta
             pool[kind].extend(found)
     chosen: list[Mutation] = []
     for kind in KINDS:
-        rng.shuffle(pool[kind])
+        draw = random.Random(f"{suite.name}:{kind}") if kind in OWN_DRAW else rng
+        draw.shuffle(pool[kind])
         chosen.extend(pool[kind][:per_kind])
     return chosen
 
