@@ -1,4 +1,5 @@
-"""LPT, then local search: move families (or parts of them) and swap them off the longest shard.
+"""LPT, then local search: move families (or parts of them: tails, single costly tests) and swap
+them off the longest shard.
 
 Every accepted step lowers the longest shard without making another one as long, so the sorted
 vector of loads decreases and the search ends; budgets on steps and evaluations bound its time on
@@ -90,11 +91,6 @@ class _Search:
         self.a.place(group, shard)
         self._refresh(self.a.work.family_of[group[0]])
 
-    def _whole_groups(self, shard: int) -> list[_Group]:
-        """The part of each family on ``shard``, in family order."""
-        on = self.on[shard]
-        return [on[f] for f in sorted(on)]
-
     def _groups(self, shard: int) -> Iterator[_Group]:
         """The parts of each family on ``shard``, and tails of them (to split a family)."""
         on, tails = self.on[shard], self.tails
@@ -131,13 +127,13 @@ class _Search:
     def _best_swap(self, src: int) -> bool:
         a = self.a
         limit = a.load[src] - EPSILON
-        mine = self._largest(self._whole_groups(src))
+        mine = self._largest(list(self._groups(src)))
         best: tuple[float, float] | None = None
         best_swap: tuple[tuple[int, ...], tuple[int, ...], int] | None = None
         for dst in range(a.n):
             if dst == src:
                 continue
-            theirs = self._largest(self._whole_groups(dst))
+            theirs = self._largest(list(self._groups(dst)))
             for g, g_stats in mine:
                 for h, h_stats in theirs:
                     if self.budget <= 0:
@@ -174,14 +170,24 @@ def _stats(work: Workload, group: Sequence[int]) -> _GroupStats:
     return sum(work.own[t] for t in group), counts
 
 
+#: Besides its tails, a group offers its this many costliest tests one by one (a long test in
+#: the middle of a family is otherwise only moved with half of it).
+HEAVY_TESTS = 2
+
+
 def _tails(work: Workload, group: tuple[int, ...]) -> list[_Group]:
-    """The last half of ``group``, the last quarter, ... down to its last test, with stats."""
+    """The last half of ``group``, the last quarter, ... down to its last test, then its
+    `HEAVY_TESTS` costliest other tests alone, with stats."""
     out = []
     size = len(group) // 2
     while size >= 1:
         tail = group[-size:]
         out.append((tail, _stats(work, tail)))
         size //= 2
+    if len(group) > 2:
+        own = work.own
+        heavy = sorted(group[:-1], key=lambda t: (-own[t], t))[:HEAVY_TESTS]
+        out += [((t,), _stats(work, (t,))) for t in heavy]
     return out
 
 
