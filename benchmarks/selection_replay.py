@@ -379,7 +379,31 @@ def differing_files(old: Path, new: Path) -> list[str]:
         if not ((old / r).is_file() and (new / r).is_file()
                 and (old / r).read_bytes() == (new / r).read_bytes())
     ]  # fmt: skip
-    return sorted(changed, key=lambda r: ("test" in r.rsplit("/", 1)[-1], r))
+    order = _import_order([r for r in changed if r.endswith(".py")], new)
+    return sorted(
+        changed, key=lambda r: ("test" in r.rsplit("/", 1)[-1], order.get(r, len(order)), r)
+    )
+
+
+def _import_order(paths: list[str], tree: Path) -> dict[str, int]:
+    """Modules before the changed modules that import them (their new versions), so that a
+    step does not import a name a later step adds; ``__init__.py`` files last."""
+    stems = {p: p.removesuffix(".py").rsplit("/", 1)[-1] for p in paths}
+    needs: dict[str, set[str]] = {}
+    for path in paths:
+        try:
+            text = (tree / path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            text = ""
+        words = set(re.findall(r"(?:from|import)\s+[\w.]*?\.?(\w+)", text))
+        needs[path] = {q for q, stem in stems.items() if q != path and stem in words}
+    done: list[str] = []
+    todo = sorted(paths, key=lambda p: (p.endswith("__init__.py"), p))
+    while todo:
+        ready = next((p for p in todo if needs[p] <= set(done)), todo[0])  # a cycle: in order
+        done.append(ready)
+        todo.remove(ready)
+    return {p: i for i, p in enumerate(done)}
 
 
 def take(root: Path, tree: Path, rel: str) -> None:
@@ -451,7 +475,10 @@ def _take_all(root: Path, tree: Path, rels: list[str]) -> None:
 
 
 def shown_broken(before: dict[str, str], outcomes: dict[str, str]) -> set[str]:
-    """The parent's tests in the modules that failed to collect in a selector's run."""
+    """The parent's tests in the modules that failed to collect in a selector's run (all of
+    them when pytest could not start: the user sees that)."""
+    if CRASHED in outcomes:
+        return tests_of(before)
     where = [k[len("collect-error::") :] for k in outcomes if k.startswith("collect-error::")]
     return {n for n in tests_of(before) if any(n.startswith(w) for w in where if w)}
 
