@@ -71,6 +71,13 @@ def test_an_inserted_statement_marks_the_lines_of_its_block() -> None:
     assert diff.new == {13}
 
 
+def test_code_inserted_between_comments_marks_the_code_around_them() -> None:
+    old = "X = 1\n\n# one\n# two\n"
+    # no test ran a comment line: the statement above must be marked (its module's import)
+    assert diff_lines(old, old + "Y = len('ab')\n", python=True).old == {1}
+    assert diff_lines(old, old + "Y = 2\n").old == {4}  # not Python: the lines themselves
+
+
 def test_deleting_a_statement_marks_it() -> None:
     new = MODULE.replace("    # is it small?\n    return x < LIMIT\n", "    pass\n")
     assert diff_lines(MODULE, new, python=True).old == {7, 8}

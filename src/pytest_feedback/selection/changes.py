@@ -88,20 +88,27 @@ def _indent(line: str) -> int:
     return len(line) - len(line.lstrip(" \t"))
 
 
-def _neighbours(lines: Sequence[str], at: int, inserted: Sequence[str]) -> set[int]:
+def _neighbours(
+    lines: Sequence[str], at: int, inserted: Sequence[str], python: bool = False
+) -> set[int]:
     """1-based lines of ``lines`` around an insertion before index ``at`` (0-based).
 
     A neighbour counts when it belongs to the same block as the inserted text (indented at least as
-    deeply); when neither does, both count.
+    deeply); when neither does, both count. In Python, comment lines are no neighbours (no test
+    runs them): code inserted between two comments marks the code lines around them.
     """
     depth = min((_indent(x) for x in inserted if x.strip()), default=0)
     found: set[int] = set()
     candidates: list[int] = []
+
+    def blank(line: str) -> bool:
+        return not line.strip() or (python and line.lstrip().startswith("#"))
+
     before = at - 1
-    while before >= 0 and not lines[before].strip():
+    while before >= 0 and blank(lines[before]):
         before -= 1
     after = at
-    while after < len(lines) and not lines[after].strip():
+    while after < len(lines) and blank(lines[after]):
         after += 1
     for index in (before, after):
         if 0 <= index < len(lines):
@@ -154,11 +161,11 @@ def diff_lines(old_text: str, new_text: str, *, python: bool = False) -> LineDif
         if i2 > i1:
             old_changed.update(range(i1 + 1, i2 + 1))
         else:
-            old_changed |= _neighbours(old, i1, new[j1:j2])
+            old_changed |= _neighbours(old, i1, new[j1:j2], python)
         if j2 > j1:
             new_changed.update(range(j1 + 1, j2 + 1))
         else:
-            new_changed |= _neighbours(new, j1, old[i1:i2])
+            new_changed |= _neighbours(new, j1, old[i1:i2], python)
     if old_sig is not None and new_sig is not None and not any_change and old_text != new_text:
         return LineDiff(frozenset(), frozenset(), new_to_old, True)
     return LineDiff(frozenset(old_changed), frozenset(new_changed), new_to_old, False)
