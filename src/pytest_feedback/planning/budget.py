@@ -10,8 +10,10 @@ them so that a failure shows as early as possible:
    (discounted when flaky), being new, not having run for a while, and how much of what the
    change touched its text names (`affinity`: what tells apart the tests that all execute a
    changed line at import time);
-3. fixture-aware: once a chosen test has paid for an expensive fixture instance, the tests that
-   share it cost only their own time.
+3. fixture-aware: a wider-scope fixture instance costs each test that needs it a share (its
+   cost divided among them), and is paid once in what a plan is predicted to take;
+4. one order for every budget: a budget takes the longest prefix that fits, so a larger budget
+   runs what a smaller one runs (docs/contract.md, "Cost model").
 
 What a run costs is `costs.py`'s; how a run keeps to the plan as it goes, `pacer.py`'s. Pure: no
 pytest, no history access; the plugin and the command line feed it (`candidates_for`).
@@ -21,8 +23,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import heapq
 import math
+from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Optional
 
@@ -228,23 +230,14 @@ class BudgetPlanner:
         self.tier = [0 if c.affected else 1 for c in cands]
         self.affected = sum(1 for c in cands if c.affected) if affected_known else None
         self.unknown = sum(1 for n in work.nodeids if n not in estimates)
-        #: Per test, what it costs with nothing paid for yet.
-        self._alone = [
-            own + sum(work.resource_cost[r] for r in needs)
+        #: Per test, its own cost and its share of each fixture instance it needs (the instance
+        #: divided among the candidates that need it): the seconds its risk is divided by.
+        users = Counter(r for needs in work.needs for r in needs)
+        self._share = [
+            own + sum(work.resource_cost[r] / users[r] for r in needs)
             for own, needs in zip(work.own, work.needs)
         ]
-        self._queue = self._first_queue()
         self._order: Optional[tuple[list[int], list[float]]] = None
-
-    def _first_queue(self) -> list[tuple[int, float, str, int]]:
-        """The queue `order` starts from: by (tier, value per second), nothing paid for yet."""
-        tier, risks, alone = self.tier, self.risks, self._alone
-        queue = [
-            (tier[t], -risks[t] / max(alone[t], 1e-6), n, t)
-            for t, n in enumerate(self.work.nodeids)
-        ]
-        heapq.heapify(queue)
-        return queue
 
     def updated(self, changed: Sequence[Candidate], *, affected_known: bool) -> BudgetPlanner:
         """This planner with what is known of some of its tests replaced by ``changed``: the
@@ -258,55 +251,32 @@ class BudgetPlanner:
             new.risks[t] = risk(c)
             new.tier[t] = 0 if c.affected else 1
         new.affected = new.tier.count(0) if affected_known else None
-        new._queue = new._first_queue()
         new._order = None
         return new
 
     def order(self) -> tuple[list[int], list[float]]:
-        """Every test in the order budgets take them, and the work (seconds, own and fixture
-        instances) of each prefix: greedy by (tier, value per marginal second), where a test's
-        marginal cost falls once the tests before it have paid for the fixture instances it
-        needs (their other users are queued again at their new value). Worked out once; every
-        budget takes a prefix of it."""
+        """Every test in the order budgets take them, and the work (seconds: own costs, each
+        fixture instance once) of each prefix. Affected tests first, then by risk per second of
+        `_share`: a fixture instance costs the tests that need it a share each, not the whole to
+        the first of them, so that a budget spreads over the suite's modules (failures cluster
+        in a module: a few of its tests find what all of them would) instead of taking module
+        after module whole. Worked out once; every budget takes a prefix of it."""
         if self._order is not None:
             return self._order
-        work, risks, tier = self.work, self.risks, self.tier
+        work, risks, tier, share = self.work, self.risks, self.tier, self._share
         own, needs, resource_cost, nodeids = work.own, work.needs, work.resource_cost, work.nodeids
-        users: dict[int, list[int]] = {}
-        for t, rs in enumerate(needs):
-            for r in rs:
-                users.setdefault(r, []).append(t)
-        heap = list(self._queue)
+        order = sorted(
+            range(len(own)), key=lambda t: (tier[t], -risks[t] / max(share[t], 1e-6), nodeids[t])
+        )
         paid: set[int] = set()
-        taken = [False] * len(own)
-        order: list[int] = []
         cumulative = [0.0]
-        pop, push = heapq.heappop, heapq.heappush
-
-        def added(t: int) -> float:  # `Workload.added_cost`, inlined: this runs for every test
-            cost = own[t]
+        for t in order:
+            cost = own[t]  # `Workload.added_cost`, inlined: this runs for every test
             for r in needs[t]:
                 if r not in paid:
                     cost += resource_cost[r]
-            return cost if cost > 1e-6 else 1e-6
-
-        while heap:
-            level, neg_value, nodeid, t = pop(heap)
-            if taken[t]:
-                continue  # queued again at a better value, and taken there
-            cost = added(t)
-            if -risks[t] / cost < neg_value - 1e-12:  # cheaper since queued: not its place yet
-                push(heap, (level, -risks[t] / cost, nodeid, t))
-                continue
-            taken[t] = True
-            order.append(t)
+                    paid.add(r)
             cumulative.append(cumulative[-1] + cost)
-            fresh = [r for r in needs[t] if r not in paid]
-            paid.update(fresh)
-            for r in fresh:
-                for u in users[r]:
-                    if not taken[u]:
-                        push(heap, (tier[u], -risks[u] / added(u), nodeids[u], u))
         self._order = (order, cumulative)
         return self._order
 
