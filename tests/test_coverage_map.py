@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -256,6 +257,18 @@ def test_cli_errors_name_the_problem(
     status, out = cli(capsys, history, "deps", "pkg/calc.py::nothing")
     assert status == 1
     assert "pkg/calc.py has no function 'nothing'" in out
+    # From a subdirectory, a path relative to the rootdir still names the file.
+    os.chdir(pytester.path / "tests")
+    status, out = cli(capsys, history, "deps", "pkg/calc.py")
+    assert status == 0, out
+    assert CLAMP in out
+    # A deleted test file's tests are left out, and one line says so.
+    (pytester.path / "tests" / "test_calc.py").unlink()
+    capsys.readouterr()
+    assert main(["deps", "pkg/calc.py", "--db", str(history)]) == 0
+    captured = capsys.readouterr()
+    assert CLAMP not in captured.out
+    assert "no longer in the working tree (renamed or deleted) left out" in captured.err
 
 
 def test_says_so_when_another_measurement_runs_in_xdist_workers(

@@ -132,3 +132,28 @@ def test_a_history_read_away_from_its_working_tree_leaves_nothing_out(tmp_path: 
         report = build_report(store, rootdir=tmp_path)
     assert report.gone == 0
     assert report.test_count == 12
+
+
+def test_a_flaky_test_gone_from_the_working_tree_leaves_the_flaky_section(tmp_path: Path) -> None:
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_a.py").write_text("def test_0():\n    pass\n")
+    flaky_ids = ["tests/test_a.py::test_0", "tests/test_b.py::test_0"]  # test_b.py deleted
+    with Store(tmp_path / "h.db") as store:
+        for index, outcome in enumerate(["failed", "passed"]):
+            run = RunRecord(
+                uuid=f"run-{index}",
+                started_at=1.7e9 + index * 60,
+                wall_s=1.0,
+                rootdir=str(tmp_path),
+                git_commit="c" * 40,
+                git_dirty=False,  # both outcomes on one clean commit: flaky on evidence
+            )
+            for nodeid in flaky_ids:
+                run.tests[nodeid] = TestRecord(nodeid, outcome, 0.0, 0.1, 0.0)
+            store.record_run(run)
+    with Store(tmp_path / "h.db", create=False, readonly=True) as store:
+        everything = build_report(store)
+        report = build_report(store, rootdir=tmp_path)
+    assert [f.nodeid for f in everything.flakiness.flaky] == flaky_ids
+    assert [f.nodeid for f in report.flakiness.flaky] == ["tests/test_a.py::test_0"]
+    assert report.gone == 1

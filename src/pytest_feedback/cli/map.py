@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
@@ -15,7 +16,7 @@ from pytest_feedback.cli.selection import (
     why_selection,
 )
 from pytest_feedback.errors import FeedbackError
-from pytest_feedback.selection.existing import is_present
+from pytest_feedback.selection.existing import gone_line, is_present, split_present
 
 FORMAT_HELP = "text for people (default), json for scripts"
 
@@ -102,10 +103,13 @@ def cmd_deps(args: argparse.Namespace) -> int:
 
     dmap, rootdir = _load_map(args)
     path, lines, function = parse_target(args.target, rootdir, Path.cwd())
+    if path not in dmap.recorded_files() and rootdir is not None:
+        # Typed relative to the rootdir from one of its subdirectories.
+        path, lines, function = parse_target(args.target, rootdir, rootdir)
     if path not in dmap.recorded_files():
         raise FeedbackError(
             f"{path} is not in the coverage map: no recorded test executed or read it "
-            "(paths are relative to the rootdir)"
+            "(give the path relative to the current directory or to the rootdir)"
         )
     if function is not None:
         if dmap.function_lines(path, function) is None:
@@ -113,6 +117,12 @@ def cmd_deps(args: argparse.Namespace) -> int:
         reaching = dmap.tests_reaching_function(path, function)
     else:
         reaching = dmap.tests_reaching(path, lines)
+    here = resolve_rootdir(args, db_path(args))
+    if reaching and here.is_dir():  # tests renamed or deleted since they were mapped
+        present, gone = split_present(here, sorted(reaching))
+        if gone:
+            print(gone_line(gone), file=sys.stderr)
+            reaching = {n: reaching[n] for n in present}
     if args.format == "json":
         tests = [{"nodeid": n, "reason": r} for n, r in sorted(reaching.items())]
         print(json.dumps({"version": 1, "target": args.target, "tests": tests}, indent=2))

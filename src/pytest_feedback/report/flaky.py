@@ -5,6 +5,7 @@ absorbed or no longer protects (docs/flaky.md)."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
@@ -100,10 +101,15 @@ def flaky_tests(
     return sorted(found, key=lambda f: (not f.new, -f.fail_rate, f.nodeid))
 
 
-def flaky_section(store: Store, run: Optional[dict[str, Any]]) -> FlakySection:
-    """The section for the report of ``run`` (a runs row; None: no run)."""
+def flaky_section(
+    store: Store, run: Optional[dict[str, Any]], gone: Collection[str] = ()
+) -> FlakySection:
+    """The section for the report of ``run`` (a runs row; None: no run), leaving out the
+    tests ``gone`` from the working tree."""
     run_id = None if run is None else int(run["id"])
     failing = store.reads.samples_of_failing_tests()
+    if gone:
+        failing = {n: v for n, v in failing.items() if n not in gone}
     unstable = sorted(n for n, (_, rows) in failing.items() if is_unstable(rows))
     attempts = []
     failed_now: set[str] = set()

@@ -233,7 +233,7 @@ def build_report(
             store, None if last_run is None else last_run.workers, allowance=allowance
         ),
         advice=report_block(store, allowance),
-        flakiness=flaky_section(store, run),
+        flakiness=flaky_section(store, run, gone),
         catches=report_catches(store, runs, allowance),
         top=top,
         left_out=tuple(allowance.left_out),
