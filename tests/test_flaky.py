@@ -403,6 +403,52 @@ def test_quarantine_commands_list_suggest_and_refuse(
     assert main(["quarantine", "list"]) == 1
     assert "is not a valid quarantine file" in capsys.readouterr().err
     assert main(["quarantine", "add", "t.py::a", "--reason", "r", "--expires", "soon"]) == 1
+    capsys.readouterr()
+    # A date already past is refused; a test the working tree does not have is warned of; an
+    # update keeps the owner and the day it was added.
+    (tmp_path / "ci" / "q.json").unlink()
+    (tmp_path / "t.py").write_text("def test_a():\n    pass\n")
+    monkeypatch.setenv("PYTEST_FEEDBACK_TODAY", "2026-03-01")
+    assert (
+        main(["quarantine", "add", "t.py::test_a", "--reason", "r", "--expires", "2026-02-01"]) == 1
+    )
+    assert "2026-02-01 is already past" in capsys.readouterr().err
+    assert main(["quarantine", "add", "t.py::test_a", "--reason", "r", "--owner", "ana"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    assert captured.out.startswith("quarantined t.py::test_a, owner ana in ")
+    monkeypatch.setenv("PYTEST_FEEDBACK_TODAY", "2026-03-05")
+    assert main(["quarantine", "add", "t.py::test_a", "--reason", "r2"]) == 0
+    assert capsys.readouterr().out.startswith("updated the entry of t.py::test_a, owner ana in ")
+    entry = quarantine.load(tmp_path / "ci" / "q.json")["t.py::test_a"]
+    assert (entry.reason, entry.owner, entry.added) == ("r2", "ana", "2026-03-01")
+    assert main(["quarantine", "add", "t.py::test_retyr", "--reason", "r"]) == 0
+    assert "t.py::test_retyr is not a test under" in capsys.readouterr().err
+
+
+def test_quarantine_suggest_lists_flaky_tests_until_they_are_quarantined(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pytest_feedback.history.records import RunRecord, TestRecord
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    (tmp_path / "t.py").write_text("def test_a():\n    pass\n")
+    db = tmp_path / "h.db"
+    with Store(db) as store:
+        for index, outcome in enumerate(["failed", "passed"]):  # one clean commit: evidence
+            run = RunRecord(f"r{index}", 1.7e9 + index, git_commit="c" * 40, git_dirty=False)
+            run.tests["t.py::test_a"] = TestRecord("t.py::test_a", outcome, call_s=0.1)
+            store.record_run(run)
+    capsys.readouterr()
+    assert main(["quarantine", "suggest", "--db", str(db)]) == 0
+    assert capsys.readouterr().out.startswith("t.py::test_a: failed and passed on clean commit")
+    assert main(["quarantine", "add", "t.py::test_a", "--reason", "flaky"]) == 0
+    capsys.readouterr()
+    assert main(["quarantine", "suggest", "--db", str(db)]) == 0
+    assert capsys.readouterr().out.startswith(
+        "no candidate: the 1 test the history shows flaky on evidence is quarantined already"
+    )
 
 
 # -- repeats of new tests ------------------------------------------------------------------

@@ -6,12 +6,14 @@ import argparse
 import datetime
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Optional
 
 from pytest_feedback import quarantine
 from pytest_feedback.cli.common import add_db_option, db_path
 from pytest_feedback.errors import ConfigError, FeedbackError
+from pytest_feedback.selection.existing import is_present
 
 
 def add_quarantine_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -65,19 +67,23 @@ def quarantine_file(given: Optional[str], start: Path) -> Path:
     return quarantine.find_file(here)
 
 
+def _project_dir(start: Path) -> Path:
+    """The directory of the nearest pytest configuration (the rootdir node ids are relative
+    to), else ``start``."""
+    here = start.resolve()
+    for directory in (here, *here.parents):
+        if quarantine.configured_in(directory) is not None:
+            return directory
+    return here
+
+
 def cmd_quarantine(args: argparse.Namespace) -> int:
     path = quarantine_file(args.file, Path.cwd())
     try:
         entries = quarantine.load(path)
         today = quarantine.today()
         if args.action == "add":
-            expires = quarantine.expiry_date(args.expires, today) if args.expires else None
-            entries[args.nodeid] = quarantine.Entry(
-                args.nodeid, args.reason, args.owner, today.isoformat(), expires
-            )
-            quarantine.save(path, entries)
-            until = f" until {expires}" if expires else ""
-            print(f"quarantined {args.nodeid}{until} in {_shown(path)}")
+            _add(args, path, entries, today)
         elif args.action == "remove":
             if entries.pop(args.nodeid, None) is None:
                 raise FeedbackError(
@@ -93,6 +99,43 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         raise FeedbackError(str(exc)) from None
     return 0
+
+
+def _add(
+    args: argparse.Namespace,
+    path: Path,
+    entries: dict[str, quarantine.Entry],
+    today: datetime.date,
+) -> None:
+    """Add (or update) an entry: a date already past is refused, an unknown test warned of,
+    and an update keeps what it does not change (owner, the day it was added)."""
+    expires = quarantine.expiry_date(args.expires, today) if args.expires else None
+    if expires is not None and quarantine.parse_date(expires) < today:
+        raise FeedbackError(
+            f"--expires {args.expires}: {expires} is already past; give a later date, or a "
+            "number of days such as 30d"
+        )
+    rootdir = _project_dir(Path.cwd())
+    if not is_present(rootdir, args.nodeid):
+        print(
+            f"pytest-feedback: warning: {args.nodeid} is not a test under {rootdir} (its file "
+            "is missing or does not name it); check the node id with `pytest --collect-only -q`",
+            file=sys.stderr,
+        )
+    before = entries.get(args.nodeid)
+    entries[args.nodeid] = quarantine.Entry(
+        args.nodeid,
+        args.reason,
+        args.owner or (before.owner if before else ""),
+        before.added if before else today.isoformat(),
+        expires if expires is not None or before is None else before.expires,
+    )
+    quarantine.save(path, entries)
+    entry = entries[args.nodeid]
+    until = f" until {entry.expires}" if entry.expires else ""
+    owner = f", owner {entry.owner}" if entry.owner else ""
+    verb = "updated the entry of" if before else "quarantined"
+    print(f"{verb} {args.nodeid}{until}{owner} in {_shown(path)}")
 
 
 def _list(entries: dict[str, quarantine.Entry], today: datetime.date, form: str) -> None:
@@ -114,9 +157,18 @@ def _suggest(args: argparse.Namespace, entries: dict[str, quarantine.Entry]) -> 
     from pytest_feedback.report.flaky import flaky_tests
 
     with Store.open_existing(db_path(args)) as store:
-        found = [f for f in flaky_tests(store) if f.nodeid not in entries]
+        known = flaky_tests(store)
+    found = [f for f in known if f.nodeid not in entries]
     if not found:
-        print("no candidate: no test of the history is flaky on evidence (docs/flaky.md)")
+        if known:
+            many = len(known) != 1
+            print(
+                f"no candidate: the {len(known)} test{'s' * many} the history shows flaky on "
+                f"evidence {'are' if many else 'is'} quarantined already "
+                "(`pytest-feedback quarantine list`)"
+            )
+        else:
+            print("no candidate: no test of the history is flaky on evidence (docs/flaky.md)")
         return
     for flaky in found:
         print(f"{flaky.nodeid}: {flaky.evidence.describe()}; fail rate {flaky.fail_rate:.0%}")
