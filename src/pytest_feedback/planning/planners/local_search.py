@@ -45,8 +45,10 @@ class _Search:
         self.a = assign
         self.budget = budget
         work = assign.work
-        #: Each family's stats, for the (usual) groups that are a whole family.
-        self.family_stats = [_stats(work, family) for family in work.families]
+        #: Each family's stats and tails, for the (usual) groups that are a whole family: the
+        #: same for every shard count, kept for the workload's next plan (`worker_curve` plans
+        #: it for each count).
+        self.family_stats, self.family_tails = _family_groups(work)
         #: Per shard, the part of each family on it (by family index), with its stats; kept up
         #: to date as groups move, so that a step does not look at every test.
         self.on: list[dict[int, _Group]] = [{} for _ in range(assign.n)]
@@ -76,7 +78,7 @@ class _Search:
         first = shard_of[family[0]]
         if all(shard_of[t] == first for t in family):
             self.on[first][f] = (family, self.family_stats[f])
-            self.tails[(f, first)] = _tails(a.work, family)
+            self.tails[(f, first)] = self.family_tails[f]
             return
         parts: dict[int, list[int]] = {}
         for t in family:
@@ -160,6 +162,19 @@ class _Search:
             return (-(own + sum(cost[r] for r in counts)), group[0])
 
         return sorted(groups, key=key)[:SWAP_GROUPS]
+
+
+#: The last workload's family stats and tails (one workload at a time: a curve plans one).
+_FAMILY_GROUPS: list[tuple[Workload, list[_GroupStats], list[list[_Group]]]] = []
+
+
+def _family_groups(work: Workload) -> tuple[list[_GroupStats], list[list[_Group]]]:
+    """Each family's stats and tails (read-only), computed once per workload."""
+    if not (_FAMILY_GROUPS and _FAMILY_GROUPS[0][0] is work):
+        stats = [_stats(work, family) for family in work.families]
+        tails = [_tails(work, family) for family in work.families]
+        _FAMILY_GROUPS[:] = [(work, stats, tails)]
+    return _FAMILY_GROUPS[0][1], _FAMILY_GROUPS[0][2]
 
 
 def _stats(work: Workload, group: Sequence[int]) -> _GroupStats:
