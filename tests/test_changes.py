@@ -175,8 +175,11 @@ def test_base_ref_adds_committed_changes_since_the_merge_base(tmp_path: Path) ->
 
 def test_an_unknown_base_ref_is_an_error_naming_the_fix(tmp_path: Path) -> None:
     repo = make_repo(tmp_path / "p", {"a.py": "A = 1\n"})
-    with pytest.raises(ChangeError, match=r"unknown here .*fetch"):
+    with pytest.raises(ChangeError, match=r"unknown here, and this repository has no remote"):
         collect_changes(repo, FakeMap(), base="origin/nope")
+    subprocess.run(["git", "remote", "add", "origin", str(tmp_path / "x")], cwd=repo, check=True)
+    with pytest.raises(ChangeError, match=r"unknown here .*fetch it, e.g. `git fetch origin nope`"):
+        collect_changes(repo, FakeMap(), base="origin/nope~2")
 
 
 def test_without_git_the_snapshots_say_what_changed(tmp_path: Path) -> None:

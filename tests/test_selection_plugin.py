@@ -91,7 +91,10 @@ def test_unknown_base_runs_everything_with_one_line(project: pytest.Pytester) ->
         "--feedback-select", "--feedback-base", "origin/main", "-p", "no:cacheprovider"
     )
     result.stdout.fnmatch_lines(
-        ["feedback: running all 3 tests: the base ref 'origin/main' is unknown here *"]
+        [
+            "feedback: running all 3 tests: the base ref 'origin/main' is unknown here, and this "
+            "repository has no remote to fetch it from; *"
+        ]
     )
     result.assert_outcomes(passed=3)
 

@@ -6,6 +6,8 @@ Never through a shell, always ``-z`` output; paths are translated to rootdir-rel
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Optional
@@ -103,10 +105,7 @@ class Repository:
         try:
             self.git("rev-parse", "--verify", "-q", f"{ref}^{{commit}}")
         except GitUnavailable:
-            raise ChangeError(
-                f"the base ref {ref!r} is unknown here (a shallow clone? fetch it, e.g. "
-                f"`git fetch origin {ref.split('/')[-1]}` or checkout with fetch-depth: 0)"
-            ) from None
+            raise ChangeError(self._unknown_ref(ref)) from None
         try:
             return self.git("merge-base", ref, "HEAD").strip()
         except GitUnavailable:
@@ -114,6 +113,38 @@ class Repository:
                 f"no merge-base of {ref!r} and HEAD (a shallow clone? deepen it with "
                 "`git fetch --unshallow` or fetch-depth: 0)"
             ) from None
+
+    def _unknown_ref(self, ref: str) -> str:
+        """Why ``ref`` is unknown, and the likeliest fix: a misspelt name (the nearest refs),
+        else a ref not fetched (how to fetch it, when there is a remote)."""
+        name = re.split(r"[~^@:]", ref, maxsplit=1)[0]  # main~3, main^, main@{1}
+        try:
+            refs = self.git(
+                "for-each-ref",
+                "--format=%(refname:short)",
+                "refs/heads",
+                "refs/remotes",
+                "refs/tags",
+            ).split()
+            remotes = self.git("remote").split()
+        except GitUnavailable:
+            refs, remotes = [], []
+        close = difflib.get_close_matches(name, refs, n=3, cutoff=0.6)
+        if "/" in name and name.split("/", 1)[1] in refs:  # origin/main where main is here
+            close = [name.split("/", 1)[1], *close]
+        if close and name not in refs:
+            guesses = " or ".join(map(repr, close))
+            return f"the base ref {ref!r} is unknown here; did you mean {guesses}?"
+        if not remotes:
+            return (
+                f"the base ref {ref!r} is unknown here, and this repository has no remote to "
+                "fetch it from; give a branch, tag or commit it has (`git branch -a`)"
+            )
+        branch = name.split("/", 1)[1] if name.startswith(tuple(f"{r}/" for r in remotes)) else name
+        return (
+            f"the base ref {ref!r} is unknown here (not fetched, or a shallow clone?): fetch it, "
+            f"e.g. `git fetch {remotes[0]} {branch}`, or check out with fetch-depth: 0"
+        )
 
     def has_head(self) -> bool:
         try:
