@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from pytest_feedback.cli.commands import main
-from pytest_feedback.depmap.distributions import DistIndex
+from pytest_feedback.depmap.distributions import DistIndex, file_url_path
 from pytest_feedback.depmap.upgrades import DISTS_KEY, compare
 from pytest_feedback.selection.dependencies import lock_not_installed, read_pins
 
@@ -338,15 +338,23 @@ def test_files_map_to_their_distribution_also_in_a_shared_namespace(tmp_path: Pa
 
     install(tmp_path, "ns-one", "1.0", {"nsp/one/__init__.py": "", "one_extra.py": ""})
     install(tmp_path, "ns-two", "2.0", {"nsp/two/__init__.py": ""}, requires="ns-one")
+    install(tmp_path, "local-lib", "0.1", {"__editable__.local_lib-0.1.pth": "/elsewhere\n"})
+    source = tmp_path / "checkout" / "local lib"
+    url = {"url": source.as_uri(), "dir_info": {"editable": True}}
+    (tmp_path / "local_lib-0.1.dist-info" / "direct_url.json").write_text(json.dumps(url))
     dists = importlib.metadata.distributions(path=[str(tmp_path)])
     index = DistIndex(dists)
+    assert index.owners(str(source / "local_lib" / "core.py")) == ("local-lib",)
+    assert index.pth == {"local-lib"}
     assert index.owners(str(tmp_path / "nsp" / "one" / "__init__.py")) == ("ns-one",)
     assert index.owners(str(tmp_path / "nsp" / "two" / "__init__.py")) == ("ns-two",)
     assert index.owners(str(tmp_path / "one_extra.py")) == ("ns-one",)
     assert index.owners(str(tmp_path / "elsewhere.py")) == ()
     assert index.provided_by("ns-one") == ["nsp", "one_extra"]
     assert index.requires["ns-two"] == {"ns-one"}
-    assert index.versions == {"ns-one": "1.0", "ns-two": "2.0"}
+    assert index.versions == {"ns-one": "1.0", "ns-two": "2.0", "local-lib": "0.1"}
+    assert file_url_path("file:///home/me/my%20lib") == "/home/me/my lib"
+    assert file_url_path("file:///C:/src/caf%C3%A9") == "C:/src/café"
 
 
 def test_pins_are_read_from_requirements_and_lock_files(tmp_path: Path) -> None:

@@ -64,9 +64,19 @@ def _editable_dir(dist: Any) -> Optional[str]:
     editable = isinstance(data, dict) and (data.get("dir_info") or {}).get("editable")
     if not editable or not isinstance(url, str) or not url.startswith("file://"):
         return None
-    from urllib.parse import unquote, urlparse
+    return _real(file_url_path(url))
 
-    return _real(unquote(urlparse(url).path))
+
+def file_url_path(url: str) -> str:
+    """The path of a ``file://`` URL (percent escapes decoded as UTF-8)."""
+    path = url[len("file://") :]
+    if path.startswith("localhost/"):
+        path = path[len("localhost") :]
+    raw = re.sub(rb"%([0-9A-Fa-f]{2})", lambda m: bytes([int(m.group(1), 16)]), path.encode())
+    path = raw.decode("utf-8", "surrogateescape")
+    if re.match(r"^/[A-Za-z]:/", path):  # file:///C:/... on Windows
+        path = path[1:]
+    return path
 
 
 class DistIndex:
