@@ -100,6 +100,8 @@ def test_map_holds_every_kind_of_dependency(
     children = measures_children()
     files = 12 if children else 11
     result.stdout.fnmatch_lines([f"feedback: mapped 5 tests to {files} files into *history.db"])
+    with Store.open_existing(history) as store:  # slowed by coverage: estimates know it
+        assert [s.mapped for s in store.reads.recent_samples([CLAMP])[CLAMP]] == [True]
     monkeypatch.chdir(pytester.path)
 
     expectations = {

@@ -200,3 +200,24 @@ def test_a_recent_list_is_extended_as_text_to_what_encoding_it_gives(count: int)
     # Text not written compactly is encoded again, never copied.
     spaced = json.dumps(rows(count))
     assert test_stats_row_from_rows(1, 1, 0, [*rows(count), new], spaced) == encoded
+
+
+def test_runs_that_measured_coverage_do_not_slow_the_estimates(tmp_path: Path) -> None:
+    def run(index: int, call_s: float, mapped: bool) -> RunRecord:
+        record = RunRecord(f"r{index}", 1.7e9 + index, mapped=mapped)
+        record.tests["t.py::test_a"] = TestRecord("t.py::test_a", call_s=call_s)
+        return record
+
+    with Store(tmp_path / "h.db") as store:
+        # Only runs under coverage so far: their durations are all there is.
+        store.record_run(run(0, 3.0, mapped=True))
+        assert store.reads.load_estimates().tests["t.py::test_a"].call_s == 3.0
+        for index in range(1, 4):
+            store.record_run(run(index, 1.0, mapped=False))
+        for index in range(4, 12):  # most runs map again (the edit-run loop)
+            store.record_run(run(index, 3.0, mapped=True))
+        estimate = store.reads.load_estimates().tests["t.py::test_a"]
+        samples = store.reads.recent_samples(["t.py::test_a"])["t.py::test_a"]
+    assert (estimate.call_s, estimate.slowdown) == (1.0, 1.0)
+    assert [s.mapped for s in samples] == [True] + [False] * 3 + [True] * 8
+    assert estimate.runs == 12

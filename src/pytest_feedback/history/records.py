@@ -176,6 +176,10 @@ class RunRecord:
     #: Per node id, the fingerprint of what the test reaches (the coverage map's files at their
     #: current content), taken for the tests whose flakiness it may show (`Sample.mark`).
     reach: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: The run measured coverage (``--feedback-cov``, or ``--feedback-select`` mapping the tests
+    #: it runs again): its tests' samples say so, and estimates prefer the durations of runs
+    #: that did not measure (`summaries.summary_values`). Not a column of `runs`.
+    mapped: bool = False
     #: What collection spent importing, per process (few rows: see `session.imports`).
     imports: list[ImportRecord] = dataclasses.field(default_factory=list)
 

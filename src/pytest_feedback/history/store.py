@@ -224,6 +224,7 @@ class Store:
                     t.teardown_s,
                     commit,
                     marks.get(t.nodeid) if marks else None,
+                    run.mapped,
                 )
             )
             row = test_stats_row_from_rows(

@@ -42,10 +42,12 @@ def sample_row(
     teardown_s: float,
     commit: Optional[str],
     mark: Optional[str] = None,
+    mapped: bool = False,
 ) -> list[object]:
     """A sample as the store keeps it in a test's recent list (`Sample.to_row`); the store's
     write calls it directly, without a `Sample` per test. ``mark`` (see `Sample.mark`) is
-    stored as an eighth element only when there is one."""
+    stored as an eighth element only when there is one, ``mapped`` as a ninth (1) only when
+    true (the eighth is then null when there is no mark)."""
     row: list[object] = [
         run_id,
         outcome,
@@ -55,8 +57,10 @@ def sample_row(
         round(teardown_s, 6),
         commit,
     ]
-    if mark:
-        row.append(mark)
+    if mark or mapped:
+        row.append(mark or None)
+    if mapped:
+        row.append(1)
     return row
 
 
@@ -77,6 +81,9 @@ class Sample:
     #: a repeat); the rest is the fingerprint of what the test reaches (`REACH_MARK`, from the
     #: coverage map) when one was taken. None: neither.
     mark: Optional[str] = None
+    #: The run measured coverage (`RunRecord.mapped`): its durations are slowed by the
+    #: measurement, and estimates prefer the samples of runs that did not (`summary_values`).
+    mapped: bool = False
 
     def to_row(self) -> list[object]:
         return sample_row(
@@ -88,6 +95,7 @@ class Sample:
             self.teardown_s,
             self.commit,
             self.mark,
+            self.mapped,
         )
 
     @classmethod
@@ -103,6 +111,7 @@ class Sample:
             float(teardown),  # type: ignore[arg-type]
             None if commit is None else str(commit),
             str(mark) if mark else None,
+            bool(row[_MAPPED]) if len(row) > _MAPPED else False,
         )
 
 
@@ -137,8 +146,8 @@ def summarise_test(samples: Sequence[Sample]) -> TestSummary:
 
 
 # Positions in a stored sample row:
-# [run_id, outcome, own_s, setup_s, call_s, teardown_s, commit, optional mark].
-_OUTCOME, _OWN, _SETUP, _CALL, _TEARDOWN, _COMMIT, _MARK = 1, 2, 3, 4, 5, 6, 7
+# [run_id, outcome, own_s, setup_s, call_s, teardown_s, commit, optional mark, optional mapped].
+_OUTCOME, _OWN, _SETUP, _CALL, _TEARDOWN, _COMMIT, _MARK, _MAPPED = 1, 2, 3, 4, 5, 6, 7, 8
 
 
 def summarise_rows(rows: Sequence[Sequence[Any]]) -> TestSummary:
@@ -147,22 +156,28 @@ def summarise_rows(rows: Sequence[Sequence[Any]]) -> TestSummary:
 
 
 def summary_values(
-    rows: Sequence[Sequence[Any]], in_run: Optional[bool] = None
+    rows: Sequence[Sequence[Any]], in_run: Optional[bool] = None, mapped: Optional[bool] = None
 ) -> tuple[float, float, float, float, float, bool, float]:
     """The fields of `TestSummary`, in order, as a plain tuple (the store's hot path: it runs
     for every test of every recorded run).
 
     ``in_run``: whether a sample may be marked `BOTH_IN_RUN` (False: none is; None: look), so
-    that a test whose runs all passed in the end is judged only when one may be.
+    that a test whose runs all passed in the end is judged only when one may be. ``mapped``:
+    whether a sample may come from a run that measured coverage (None: look); the durations
+    are then those of the other samples, when there are any (coverage slows a run down).
     """
     outcomes = [r[_OUTCOME] for r in rows]
     judged = rows
     if "skipped" in outcomes:
         judged = [r for r in rows if r[_OUTCOME] != "skipped"]
         outcomes = [r[_OUTCOME] for r in judged]
-    # Columns of the judged samples (of all when every one was skipped), oldest first; a
-    # sample may carry an eighth element (its mark), which zip leaves out unless all do.
-    _, _, own, setup, call, teardown = tuple(zip(*(judged or rows)))[:6]
+    timed = judged or rows
+    if mapped is None or mapped:
+        unmeasured = [r for r in timed if len(r) <= _MAPPED or not r[_MAPPED]]
+        timed = unmeasured or timed
+    # Columns of the timed samples, oldest first; a sample may carry an eighth and ninth
+    # element (its mark, mapped), which zip leaves out unless all do.
+    _, _, own, setup, call, teardown = tuple(zip(*timed))[:6]
     failures = sum(map(outcomes.count, FAILING))
     return (
         _median(own[-ESTIMATE_WINDOW:]),
@@ -171,7 +186,7 @@ def summary_values(
         _median(teardown[-ESTIMATE_WINDOW:]),
         failures / len(judged) if judged else 0.0,
         flaky_evidence(judged) is not None if failures or _may_be_marked(rows, in_run) else False,
-        _slowdown_values(own) if len(rows) >= SLOW_RECENT + SLOW_BASELINE_MIN else 1.0,
+        _slowdown_values(own) if len(own) >= SLOW_RECENT + SLOW_BASELINE_MIN else 1.0,
     )
 
 

@@ -70,7 +70,11 @@ def test_stats_row_from_rows(
         recent = _dumps(rows)
     # A sample that failed and passed within its run is marked "~": one look at the text.
     in_run = BOTH_IN_RUN in recent
-    estimate, setup, call, teardown, fail_rate, flaky, slowdown = summary_values(rows, in_run)
+    # A sample of a run that measured coverage ends with its flag: ``...,1]``.
+    mapped = ",1]" in recent
+    estimate, setup, call, teardown, fail_rate, flaky, slowdown = summary_values(
+        rows, in_run, mapped
+    )
     last = rows[-1]
     return (
         test_id,

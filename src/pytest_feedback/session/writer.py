@@ -26,6 +26,8 @@ def write_history(settings: Settings, run: RunRecord) -> str:
     from pytest_feedback.history.store import Store
 
     path = settings.db_path
+    # Coverage slowed this run's tests down: estimates prefer other runs' durations.
+    run.mapped = settings.cov
     try:
         with Store(path) as store:
             run.reach = reach_candidates(store, run)
