@@ -107,6 +107,15 @@ def test_a_pytest_report_maps_every_test_to_its_node_id(
         assert outcomes["tests/unit/test_deep.py::test_error"] == "error"
         assert outcomes["pkg/test_in_package.py::TestThing::test_it"] == "passed"
         assert set(store.reads.load_estimates().tests) == recorded
+    # Into the history that recorded the same session: it would count twice.
+    recorded_db = pytester.path / ".pytest-feedback" / "history.db"
+    code = main(["import-junit", str(report), "--db", str(recorded_db)])
+    assert code == 0
+    assert capsys.readouterr().out.splitlines()[1:] == [
+        f"{report}: not imported: the history recorded that session already (run 1: same "
+        "start, same tests)",
+        f"imported 0 new runs into {recorded_db}",
+    ]
 
 
 def test_mapping_through_collected_node_ids(

@@ -134,6 +134,11 @@ def cmd_import_junit(args: argparse.Namespace) -> int:
     for result in results:
         mapped = len(result.run.tests) if result.run else 0
         print(f"{result.path}: {mapped:,} of {result.cases:,} tests mapped to node ids")
+        if result.recorded_as is not None:
+            print(
+                f"{result.path}: not imported: the history recorded that session already "
+                f"(run {result.recorded_as}: same start, same tests)"
+            )
         if result.unmapped:
             example = result.unmapped[0]
             print(

@@ -62,6 +62,9 @@ class ImportResult:
     run: Optional[RunRecord]
     cases: int
     unmapped: list[Case]
+    #: The id of the recorded run the report came from (the same session: pytest-feedback
+    #: recorded it already), which importing would count twice; None: none.
+    recorded_as: Optional[int] = None
 
 
 def junit_address(nodeid: str) -> tuple[str, str]:
@@ -331,7 +334,9 @@ def import_reports(
     from pytest_feedback.history.store import Store
 
     results = [report_run(path, mapper) for path in paths]
-    runs = [r.run for r in results if r.run is not None]
+    if db.is_file():
+        _find_recorded(results, db)
+    runs = [r.run for r in results if r.run is not None and r.recorded_as is None]
     if not runs:
         return results, 0
     with tempfile.TemporaryDirectory(prefix="pytest-feedback-junit-") as tmp:
@@ -342,3 +347,30 @@ def import_reports(
         # Merging orders the samples by start time, whatever order the reports come in.
         summary = merge_histories([staged], db, keep_runs=keep_runs)
     return results, summary.runs_added
+
+
+#: How far apart a report's start and a recorded run's may be for one session (pytest writes the
+#: JUnit timestamp when its session starts; the recorder takes its own a moment before).
+SAME_SESSION_S = 5.0
+
+
+def _find_recorded(results: Sequence[ImportResult], db: Path) -> None:
+    """Set `ImportResult.recorded_as` for the reports of sessions the history recorded itself:
+    a recorded run (not an import) that started within `SAME_SESSION_S` of the report and holds
+    every test the report mapped."""
+    from pytest_feedback.history.store import Store
+
+    with Store(db, create=False, readonly=True) as store:
+        runs = [r for r in store.reads.runs() if not str(r["uuid"]).startswith("junit-")]
+        for result in results:
+            if result.run is None:
+                continue
+            for run in runs:
+                if abs(float(run["started_at"]) - result.run.started_at) > SAME_SESSION_S:
+                    continue
+                if int(run["tests"]) < len(result.run.tests):
+                    continue
+                recorded = {row["nodeid"] for row in store.reads.results(int(run["id"]))}
+                if set(result.run.tests) <= recorded:
+                    result.recorded_as = int(run["id"])
+                    break
