@@ -13,8 +13,12 @@ tests a few milliseconds, a few hundred over a second, a handful near a minute).
 samples per test. Then it measures, each in a fresh process where a user would run one:
 
 - the end-of-run write of one more run, and loading the estimates (in this process);
-- ``report`` in each format, ``shards 50`` (with its lower bound), ``workers --target 5m``,
-  ``select --budget 5m`` (the budget plan), and ``merge`` of 50 shard histories into the history.
+- ``report`` in each format (text, markdown, json, html), ``shards 50`` (with its lower bound),
+  ``workers --target 5m``, ``select --budget 5m`` (the budget plan), and ``merge`` of 50 shard
+  histories into the history.
+
+The coverage map's size and ``select`` with and without narrowing are measured by
+``benchmarks/scale_map.py`` on the same generated suites (it needs their files and a map).
 
 It prints CPU seconds (user + system: steadier than wall seconds on a shared machine), wall
 seconds and peak memory (max RSS) per command, and each figure's ratio to the smallest size's, so
