@@ -7,10 +7,12 @@ counted, so that a test whose child was not measured is known to depend on every
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
 import shutil
 import sys
+from collections.abc import Iterator
 from typing import Any, Callable, Optional
 
 #: Audit events that start a process; "os.fork" children are never measured.
@@ -121,6 +123,19 @@ def _audit_hook(event: str, args: tuple[Any, ...]) -> None:
     watch = _listener
     if watch is not None:
         watch.audit(event, args)
+
+
+@contextlib.contextmanager
+def unwatched() -> Iterator[None]:
+    """Files opened inside are nobody's dependency: pytest-feedback's own reads (the selection
+    deciding while pytest collects a package would make every test in it depend on them)."""
+    global _listener
+    watch, _listener = _listener, None
+    try:
+        yield
+    finally:
+        if _listener is None:
+            _listener = watch
 
 
 def _listen(watch: AccessWatch) -> None:

@@ -19,6 +19,7 @@ from typing import Optional
 
 import pytest
 
+from pytest_feedback.depmap.access import unwatched
 from pytest_feedback.depmap.store import Refresh
 from pytest_feedback.durations import format_duration
 from pytest_feedback.history.estimates import Estimates
@@ -48,8 +49,9 @@ class SelectionRun(CollectionLine):
 
     def _selector(self) -> Selector:
         if self.selector is None:
-            self.selector = load_selector(self.db_path, self.config.rootpath, self.base)
-            self.seen = _seen(self.selector, self.config.rootpath)
+            with unwatched():  # our reads are no test's dependency
+                self.selector = load_selector(self.db_path, self.config.rootpath, self.base)
+                self.seen = _seen(self.selector, self.config.rootpath)
         return self.selector
 
     def pytest_sessionstart(self) -> None:
@@ -105,7 +107,9 @@ class SelectionRun(CollectionLine):
         if self.audit or any(narrowed) or self._other_filters():
             return {}
         try:
-            return skippable_files(self._selector())
+            selector = self._selector()
+            with unwatched():
+                return skippable_files(selector)
         except Exception:  # collect everything: our trouble must not change the run
             return {}
 
