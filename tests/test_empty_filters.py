@@ -32,7 +32,12 @@ def test_a_budget_nothing_fits_succeeds(pytester: pytest.Pytester) -> None:
     pytester.runpytest("--feedback", "-p", "no:cacheprovider").assert_outcomes(passed=1)
     result = pytester.runpytest("--feedback-budget=0.1", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.OK
-    result.stdout.fnmatch_lines(["feedback: budget 0.1s: running 0 of 1 tests *; 1 left out *"])
+    result.stdout.fnmatch_lines(
+        [
+            "feedback: budget 0.1s: NO test fits: start-up and the session's end alone are "
+            "predicted *; all 1 tests left out (predicted *) — raise the budget above *"
+        ]
+    )
 
 
 def test_a_suite_without_tests_still_exits_5(pytester: pytest.Pytester) -> None:

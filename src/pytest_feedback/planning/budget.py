@@ -152,6 +152,13 @@ class BudgetPlan:
             )
         if not self.left_out:
             return f"{head}: running all {self.total:,} {kind} (predicted {predicted})"
+        if not self.chosen:
+            # Nothing runs: a pre-push check that passes must not look like one that tested.
+            return (
+                f"{head}: NO test fits: start-up and the session's end alone are predicted "
+                f"{predicted}; all {self.total:,} {kind} left out (predicted "
+                f"{format_duration(self.left_out_s)}) — raise the budget above {predicted}"
+            )
         return (
             f"{head}: running {len(self.chosen):,} of {self.total:,} {kind} "
             f"(predicted {predicted}); {len(self.left_out):,} left out "
