@@ -28,7 +28,7 @@ ALLOWANCE_S = 0.5
 #: Predicted CPU seconds per test the history knows: loading the estimates (once per report),
 #: the two planners' hints, the advice, the page's shard plan and worker curve.
 ESTIMATES_S = 30e-6
-HINT_S = 60e-6
+HINT_S = 40e-6
 ADVICE_S = 95e-6
 PLANS_S = 90e-6
 #: The replay ("what a budget catches"): reading what each test did in the kept runs, and per
