@@ -157,3 +157,43 @@ def test_the_selector_runs_only_the_readers_of_an_added_function(tmp_path: Path)
         ],
         "tests/test_x.py::test_go": ["reaches helper (new), changed in pkg/mod.py"],
     }
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "binds"),
+    [
+        ("X = 1\n", "helper", True),
+        ("X = 1\n", "_helper", False),
+        ("__all__ = ['X']\nX = 1\n", "helper", False),
+        ("__all__ = ('X', 'helper')\nX = 1\n", "helper", True),
+        ("__all__ = ['X']\n__all__ += ['Y']\nX = 1\n", "helper", True),
+        ("__all__ = ['X']\n__all__.append('helper')\n", "helper", True),
+    ],
+    ids=["public", "private", "not-in-all", "in-all", "all-extended", "all-appended"],
+)
+def test_a_star_import_binds_a_new_name_only_if_it_exports_it(
+    module: str, name: str, binds: bool
+) -> None:
+    import ast
+
+    from pytest_feedback.selection.additions import star_binds
+
+    assert star_binds(ast.parse(module), name) is binds
+
+
+def test_a_new_function_outside_all_does_not_reach_the_star_importers() -> None:
+    text = "__all__ = ('small',)\n\n\ndef small(x):\n    return x < 3\n"
+    star = "from pkg.mod import *\n"
+    index = NameIndex({"pkg/mod.py": text, "pkg/__init__.py": star})
+    new = text + "\n\ndef _extra():\n    return None\n"
+    changed = set(diff_lines(text, new, python=True).old)
+    result = narrow("pkg/mod.py", text, new, changed, index, insertions=True)
+    assert result is not None
+    assert result.reach == {}
+    plain = text.replace("__all__ = ('small',)\n", "")
+    index = NameIndex({"pkg/mod.py": plain, "pkg/__init__.py": star})
+    new = plain + "\n\ndef extra():\n    return None\n"
+    changed = set(diff_lines(plain, new, python=True).old)
+    result = narrow("pkg/mod.py", plain, new, changed, index, insertions=True)
+    assert result is not None
+    assert result.reach == {"pkg/__init__.py": {1}}  # binds `extra` in pkg

@@ -148,8 +148,9 @@ def narrow_added(
             )
             if not safe:
                 return None
-            for where, lines in index.star_importers(path).items():
-                result.reach.setdefault(where, set()).update(lines)
+            if star_binds(new_tree, name):
+                for where, lines in index.star_importers(path).items():
+                    result.reach.setdefault(where, set()).update(lines)
         for where, lines in index.lines_naming(name, home=path).items():
             result.reach.setdefault(where, set()).update(lines)
         result.names.add(f"{prefix}{name} (new)")
@@ -159,6 +160,24 @@ def narrow_added(
         for where, lines in found.items():
             result.dynamic.setdefault(where, set()).update(lines)
     return result
+
+
+def star_binds(tree: ast.Module, name: str) -> bool:
+    """Whether ``from M import *`` binds ``name``: it is in M's ``__all__`` when M assigns one
+    literal ``__all__`` and names it nowhere else; without ``__all__``, when it is public. Any
+    other use of ``__all__`` in M (``+=``, ``append``): yes."""
+    uses = [
+        n for n in ast.walk(tree)
+        if (isinstance(n, ast.Name) and n.id == "__all__")
+        or (isinstance(n, ast.Attribute) and n.attr == "__all__")
+    ]  # fmt: skip
+    if not uses:
+        return not name.startswith("_")
+    assigned = [s for s in tree.body if target(s) == "__all__" and isinstance(s, ast.Assign)]
+    if len(uses) != 1 or len(assigned) != 1 or not literal(assigned[0].value):
+        return True
+    exported = ast.literal_eval(assigned[0].value)
+    return not isinstance(exported, (list, tuple)) or name in exported
 
 
 def _end(stmt: ast.stmt) -> int:
