@@ -42,6 +42,9 @@ CHUNK_TESTS = 64
 BUFFER_MIN_S = 0.05
 BUFFER_MAX_S = 2.0
 BUFFER_SHARE = 0.25
+#: A worker's buffer is topped up once it holds less than this share of the target (so that
+#: suites of millisecond tests do not cost a message to the worker per test).
+REFILL_AT = 0.5
 #: A worker's measured pace (seconds per predicted second) counts once its finished tests were
 #: predicted, or took, this many seconds; it is kept within these bounds.
 PACE_AFTER_S = 1.0
@@ -310,6 +313,8 @@ class FeedbackScheduling:
         pending = self.node2pending[node]
         target = self._buffer_s()
         sent = False
+        if len(pending) >= LOW_WATER and self._held_s(pending) >= target * REFILL_AT:
+            return
         while len(pending) < LOW_WATER or self._held_s(pending) < target:
             chunk = self._next_chunk(node, target - self._held_s(pending))
             if not chunk:
