@@ -79,6 +79,7 @@ from selection import (
     broken_by,
     copy_suite,
     failing,
+    link_dependencies,
     pick_mutations,
 )
 
@@ -508,6 +509,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     plugin_dir = work / "plugin"
     plugin_dir.mkdir()
     (plugin_dir / "bench_outcomes.py").write_text(OUTCOMES_PLUGIN)
+    # Without networkx in a corpus venv, a change the map's graph must resolve made the plugin
+    # warn and run every test (sqlglot: "budget 12s not applied (ModuleNotFoundError ...)").
+    link_dependencies(plugin_dir)
     log: list[str] = []
     rows: list[Row] = []
     start = time.perf_counter()
