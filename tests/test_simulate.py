@@ -69,9 +69,10 @@ def replay_of(db: Path) -> HistoryReplay:
 def test_a_known_history_gives_the_expected_curve_exactly(tmp_path: Path) -> None:
     # Run 2: a fails (all tests alike so far: cheapest first). Run 4: d fails, but a's failure
     # history ranks it first (a, b, c, d) and d, the longest, fits only the whole suite. Run 6:
-    # b and c fail; a and d have failed once in five runs (risk per second: a, d, b, c), so up to
-    # 8 s a runs alone (d, next, does not fit, and a budget takes a prefix of the order), 11 s
-    # adds d and b, 15 s c.
+    # b and c fail; a and d have failed once in five runs (risk per second: a, d, b, c). Below
+    # 8 s, d is too long on its own and passed over: 3 s runs a and b, 7 s a, b and c. From 8 s
+    # d takes its place: 11 s runs a, d and b (one failing test of run 6 fewer than 7 s: the
+    # price of passing over), 15 s everything.
     db = tmp_path / "h.db"
     fail = "failed"
     record(
@@ -83,8 +84,8 @@ def test_a_known_history_gives_the_expected_curve_exactly(tmp_path: Path) -> Non
     assert (sim.considered, sim.passed, sim.failing_runs, sim.failing_tests) == (6, 3, 3, 4)
     assert [(r.budget_s, r.ours.runs, r.ours.tests) for r in sim.rows] == [
         (1, 1, 1),
-        (3, 1, 1),
-        (7, 1, 1),
+        (3, 2, 2),
+        (7, 2, 3),
         (11, 2, 2),
         (15, 3, 4),
     ]
@@ -97,11 +98,11 @@ def test_a_known_history_gives_the_expected_curve_exactly(tmp_path: Path) -> Non
         (2, 3),
         (3, 4),
     ]
-    # Runs 2 and 4 take a, b, c at 7 s and 11 s; run 6 takes a, then a, d, b.
+    # Every budget fills up to its last test but 11 s in runs 2 and 4 (a, b, c: 7 s).
     assert [round(sim.mean_predicted(r), 6) for r in sim.rows] == [
         1.0,
-        round(7 / 3, 6),
-        5.0,
+        3.0,
+        7.0,
         round(25 / 3, 6),
         15.0,
     ]
@@ -428,8 +429,18 @@ def test_a_larger_budget_runs_what_a_smaller_one_runs() -> None:
     chosen = [planner.choose(b) for b in budgets]
     for budget, tests_chosen in zip(budgets, chosen):
         assert not tests_chosen or planner.predict(tests_chosen) <= budget + 1e-9
-    for smaller, larger in zip(chosen, chosen[1:]):
-        assert larger[: len(smaller)] == smaller
+    fixed = planner.bringup + planner.work.startup_s
+    pairs = zip(budgets, budgets[1:], chosen, chosen[1:])
+    for budget, next_budget, smaller, larger in pairs:
+        if not set(smaller) <= set(larger):
+            # Only where the smaller budget passed over a test too long for it on its own that
+            # the larger one does not pass over (it runs it, or stops at it).
+            alone = [fixed + planner.work.cost([t]) for t in range(len(names))]
+            assert any(
+                budget < alone[t] <= next_budget for t in set(range(len(names))) - set(smaller)
+            )
+        else:
+            assert larger[: len(smaller)] == smaller
     assert len(chosen[0]) < len(chosen[-1]) == len(names)
 
 

@@ -289,10 +289,12 @@ class BudgetPlanner:
 
     def choose(self, budget_s: float) -> list[int]:
         """The tests (indexes into ``work``) that fit ``budget_s``, in the order chosen: the
-        longest prefix of `order` that fits. A larger budget's choice holds a smaller one's
-        (the catch rate of `simulate` never falls as the budget grows); the price is the tail:
-        the first test that does not fit ends the choice, where packing smaller tests after it
-        could fill the last seconds (docs/contract.md, "Budget")."""
+        longest prefix of `order` that fits, passing over the tests too long for the budget on
+        their own. A larger budget's choice holds a smaller one's (the catch rate of `simulate`
+        does not fall as the budget grows), but for those passed over: just above such a
+        test's length, a budget runs it and may run fewer of the tests after it. The first
+        test that does not fit but would on its own ends the choice, where packing smaller
+        tests after it could fill the last seconds (docs/contract.md, "Cost model")."""
         order, cumulative = self.order()
         work, model, workers, bringup = self.work, self.model, self.workers, self.bringup
         fixed = bringup + work.startup_s
@@ -310,11 +312,33 @@ class BudgetPlanner:
                 lo = mid
             else:
                 hi = mid - 1
-        if workers > 1:  # a test that alone, on one process, would not fit ends it too
-            lo = next(
-                (i for i, t in enumerate(order[:lo]) if bringup + work.cost([t]) > budget_s), lo
-            )
-        chosen = order[:lo]
+        # A test too long for this budget on its own (on one process, with its fixtures) is
+        # passed over and the order carries on after it: stopping there would leave the rest
+        # of the budget unused, however much was left.
+        alone = fixed if workers == 1 else bringup
+
+        def too_long(t: int) -> bool:
+            return alone + work.cost([t]) > budget_s
+
+        first = None
+        if workers > 1:
+            first = next((i for i, t in enumerate(order[:lo]) if too_long(t)), None)
+        if first is None and lo < len(order) and too_long(order[lo]):
+            first = lo
+        chosen = order[: lo if first is None else first]
+        if first is not None:
+            own, needs, resource_cost = work.own, work.needs, work.resource_cost
+            paid = {r for t in chosen for r in needs[t]}
+            total = cumulative[first]
+            for t in order[first:]:
+                if too_long(t):
+                    continue
+                cost = own[t] + sum(resource_cost[r] for r in needs[t] if r not in paid)
+                if fixed + (total + cost + model.end(total + cost)) / workers > budget_s:
+                    break
+                chosen.append(t)
+                total += cost
+                paid.update(needs[t])
         return chosen[: _longest_fitting_prefix(work, chosen, workers, budget_s, bringup)]
 
     def predict(self, tests: Sequence[int]) -> float:
