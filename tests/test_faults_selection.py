@@ -78,7 +78,8 @@ def recorded_repo(project: pytest.Pytester, committed_and_recorded: Path) -> pyt
 
 def test_not_a_repository_selects_from_the_snapshots(project: pytest.Pytester) -> None:
     record(project)
-    (project.path / "pkg/mod.py").write_text("def f():\n    return 2\n")
+    # Another size than the recorded text: a .pyc written in the same second would pass for it.
+    (project.path / "pkg/mod.py").write_text("def f():\n    return 22\n")
     result = project.runpytest(
         "--feedback-select", "--feedback-no-record", "-p", "no:cacheprovider"
     )
@@ -102,7 +103,7 @@ def test_an_unknown_base_runs_everything_and_says_how_to_fetch_it(
 def test_a_detached_head_selects_by_the_change(recorded_repo: pytest.Pytester) -> None:
     project = recorded_repo
     project.run("git", "checkout", "-q", "--detach")
-    (project.path / "pkg" / "mod.py").write_text("def f():\n    return 2\n")
+    (project.path / "pkg" / "mod.py").write_text("def f():\n    return 22\n")  # size: see above
     result = project.runpytest("--feedback-select", "-p", "no:cacheprovider")
     result.assert_outcomes(failed=1, deselected=1)
     result.stdout.fnmatch_lines(["feedback: 1 of 2 tests affected by 1 changed file*"])
