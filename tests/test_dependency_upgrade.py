@@ -20,6 +20,7 @@ import subprocess
 import sys
 import sysconfig
 import textwrap
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -174,7 +175,7 @@ def test_each_upgrade_selects_the_tests_that_used_it(
     project, site = recorded
     explain = explainer(project, capsys)
     db = project / ".pytest-feedback" / "history.db"
-    with sqlite3.connect(db) as con:
+    with closing(sqlite3.connect(db)) as con, con:
         rows = con.execute(
             "SELECT c.label, d.dist FROM map_dists d JOIN map_contexts c ON c.id = d.context_id"
         ).fetchall()
@@ -267,7 +268,7 @@ def test_a_lock_file_change_asks_for_the_install_and_python_runs_everything(
         requirements.write_text(before)
         install_alpha(site, "1.0")
     db = project / ".pytest-feedback" / "history.db"
-    with sqlite3.connect(db) as con:
+    with closing(sqlite3.connect(db)) as con, con:
         (value,) = con.execute("SELECT value FROM meta WHERE key = 'map_environment'").fetchone()
         environment = json.loads(value)
         other = {**environment, "python": "CPython 3.99.0"}
@@ -277,7 +278,7 @@ def test_a_lock_file_change_asks_for_the_install_and_python_runs_everything(
         assert everything["fallback"].startswith("Python changed (CPython 3.99.0 -> ")
         assert len(everything["selected"]) == 8
     finally:
-        with sqlite3.connect(db) as con:
+        with closing(sqlite3.connect(db)) as con, con:
             con.execute(
                 "UPDATE meta SET value = ? WHERE key = 'map_environment'",
                 (json.dumps(environment),),
