@@ -14,6 +14,7 @@ expansion attacks ("billion laughs") without a dependency on defusedxml.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import hashlib
@@ -335,7 +336,9 @@ def import_reports(
 
     results = [report_run(path, mapper) for path in paths]
     if db.is_file():
-        _find_recorded(results, db)
+        # No history in it yet (a touched file) is no error here: nothing was recorded twice.
+        with contextlib.suppress(FeedbackError):
+            _find_recorded(results, db)
     runs = [r.run for r in results if r.run is not None and r.recorded_as is None]
     if not runs:
         return results, 0
