@@ -59,22 +59,19 @@ def quarantine_file(given: Optional[str], start: Path) -> Path:
         if not given.strip():
             raise FeedbackError("--file: empty path; give the quarantine file, or leave it out")
         return Path(given)
+    directory, found = _nearest_configuration(start)
+    return found if found is not None else quarantine.find_file(directory)
+
+
+def _nearest_configuration(start: Path) -> tuple[Path, Optional[Path]]:
+    """The directory of the nearest pytest configuration from ``start`` upward (the rootdir
+    node ids are relative to) and its quarantine file; ``start`` and None when there is none."""
     here = start.resolve()
     for directory in (here, *here.parents):
         found = quarantine.configured_in(directory)
         if found is not None:
-            return found
-    return quarantine.find_file(here)
-
-
-def _project_dir(start: Path) -> Path:
-    """The directory of the nearest pytest configuration (the rootdir node ids are relative
-    to), else ``start``."""
-    here = start.resolve()
-    for directory in (here, *here.parents):
-        if quarantine.configured_in(directory) is not None:
-            return directory
-    return here
+            return directory, found
+    return here, None
 
 
 def cmd_quarantine(args: argparse.Namespace) -> int:
@@ -115,7 +112,7 @@ def _add(
             f"--expires {args.expires}: {expires} is already past; give a later date, or a "
             "number of days such as 30d"
         )
-    rootdir = _project_dir(Path.cwd())
+    rootdir, _ = _nearest_configuration(Path.cwd())
     if not is_present(rootdir, args.nodeid):
         print(
             f"pytest-feedback: warning: {args.nodeid} is not a test under {rootdir} (its file "

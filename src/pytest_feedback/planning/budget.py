@@ -327,18 +327,17 @@ class BudgetPlanner:
             first = lo
         chosen = order[: lo if first is None else first]
         if first is not None:
-            own, needs, resource_cost = work.own, work.needs, work.resource_cost
-            paid = {r for t in chosen for r in needs[t]}
+            paid = {r for t in chosen for r in work.needs[t]}
             total = cumulative[first]
             for t in order[first:]:
                 if too_long(t):
                     continue
-                cost = own[t] + sum(resource_cost[r] for r in needs[t] if r not in paid)
+                cost = work.added_cost(t, paid)
                 if fixed + (total + cost + model.end(total + cost)) / workers > budget_s:
                     break
                 chosen.append(t)
                 total += cost
-                paid.update(needs[t])
+                paid.update(work.needs[t])
         return chosen[: _longest_fitting_prefix(work, chosen, workers, budget_s, bringup)]
 
     def predict(self, tests: Sequence[int]) -> float:
